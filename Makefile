@@ -1,0 +1,85 @@
+# Maestro ML — every set-up step lives here, so a fresh clone needs only `make demo`
+# or `make test`. Build outputs and caches go to .maestro/ and .venv/ (git-ignored).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+UV := .maestro/uv/venv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := .maestro/bin
+KUBECONFIG_LOCAL := .maestro/kubeconfig
+KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
+BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+PYTEST_ARGS ?=
+
+.PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
+        test test-unit e2e demo down kind-up kind-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .maestro/uv/venv
+	.maestro/uv/venv/bin/pip install -q uv==$(UV_VERSION)
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	touch $@
+
+install: $(VENV)/.installed ## create .venv with every component's dependencies (uv, locked)
+
+$(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
+	BIN=$(abspath $(BIN)) tools/build-binaries.sh
+
+binaries: $(BINARIES) ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok from Go modules
+
+.maestro/crds/.fetched: tools/fetch-upstream-crds.sh
+	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh
+	touch $@
+
+upstream-crds: .maestro/crds/.fetched ## Kubeflow, Istio, Prometheus Operator CRDs from their Go modules
+
+services: ## install (when absent) and start PostgreSQL and Redis from Debian's packages
+	tools/services.sh
+
+cluster-up: install binaries upstream-crds ## start the local control plane (kubeconfig: .maestro/kubeconfig)
+	$(PY) -m tests.harness.cluster up
+
+cluster-down: ## stop the local control plane
+	$(PY) -m tests.harness.cluster down
+
+manifests: install ## regenerate manifests/crds from the typed models
+	$(PY) -m maestro.operators.api.crdgen manifests/crds
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install binaries upstream-crds services lint ## all set-up, then the whole suite
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: install ## only the pure unit tests (no cluster, no services)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+e2e: install ## the e2e suite against KUBECONFIG (any cluster)
+	$(VENV)/bin/pytest tests/e2e --kubeconfig "$${KUBECONFIG:?set KUBECONFIG to the cluster to test}" $(PYTEST_ARGS)
+
+demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
+	$(PY) -m tests.harness.demo up
+
+down: ## stop everything `make demo` started
+	$(PY) -m tests.harness.demo down
+
+kind-up: ## (needs Docker) a kind cluster with the CRDs and the operator from the minikube overlay
+	kind create cluster --name maestro
+	kubectl kustomize manifests/overlays/minikube | kubectl apply --server-side -f -
+
+kind-down: ## (needs Docker) delete the kind cluster
+	kind delete cluster --name maestro
+
+clean: cluster-down ## stop the cluster and delete build outputs (keeps the binary cache)
+	rm -rf .maestro .venv

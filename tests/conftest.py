@@ -1,0 +1,108 @@
+"""Session fixtures for the real local platform. A component that is missing is a
+failure that says how to get it, never a skip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from tests.harness import cluster as local_cluster
+from tests.harness import mlflow_server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kubeconfig",
+        default=None,
+        help="run cluster tests against this cluster instead of starting the local control plane",
+    )
+
+
+@dataclass
+class Cluster:
+    """A handle on the cluster under test: the real kubectl and a Python client."""
+
+    kubeconfig: Path
+    kubectl_bin: Path
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
+            )
+        return proc
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(str(self.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def kubectl_bin() -> Path:
+    path = local_cluster.ClusterConfig().bin / "kubectl"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: build it with `make binaries`", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Cluster]:
+    """The local control plane (started here unless already up), with our CRDs applied."""
+    external = request.config.getoption("--kubeconfig")
+    if external:
+        yield Cluster(Path(external), kubectl_bin)
+        return
+    cfg = local_cluster.ClusterConfig()
+    started_here = not local_cluster.is_up(cfg)
+    try:
+        if started_here:
+            local_cluster.up(cfg)
+        else:
+            local_cluster.install_crds(cfg)
+    except local_cluster.ClusterError as err:
+        pytest.fail(f"local control plane unavailable: {err}", pytrace=False)
+    yield Cluster(cfg.kubeconfig, kubectl_bin)
+    if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
+        local_cluster.down(cfg)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace of its own for one test, deleted afterwards whatever the outcome."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_url() -> Iterator[str]:
+    """MLflow tracking server on PostgreSQL (started here unless already up)."""
+    cfg = mlflow_server.MlflowConfig()
+    started_here = not mlflow_server.healthy(cfg)
+    try:
+        mlflow_server.up(cfg)
+    except mlflow_server.MlflowError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield cfg.url
+    if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
+        mlflow_server.down(cfg)
