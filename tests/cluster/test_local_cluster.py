@@ -62,75 +62,166 @@ def test_api_server_enforces_tls_client_auth_and_rbac(cluster: Cluster, namespac
     # A fresh ServiceAccount holds no rights until RBAC grants them.
     cluster.kubectl("create", "serviceaccount", "nobody", "-n", namespace)
     sa = f"system:serviceaccount:{namespace}:nobody"
-    denied = cluster.kubectl("auth", "can-i", "list", "secrets", "-n", namespace, "--as", sa, check=False)
+    denied = cluster.kubectl(
+        "auth", "can-i", "list", "secrets", "-n", namespace, "--as", sa, check=False
+    )
     assert denied.stdout.strip() == "no"
-    cluster.kubectl("create", "role", "reader", "--verb=list", "--resource=secrets", "-n", namespace)
-    cluster.kubectl("create", "rolebinding", "reader", "--role=reader",
-                    f"--serviceaccount={namespace}:nobody", "-n", namespace)
-    allowed = cluster.kubectl("auth", "can-i", "list", "secrets", "-n", namespace, "--as", sa, check=False)
+    cluster.kubectl(
+        "create", "role", "reader", "--verb=list", "--resource=secrets", "-n", namespace
+    )
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=reader",
+        f"--serviceaccount={namespace}:nobody",
+        "-n",
+        namespace,
+    )
+    allowed = cluster.kubectl(
+        "auth", "can-i", "list", "secrets", "-n", namespace, "--as", sa, check=False
+    )
     assert allowed.stdout.strip() == "yes"
 
 
 def test_deployment_replicaset_and_garbage_collection(cluster: Cluster, namespace: str) -> None:
-    apply(cluster, namespace, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
-    })
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+                },
+            },
+        },
+    )
     cluster.kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=60s")
     pods = get(cluster, "pods", "-n", namespace, "-l", "app=web")["items"]
     assert len(pods) == 2 and all(p["status"]["phase"] == "Running" for p in pods)
     cluster.kubectl("delete", "deployment", "web", "-n", namespace, "--cascade=background")
-    eventually(lambda: not get(cluster, "replicasets,pods", "-n", namespace, "-l", "app=web")["items"],
-               what="garbage collection of the ReplicaSet and its pods")
+    eventually(
+        lambda: not get(cluster, "replicasets,pods", "-n", namespace, "-l", "app=web")["items"],
+        what="garbage collection of the ReplicaSet and its pods",
+    )
 
 
 def test_hpa_controller_reconciles(cluster: Cluster, namespace: str) -> None:
-    apply(cluster, namespace, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "scaled"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "scaled"}},
-                 "template": {"metadata": {"labels": {"app": "scaled"}},
-                              "spec": {"containers": [{"name": "c", "image": "nginx",
-                                                       "resources": {"requests": {"cpu": "100m"}}}]}}},
-    })
-    apply(cluster, namespace, {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "scaled"},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
-                 "minReplicas": 2, "maxReplicas": 3,
-                 "metrics": [{"type": "Resource", "resource": {
-                     "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
-    })
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "scaled"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "scaled"}},
+                "template": {
+                    "metadata": {"labels": {"app": "scaled"}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "c",
+                                "image": "nginx",
+                                "resources": {"requests": {"cpu": "100m"}},
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "scaled"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "scaled"},
+                "minReplicas": 2,
+                "maxReplicas": 3,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 80},
+                        },
+                    }
+                ],
+            },
+        },
+    )
     # No metrics server runs, yet the controller must act: it enforces minReplicas.
-    eventually(lambda: get(cluster, "deployment", "scaled", "-n", namespace)["spec"]["replicas"] == 2,
-               timeout=45, what="HPA raising the Deployment to minReplicas")
-    conditions = eventually(lambda: get(cluster, "hpa", "scaled", "-n", namespace)
-                            .get("status", {}).get("conditions"), what="HPA conditions")
+    eventually(
+        lambda: get(cluster, "deployment", "scaled", "-n", namespace)["spec"]["replicas"] == 2,
+        timeout=45,
+        what="HPA raising the Deployment to minReplicas",
+    )
+    conditions = eventually(
+        lambda: get(cluster, "hpa", "scaled", "-n", namespace).get("status", {}).get("conditions"),
+        what="HPA conditions",
+    )
     assert {c["type"] for c in conditions} >= {"AbleToScale"}
 
 
 def test_cronjob_controller_is_running(cluster: Cluster) -> None:
     log = (ClusterConfig().root / "logs" / "kube-controller-manager.log").read_text()
-    for controller in ("cronjob", "job", "deployment", "replicaset", "garbage-collector",
-                       "horizontal-pod-autoscaler"):
+    for controller in (
+        "cronjob",
+        "job",
+        "deployment",
+        "replicaset",
+        "garbage-collector",
+        "horizontal-pod-autoscaler",
+    ):
         assert f'controller="{controller}-controller"' in log or f'"{controller}' in log, controller
 
 
 def job(name: str, command: list[str], **pod_spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-        "spec": {"backoffLimit": 0, "template": {
-            "metadata": {"labels": dict(LOCAL)},
-            "spec": {"restartPolicy": "Never", **pod_spec, "containers": [{
-                "name": "main", "image": "ghcr.io/maestro-ml/maestro:0.1.0", "command": command,
-                "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                        {"name": "GREETING", "value": "hello $(POD_NAME)"}],
-            }]},
-        }},
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": dict(LOCAL)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    **pod_spec,
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "ghcr.io/maestro-ml/maestro:0.1.0",
+                            "command": command,
+                            "env": [
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {"name": "GREETING", "value": "hello $(POD_NAME)"},
+                            ],
+                        }
+                    ],
+                },
+            },
+        },
     }
 
 
-def test_pod_runner_completes_a_job_through_the_job_controller(cluster: Cluster, namespace: str) -> None:
+def test_pod_runner_completes_a_job_through_the_job_controller(
+    cluster: Cluster, namespace: str
+) -> None:
     script = (
         "import os, pathlib; "
         "assert os.environ['GREETING'] == 'hello ' + os.environ['POD_NAME']; "
@@ -151,11 +242,22 @@ def test_pod_runner_reports_a_failing_exit_code(cluster: Cluster, namespace: str
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
 
-def test_pod_runner_authenticates_as_the_pods_service_account(cluster: Cluster, namespace: str) -> None:
+def test_pod_runner_authenticates_as_the_pods_service_account(
+    cluster: Cluster, namespace: str
+) -> None:
     cluster.kubectl("create", "serviceaccount", "lister", "-n", namespace)
-    cluster.kubectl("create", "role", "lister", "--verb=list", "--resource=configmaps", "-n", namespace)
-    cluster.kubectl("create", "rolebinding", "lister", "--role=lister",
-                    f"--serviceaccount={namespace}:lister", "-n", namespace)
+    cluster.kubectl(
+        "create", "role", "lister", "--verb=list", "--resource=configmaps", "-n", namespace
+    )
+    cluster.kubectl(
+        "create",
+        "rolebinding",
+        "lister",
+        "--role=lister",
+        f"--serviceaccount={namespace}:lister",
+        "-n",
+        namespace,
+    )
     script = (
         "from kubernetes import client, config\n"
         "from kubernetes.client.rest import ApiException\n"
@@ -181,30 +283,62 @@ def test_pod_runner_serves_readiness_and_endpoints(cluster: Cluster, namespace: 
         "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
         "http.server.HTTPServer((os.environ['MAESTRO_BIND_HOST'], 8080), H).serve_forever()\n"
     )
-    apply(cluster, namespace, {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "echo"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "echo"}},
-                 "template": {"metadata": {"labels": {"app": "echo", **LOCAL}},
-                              "spec": {"containers": [{
-                                  "name": "echo", "image": "ghcr.io/maestro-ml/maestro:0.1.0",
-                                  "command": ["python", "-c", server],
-                                  "ports": [{"name": "http", "containerPort": 8080}],
-                                  "readinessProbe": {"httpGet": {"path": "/", "port": "http"},
-                                                     "periodSeconds": 1}}]}}},
-    })
-    apply(cluster, namespace, {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo"},
-        "spec": {"selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": "http"}]},
-    })
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "echo"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "echo"}},
+                "template": {
+                    "metadata": {"labels": {"app": "echo", **LOCAL}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "echo",
+                                "image": "ghcr.io/maestro-ml/maestro:0.1.0",
+                                "command": ["python", "-c", server],
+                                "ports": [{"name": "http", "containerPort": 8080}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/", "port": "http"},
+                                    "periodSeconds": 1,
+                                },
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "echo"},
+            "spec": {"selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": "http"}]},
+        },
+    )
     cluster.kubectl("rollout", "status", "deployment/echo", "-n", namespace, "--timeout=60s")
     pods = get(cluster, "pods", "-n", namespace, "-l", "app=echo")["items"]
     ips = sorted(p["status"]["podIP"] for p in pods)
     assert len(set(ips)) == 2
 
     def endpoint_ips() -> list[str]:
-        slices = get(cluster, "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=echo")
-        return sorted(a for s in slices["items"] for e in s.get("endpoints") or []
-                      if (e.get("conditions") or {}).get("ready") for a in e["addresses"])
+        slices = get(
+            cluster, "endpointslices", "-n", namespace, "-l", "kubernetes.io/service-name=echo"
+        )
+        return sorted(
+            a
+            for s in slices["items"]
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+            for a in e["addresses"]
+        )
 
     assert eventually(lambda: endpoint_ips() == ips and ips, what="ready endpoints") == ips
     for pod in pods:
@@ -216,3 +350,41 @@ def test_pod_runner_serves_readiness_and_endpoints(cluster: Cluster, namespace: 
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://{victim['status']['podIP']}:8080/", timeout=2)
     cluster.kubectl("rollout", "status", "deployment/echo", "-n", namespace, "--timeout=60s")
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"},
+         "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
+             "containers": [{"name": "pytorch", "image": "x"}]}}}}}},
+        {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "t"},
+         "spec": {"tfReplicaSpecs": {"Worker": {"replicas": 2, "template": {"spec": {
+             "containers": [{"name": "tensorflow", "image": "x"}]}}}}}},
+        {"apiVersion": "kubeflow.org/v1", "kind": "XGBoostJob", "metadata": {"name": "x"},
+         "spec": {"xgbReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
+             "containers": [{"name": "xgboost", "image": "x"}]}}}}}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "v"},
+         "spec": {"hosts": ["m"], "http": [{"route": [
+             {"destination": {"host": "m", "subset": "stable"}, "weight": 90},
+             {"destination": {"host": "m", "subset": "canary"}, "weight": 10}]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "d"},
+         "spec": {"host": "m", "subsets": [{"name": "stable", "labels": {"rev": "1"}}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "r"},
+         "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0"}]}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "s"},
+         "spec": {"selector": {"matchLabels": {"app": "m"}}, "endpoints": [{"port": "http"}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "pm"},
+         "spec": {"selector": {"matchLabels": {"app": "m"}}, "podMetricsEndpoints": [{"port": "http"}]}},
+    ],
+    ids=lambda o: o["kind"],
+)
+def test_upstream_crds_are_served(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
+    """The real upstream CRDs validate what the operators will create."""
+    obj["metadata"]["namespace"] = namespace
+    cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", input=json.dumps(obj))
+    broken = json.loads(json.dumps(obj))
+    broken["spec"]["notAField"] = True
+    rejected = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
+                               input=json.dumps(broken), check=False)
+    assert rejected.returncode != 0 and "notAField" in rejected.stderr
