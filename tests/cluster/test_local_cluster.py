@@ -4,15 +4,14 @@ runner that really runs the project's own pods."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.conftest import Cluster
 from tests.harness.cluster import ClusterConfig
+from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -21,17 +20,6 @@ LOCAL = {"maestro.dev/local-run": "true"}
 
 def get(cluster: Cluster, *args: str) -> Any:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
-
-
-def eventually(probe: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
 
 
 def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
@@ -355,36 +343,108 @@ def test_pod_runner_serves_readiness_and_endpoints(cluster: Cluster, namespace: 
 @pytest.mark.parametrize(
     "obj",
     [
-        {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"},
-         "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
-             "containers": [{"name": "pytorch", "image": "x"}]}}}}}},
-        {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "t"},
-         "spec": {"tfReplicaSpecs": {"Worker": {"replicas": 2, "template": {"spec": {
-             "containers": [{"name": "tensorflow", "image": "x"}]}}}}}},
-        {"apiVersion": "kubeflow.org/v1", "kind": "XGBoostJob", "metadata": {"name": "x"},
-         "spec": {"xgbReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {
-             "containers": [{"name": "xgboost", "image": "x"}]}}}}}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "v"},
-         "spec": {"hosts": ["m"], "http": [{"route": [
-             {"destination": {"host": "m", "subset": "stable"}, "weight": 90},
-             {"destination": {"host": "m", "subset": "canary"}, "weight": 10}]}]}},
-        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "d"},
-         "spec": {"host": "m", "subsets": [{"name": "stable", "labels": {"rev": "1"}}]}},
-        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "r"},
-         "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0"}]}]}},
-        {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "s"},
-         "spec": {"selector": {"matchLabels": {"app": "m"}}, "endpoints": [{"port": "http"}]}},
-        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor", "metadata": {"name": "pm"},
-         "spec": {"selector": {"matchLabels": {"app": "m"}}, "podMetricsEndpoints": [{"port": "http"}]}},
+        {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "PyTorchJob",
+            "metadata": {"name": "p"},
+            "spec": {
+                "pytorchReplicaSpecs": {
+                    "Master": {
+                        "replicas": 1,
+                        "template": {"spec": {"containers": [{"name": "pytorch", "image": "x"}]}},
+                    }
+                }
+            },
+        },
+        {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "TFJob",
+            "metadata": {"name": "t"},
+            "spec": {
+                "tfReplicaSpecs": {
+                    "Worker": {
+                        "replicas": 2,
+                        "template": {
+                            "spec": {"containers": [{"name": "tensorflow", "image": "x"}]}
+                        },
+                    }
+                }
+            },
+        },
+        {
+            "apiVersion": "kubeflow.org/v1",
+            "kind": "XGBoostJob",
+            "metadata": {"name": "x"},
+            "spec": {
+                "xgbReplicaSpecs": {
+                    "Master": {
+                        "replicas": 1,
+                        "template": {"spec": {"containers": [{"name": "xgboost", "image": "x"}]}},
+                    }
+                }
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "v"},
+            "spec": {
+                "hosts": ["m"],
+                "http": [
+                    {
+                        "route": [
+                            {"destination": {"host": "m", "subset": "stable"}, "weight": 90},
+                            {"destination": {"host": "m", "subset": "canary"}, "weight": 10},
+                        ]
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": "d"},
+            "spec": {"host": "m", "subsets": [{"name": "stable", "labels": {"rev": "1"}}]},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PrometheusRule",
+            "metadata": {"name": "r"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0"}]}]},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": {"name": "s"},
+            "spec": {"selector": {"matchLabels": {"app": "m"}}, "endpoints": [{"port": "http"}]},
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "PodMonitor",
+            "metadata": {"name": "pm"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "m"}},
+                "podMetricsEndpoints": [{"port": "http"}],
+            },
+        },
     ],
     ids=lambda o: o["kind"],
 )
 def test_upstream_crds_are_served(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
     """The real upstream CRDs validate what the operators will create."""
     obj["metadata"]["namespace"] = namespace
-    cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", input=json.dumps(obj))
+    cluster.kubectl(
+        "apply", "--dry-run=server", "--validate=strict", "-f", "-", input=json.dumps(obj)
+    )
     broken = json.loads(json.dumps(obj))
     broken["spec"]["notAField"] = True
-    rejected = cluster.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-",
-                               input=json.dumps(broken), check=False)
+    rejected = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "--validate=strict",
+        "-f",
+        "-",
+        input=json.dumps(broken),
+        check=False,
+    )
     assert rejected.returncode != 0 and "notAField" in rejected.stderr

@@ -4,6 +4,7 @@ grants nothing beyond what it uses."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from tests.conftest import Cluster
 from tests.harness import platform
 from tests.harness.cluster import ClusterConfig
+from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -72,3 +74,54 @@ def test_operator_service_account_holds_only_what_it_uses(
         args += ["--subresource", sub]
     answer = cluster.kubectl(*args, check=False).stdout.strip()
     assert answer == ("yes" if allowed else "no")
+
+
+def test_two_replicas_elect_one_active_through_peering(
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
+) -> None:
+    """As in the production overlay: two replicas, one ClusterKopfPeering, one active."""
+    cluster.kubectl(
+        "scale", "deployment/maestro-operator", "-n", platform.OPERATOR_NAMESPACE, "--replicas=2"
+    )
+    try:
+        cluster.kubectl(
+            "rollout",
+            "status",
+            "deployment/maestro-operator",
+            "-n",
+            platform.OPERATOR_NAMESPACE,
+            "--timeout=60s",
+        )
+
+        def peers() -> dict[str, object]:
+            out = cluster.kubectl("get", "clusterkopfpeering", "maestro", "-o", "json").stdout
+            return dict(json.loads(out).get("status") or {})
+
+        def two_peers() -> dict[str, object] | None:
+            found = peers()
+            return found if len(found) >= 2 else None
+
+        found = eventually(two_peers, timeout=30, what="two peers in the ClusterKopfPeering")
+        priorities = [p["priority"] for p in found.values()]  # type: ignore[index]
+        assert len(set(priorities)) == len(priorities), found
+
+        # Kopf pauses every replica but the one with the highest priority; only that
+        # one handles the new resources.
+        active = max(found, key=lambda pod: found[pod]["priority"])  # type: ignore[index]
+        before = {pod: len(log) for pod, log in platform.operator_logs(deployed_operator).items()}
+        platform.apply_examples(deployed_operator, namespace)
+        platform.wait_for_conditions(deployed_operator, namespace, timeout=10)
+        handled = [
+            pod
+            for pod, log in platform.operator_logs(deployed_operator).items()
+            if "Handler '" in log[before.get(pod, 0) :]
+        ]
+        assert handled == [active], platform.operator_log(deployed_operator)
+    finally:
+        cluster.kubectl(
+            "scale",
+            "deployment/maestro-operator",
+            "-n",
+            platform.OPERATOR_NAMESPACE,
+            "--replicas=1",
+        )

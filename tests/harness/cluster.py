@@ -19,8 +19,22 @@ from tests.harness.pki import Pki, ensure_pki
 from tests.harness.procs import ProcessTable
 
 REPO = Path(__file__).resolve().parents[2]
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "pod-runner")
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+)
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "pod-runner",
+)
 NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 POD_RUNNER_LABEL = "maestro.dev/local-run"
 
@@ -121,18 +135,29 @@ def _wait(what: str, check: object, timeout: float, cfg: ClusterConfig, log: str
         if check():  # type: ignore[operator]
             return
         if cfg.processes().pid(log) is None:
-            raise ClusterError(f"{what} exited during start-up; its log ends:\n{cfg.processes().tail(log)}")
+            raise ClusterError(
+                f"{what} exited during start-up; its log ends:\n{cfg.processes().tail(log)}"
+            )
         time.sleep(0.2)
-    raise ClusterError(f"{what} not ready after {timeout:.0f}s; its log ends:\n{cfg.processes().tail(log)}")
+    raise ClusterError(
+        f"{what} not ready after {timeout:.0f}s; its log ends:\n{cfg.processes().tail(log)}"
+    )
 
 
-def kubectl(cfg: ClusterConfig, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    cfg: ClusterConfig, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [str(cfg.bin / "kubectl"), "--kubeconfig", str(cfg.kubeconfig), *args],
-        input=input, capture_output=True, text=True, timeout=120,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if check and proc.returncode != 0:
-        raise ClusterError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.strip()}")
+        raise ClusterError(
+            f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr.strip()}"
+        )
     return proc
 
 
@@ -162,7 +187,11 @@ metadata:
 status:
   allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}
   capacity: {{cpu: "32", memory: 256Gi, pods: "110"}}
-  nodeInfo: {{architecture: amd64, kubeletVersion: fake, kubeProxyVersion: fake, operatingSystem: linux}}
+  nodeInfo:
+    architecture: amd64
+    kubeletVersion: fake
+    kubeProxyVersion: fake
+    operatingSystem: linux
 ---
 """
 
@@ -178,58 +207,119 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
         )
     procs = cfg.processes()
     pki = ensure_pki(cfg.state / "pki", cfg.service_ip)
-    _kubeconfig(cfg.kubeconfig, cfg.server, pki.ca.cert, pki.admin.cert, pki.admin.key, "maestro-admin")
+    _kubeconfig(
+        cfg.kubeconfig, cfg.server, pki.ca.cert, pki.admin.cert, pki.admin.key, "maestro-admin"
+    )
     cm_kc = cfg.state / "controller-manager.kubeconfig"
     sched_kc = cfg.state / "scheduler.kubeconfig"
-    _kubeconfig(cm_kc, cfg.server, pki.ca.cert, pki.controller_manager.cert, pki.controller_manager.key, "kcm")
-    _kubeconfig(sched_kc, cfg.server, pki.ca.cert, pki.scheduler.cert, pki.scheduler.key, "scheduler")
+    _kubeconfig(
+        cm_kc,
+        cfg.server,
+        pki.ca.cert,
+        pki.controller_manager.cert,
+        pki.controller_manager.key,
+        "kcm",
+    )
+    _kubeconfig(
+        sched_kc, cfg.server, pki.ca.cert, pki.scheduler.cert, pki.scheduler.key, "scheduler"
+    )
 
     etcd_url = f"http://127.0.0.1:{cfg.etcd_port}"
-    procs.start("etcd", [
-        str(cfg.bin / "etcd"),
-        "--name=maestro", f"--data-dir={cfg.state / 'etcd'}",
-        f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-        f"--listen-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
-        f"--initial-advertise-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
-        f"--initial-cluster=maestro=http://127.0.0.1:{cfg.etcd_port + 1}",
-        # Throwaway test data: durability is not worth an fsync per write.
-        "--unsafe-no-fsync", "--quota-backend-bytes=4294967296", "--log-level=warn",
-    ])
+    procs.start(
+        "etcd",
+        [
+            str(cfg.bin / "etcd"),
+            "--name=maestro",
+            f"--data-dir={cfg.state / 'etcd'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
+            f"--initial-cluster=maestro=http://127.0.0.1:{cfg.etcd_port + 1}",
+            # Throwaway test data: durability is not worth an fsync per write.
+            "--unsafe-no-fsync",
+            "--quota-backend-bytes=4294967296",
+            "--log-level=warn",
+        ],
+    )
     _wait("etcd", lambda: _healthy(f"{etcd_url}/health", None), 30, cfg, "etcd")
 
     _start_apiserver(cfg, pki, etcd_url)
-    _wait("kube-apiserver", lambda: _healthy(f"{cfg.server}/readyz", pki.ca.cert), 60, cfg, "kube-apiserver")
+    _wait(
+        "kube-apiserver",
+        lambda: _healthy(f"{cfg.server}/readyz", pki.ca.cert),
+        60,
+        cfg,
+        "kube-apiserver",
+    )
 
-    procs.start("kube-controller-manager", [
-        str(cfg.bin / "kube-controller-manager"),
-        f"--kubeconfig={cm_kc}", f"--authentication-kubeconfig={cm_kc}", f"--authorization-kubeconfig={cm_kc}",
-        "--bind-address=127.0.0.1", "--secure-port=10257", "--leader-elect=false",
-        f"--service-account-private-key-file={pki.service_account_key}",
-        f"--root-ca-file={pki.ca.cert}",
-        f"--cluster-signing-cert-file={pki.ca.cert}", f"--cluster-signing-key-file={pki.ca.key}",
-        "--use-service-account-credentials=true",
-        f"--service-cluster-ip-range={cfg.service_cidr}",
-        "--controllers=*",
-        # kwok nodes never run a kubelet; the faster HPA loop keeps autoscaling tests short.
-        "--horizontal-pod-autoscaler-sync-period=5s",
-        "--v=1",
-    ])
-    procs.start("kube-scheduler", [
-        str(cfg.bin / "kube-scheduler"),
-        f"--kubeconfig={sched_kc}", f"--authentication-kubeconfig={sched_kc}", f"--authorization-kubeconfig={sched_kc}",
-        "--bind-address=127.0.0.1", "--secure-port=10259", "--leader-elect=false", "--v=1",
-    ])
+    procs.start(
+        "kube-controller-manager",
+        [
+            str(cfg.bin / "kube-controller-manager"),
+            f"--kubeconfig={cm_kc}",
+            f"--authentication-kubeconfig={cm_kc}",
+            f"--authorization-kubeconfig={cm_kc}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=10257",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={pki.service_account_key}",
+            f"--root-ca-file={pki.ca.cert}",
+            f"--cluster-signing-cert-file={pki.ca.cert}",
+            f"--cluster-signing-key-file={pki.ca.key}",
+            "--use-service-account-credentials=true",
+            f"--service-cluster-ip-range={cfg.service_cidr}",
+            "--controllers=*",
+            # kwok nodes never run a kubelet; the faster HPA loop keeps autoscaling tests short.
+            "--horizontal-pod-autoscaler-sync-period=5s",
+            "--v=1",
+        ],
+    )
+    procs.start(
+        "kube-scheduler",
+        [
+            str(cfg.bin / "kube-scheduler"),
+            f"--kubeconfig={sched_kc}",
+            f"--authentication-kubeconfig={sched_kc}",
+            f"--authorization-kubeconfig={sched_kc}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=10259",
+            "--leader-elect=false",
+            "--v=1",
+        ],
+    )
     kwok_config = cfg.state / "kwok.yaml"
     kwok_config.write_text(KWOK_CONFIG)
-    procs.start("kwok", [
-        str(cfg.bin / "kwok"), f"--kubeconfig={cfg.kubeconfig}", f"--config={kwok_config}",
-    ], env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")})
-    kubectl(cfg, "apply", "--server-side", "--field-manager=maestro-local", "-f", "-",
-            input="".join(_node_manifest(n) for n in NODE_NAMES))
-    procs.start("pod-runner", [
-        sys.executable, "-m", "tests.harness.podrunner", f"--kubeconfig={cfg.kubeconfig}",
-        f"--state={cfg.state / 'pods'}",
-    ], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    procs.start(
+        "kwok",
+        [
+            str(cfg.bin / "kwok"),
+            f"--kubeconfig={cfg.kubeconfig}",
+            f"--config={kwok_config}",
+        ],
+        env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")},
+    )
+    kubectl(
+        cfg,
+        "apply",
+        "--server-side",
+        "--field-manager=maestro-local",
+        "-f",
+        "-",
+        input="".join(_node_manifest(n) for n in NODE_NAMES),
+    )
+    procs.start(
+        "pod-runner",
+        [
+            sys.executable,
+            "-m",
+            "tests.harness.podrunner",
+            f"--kubeconfig={cfg.kubeconfig}",
+            f"--state={cfg.state / 'pods'}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
     install_crds(cfg, project=install_project_crds)
     wait_nodes_ready(cfg, timeout=60)
@@ -238,24 +328,29 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
 
 
 def _start_apiserver(cfg: ClusterConfig, pki: Pki, etcd_url: str) -> None:
-    cfg.processes().start("kube-apiserver", [
-        str(cfg.bin / "kube-apiserver"),
-        f"--etcd-servers={etcd_url}",
-        "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-        f"--secure-port={cfg.apiserver_port}",
-        f"--tls-cert-file={pki.apiserver.cert}", f"--tls-private-key-file={pki.apiserver.key}",
-        f"--client-ca-file={pki.ca.cert}",
-        f"--cert-dir={cfg.state / 'apiserver-certs'}",
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-        f"--service-account-key-file={pki.service_account_pub}",
-        f"--service-account-signing-key-file={pki.service_account_key}",
-        "--authorization-mode=Node,RBAC",
-        "--enable-admission-plugins=NodeRestriction",
-        f"--service-cluster-ip-range={cfg.service_cidr}",
-        "--allow-privileged=true",
-        "--profiling=false",
-        "--v=1",
-    ])
+    cfg.processes().start(
+        "kube-apiserver",
+        [
+            str(cfg.bin / "kube-apiserver"),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={cfg.apiserver_port}",
+            f"--tls-cert-file={pki.apiserver.cert}",
+            f"--tls-private-key-file={pki.apiserver.key}",
+            f"--client-ca-file={pki.ca.cert}",
+            f"--cert-dir={cfg.state / 'apiserver-certs'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={pki.service_account_pub}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--service-cluster-ip-range={cfg.service_cidr}",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
 
 
 def install_crds(cfg: ClusterConfig, *, project: bool = True) -> None:
@@ -275,21 +370,37 @@ def install_crds(cfg: ClusterConfig, *, project: bool = True) -> None:
 
 
 def wait_nodes_ready(cfg: ClusterConfig, timeout: float) -> None:
-    proc = kubectl(cfg, "wait", "--for=condition=Ready", f"--timeout={int(timeout)}s",
-                   *(f"node/{n}" for n in NODE_NAMES), check=False)
+    proc = kubectl(
+        cfg,
+        "wait",
+        "--for=condition=Ready",
+        f"--timeout={int(timeout)}s",
+        *(f"node/{n}" for n in NODE_NAMES),
+        check=False,
+    )
     if proc.returncode != 0:
-        raise ClusterError(f"kwok nodes not Ready: {proc.stderr.strip()}\nkwok log:\n{cfg.processes().tail('kwok')}")
+        raise ClusterError(
+            f"kwok nodes not Ready: {proc.stderr.strip()}\n"
+            f"kwok log:\n{cfg.processes().tail('kwok')}"
+        )
 
 
 def wait_default_serviceaccount(cfg: ClusterConfig, timeout: float = 30) -> None:
     """Pods are refused until the service-account controller made `default`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if kubectl(cfg, "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+        if (
+            kubectl(
+                cfg, "get", "serviceaccount", "default", "-n", "default", check=False
+            ).returncode
+            == 0
+        ):
             return
         time.sleep(0.3)
-    raise ClusterError("the default ServiceAccount never appeared; is kube-controller-manager running? "
-                       f"its log ends:\n{cfg.processes().tail('kube-controller-manager')}")
+    raise ClusterError(
+        "the default ServiceAccount never appeared; is kube-controller-manager running? "
+        f"its log ends:\n{cfg.processes().tail('kube-controller-manager')}"
+    )
 
 
 def down(cfg: ClusterConfig, *, wipe: bool = False) -> None:
@@ -297,27 +408,42 @@ def down(cfg: ClusterConfig, *, wipe: bool = False) -> None:
     for name in reversed(COMPONENTS):
         procs.stop(name)
     if wipe:
-        subprocess.run(["rm", "-rf", str(cfg.state / "etcd"), str(cfg.state / "pods"), str(cfg.state / "kwok")], check=True)
+        subprocess.run(
+            [
+                "rm",
+                "-rf",
+                str(cfg.state / "etcd"),
+                str(cfg.state / "pods"),
+                str(cfg.state / "kwok"),
+            ],
+            check=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.harness.cluster",
-        description="Start, stop or inspect the local Kubernetes control plane (etcd, kube-apiserver, "
-        "controller-manager, scheduler, kwok nodes and the local pod runner).",
+        description="Start, stop or inspect the local Kubernetes control plane (etcd, "
+        "kube-apiserver, controller-manager, scheduler, kwok nodes and the local pod runner).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up_p = sub.add_parser("up", help="start the control plane; reuses whatever is already running")
-    up_p.add_argument("--no-project-crds", action="store_true", help="install only third-party CRDs")
+    up_p.add_argument(
+        "--no-project-crds", action="store_true", help="install only third-party CRDs"
+    )
     down_p = sub.add_parser("down", help="stop every process of the control plane")
-    down_p.add_argument("--wipe", action="store_true", help="also delete etcd data (a fresh cluster next time)")
+    down_p.add_argument(
+        "--wipe", action="store_true", help="also delete etcd data (a fresh cluster next time)"
+    )
     sub.add_parser("status", help="print which components run")
     args = parser.parse_args(argv)
     cfg = ClusterConfig()
     try:
         if args.command == "up":
             took = up(cfg, install_project_crds=not args.no_project_crds)
-            print(f"local cluster up in {took:.1f}s; kubeconfig: {cfg.kubeconfig.relative_to(REPO)}")
+            print(
+                f"local cluster up in {took:.1f}s; kubeconfig: {cfg.kubeconfig.relative_to(REPO)}"
+            )
             print(kubectl(cfg, "get", "nodes").stdout, end="")
         elif args.command == "down":
             down(cfg, wipe=args.wipe)

@@ -29,8 +29,10 @@ def up() -> None:
     print(f"\nready in {time.monotonic() - started:.0f}s\n")
     print(cluster.kubectl(cfg, "get", "tr,md,abt,dc", "-n", DEMO_NAMESPACE).stdout)
     print(f"MLflow UI:  {ml.url}")
-    print(f"kubectl:    .maestro/bin/kubectl --kubeconfig {cfg.kubeconfig.relative_to(cluster.REPO)} "
-          f"get tr,md,abt,dc -n {DEMO_NAMESPACE}")
+    print(
+        f"kubectl:    .maestro/bin/kubectl --kubeconfig {cfg.kubeconfig.relative_to(cluster.REPO)} "
+        f"get tr,md,abt,dc -n {DEMO_NAMESPACE}"
+    )
     print("stop with:  make down")
 
 

@@ -53,14 +53,24 @@ def up(cfg: MlflowConfig, timeout: float = 120) -> float:
     artifacts = cfg.root / "mlflow" / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     procs = cfg.processes()
-    procs.start("mlflow", [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", cfg.database_uri,
-        "--artifacts-destination", artifacts.as_uri(),
-        "--serve-artifacts",
-        "--host", cfg.host, "--port", str(cfg.port),
-        "--workers", "1",
-    ])
+    procs.start(
+        "mlflow",
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            cfg.database_uri,
+            "--artifacts-destination",
+            artifacts.as_uri(),
+            "--serve-artifacts",
+            "--host",
+            cfg.host,
+            "--port",
+            str(cfg.port),
+            "--workers",
+            "1",
+        ],
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy(cfg):
@@ -79,7 +89,9 @@ def down(cfg: MlflowConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.harness.mlflow_server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.harness.mlflow_server", description=__doc__
+    )
     parser.add_argument("command", choices=("up", "down"))
     args = parser.parse_args(argv)
     cfg = MlflowConfig()

@@ -59,9 +59,15 @@ def _ca(directory: Path) -> tuple[Pair, ec.EllipticCurvePrivateKey, x509.Certifi
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -139,9 +145,16 @@ def ensure_pki(directory: Path, service_ip: str) -> Pki:
     return Pki(
         ca=ca,
         apiserver=_leaf(
-            directory, "apiserver", ca_key, ca_cert, cn="kube-apiserver",
+            directory,
+            "apiserver",
+            ca_key,
+            ca_cert,
+            cn="kube-apiserver",
             server_names=(
-                "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
             server_ips=("127.0.0.1", service_ip),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import datetime
 import ipaddress
 import logging
@@ -58,12 +59,19 @@ def choose_pod_network() -> ipaddress.IPv4Network:
 
     probe = str(POD_CIDR.network_address + 1)
     if not bindable(probe):
-        subprocess.run(["ip", "route", "add", "local", str(POD_CIDR), "dev", "lo"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            ["ip", "route", "add", "local", str(POD_CIDR), "dev", "lo"],
+            capture_output=True,
+            check=False,
+        )
     if bindable(probe):
         return POD_CIDR  # type: ignore[return-value]
-    log.warning("cannot route %s to loopback (needs root); pod IPs fall back to %s, "
-                "which Services cannot list as endpoints", POD_CIDR, FALLBACK_CIDR)
+    log.warning(
+        "cannot route %s to loopback (needs root); pod IPs fall back to %s, "
+        "which Services cannot list as endpoints",
+        POD_CIDR,
+        FALLBACK_CIDR,
+    )
     return FALLBACK_CIDR  # type: ignore[return-value]
 
 
@@ -213,7 +221,9 @@ class PodRunner:
                 ),
             )
         )
-        token = self.core.create_namespaced_service_account_token(sa, pod.namespace, req).status.token
+        token = self.core.create_namespaced_service_account_token(
+            sa, pod.namespace, req
+        ).status.token
         path = pod.workdir / "serviceaccount.kubeconfig"
         path.write_text(
             "apiVersion: v1\nkind: Config\n"
@@ -234,8 +244,12 @@ class PodRunner:
                 ref = src.get(kind)
                 if ref:
                     try:
-                        data = self._secret_or_cm("secret" if kind == "secretRef" else "cm",
-                                                  pod.namespace, ref["name"], None)
+                        data = self._secret_or_cm(
+                            "secret" if kind == "secretRef" else "cm",
+                            pod.namespace,
+                            ref["name"],
+                            None,
+                        )
                     except ApiException:
                         if ref.get("optional"):
                             continue
@@ -253,12 +267,14 @@ class PodRunner:
                 kind = "secret" if "secretKeyRef" in vf else "cm"
                 ref = vf.get("secretKeyRef") or vf["configMapKeyRef"]
                 try:
-                    env[name] = self._secret_or_cm(kind, pod.namespace, ref["name"], ref["key"])[ref["key"]]
+                    env[name] = self._secret_or_cm(kind, pod.namespace, ref["name"], ref["key"])[
+                        ref["key"]
+                    ]
                 except (ApiException, KeyError):
                     if not ref.get("optional"):
                         raise
             elif "resourceFieldRef" in vf:
-                res = (c.get("resources") or {})
+                res = c.get("resources") or {}
                 kind, _, rname = vf["resourceFieldRef"]["resource"].partition(".")
                 env[name] = str((res.get(kind) or {}).get(rname, "0"))
         return env
@@ -299,10 +315,12 @@ class PodRunner:
                 pod.env["KUBECONFIG"] = str(kc)
             for spec in body["spec"].get("containers") or []:
                 pod.containers.append(Container(spec, workdir / f"{spec['name']}.log"))
-        except Exception as err:  # noqa: BLE001 - any set-up failure is reported on the pod
+        except Exception as err:
             log.exception("cannot prepare %s", key)
-            pod.containers = [Container(c, workdir / f"{c['name']}.log", error=str(err))
-                              for c in body["spec"].get("containers") or []]
+            pod.containers = [
+                Container(c, workdir / f"{c['name']}.log", error=str(err))
+                for c in body["spec"].get("containers") or []
+            ]
         with self.lock:
             self.pods[key] = pod
         log.info("admitted %s at %s", key, ip)
@@ -313,16 +331,22 @@ class PodRunner:
             command = [expand(a, env) for a in (c.spec.get("command") or ["maestro"])]
             args = [expand(a, env) for a in (c.spec.get("args") or [])]
             exe = shutil.which(command[0], path=env["PATH"]) or command[0]
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             c.error = f"CreateContainerConfigError: {err}"
             return
         workdir = c.spec.get("workingDir")
         cwd = workdir if workdir and os.path.isdir(workdir) else pod.workdir
         with c.log_path.open("ab") as out:
             try:
-                c.proc = subprocess.Popen([exe, *command[1:], *args], env=env, cwd=cwd,
-                                          stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                c.proc = subprocess.Popen(
+                    [exe, *command[1:], *args],
+                    env=env,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except OSError as err:
                 c.error = f"StartError: {err}"
                 c.exit_code, c.finished_at = 128, now()
@@ -331,7 +355,9 @@ class PodRunner:
         probe = c.spec.get("readinessProbe") or {}
         c.next_probe = time.monotonic() + float(probe.get("initialDelaySeconds", 0))
         c.probe_failures = 0
-        log.info("started %s/%s pid %s: %s", pod.key, c.name, c.proc.pid, [exe, *command[1:], *args])
+        log.info(
+            "started %s/%s pid %s: %s", pod.key, c.name, c.proc.pid, [exe, *command[1:], *args]
+        )
 
     def probe(self, pod: LocalPod, c: Container) -> None:
         spec = c.spec.get("readinessProbe")
@@ -354,8 +380,15 @@ class PodRunner:
                 with socket.create_connection((pod.ip, port or 0), timeout=1):
                     ok = True
             elif "exec" in spec:
-                ok = subprocess.run(spec["exec"]["command"], env=self.container_env(pod, c.spec),
-                                    capture_output=True, timeout=5).returncode == 0
+                ok = (
+                    subprocess.run(
+                        spec["exec"]["command"],
+                        env=self.container_env(pod, c.spec),
+                        capture_output=True,
+                        timeout=5,
+                    ).returncode
+                    == 0
+                )
         except (urllib.error.URLError, OSError, ValueError, subprocess.TimeoutExpired):
             ok = False
         if ok:
@@ -368,7 +401,11 @@ class PodRunner:
     def step(self, pod: LocalPod) -> None:
         restart = pod.body["spec"].get("restartPolicy", "Always")
         deadline = pod.body["spec"].get("activeDeadlineSeconds")
-        if deadline and not pod.deadline_exceeded and time.monotonic() - pod.started_mono > deadline:
+        if (
+            deadline
+            and not pod.deadline_exceeded
+            and time.monotonic() - pod.started_mono > deadline
+        ):
             pod.deadline_exceeded = True
             for c in pod.containers:
                 self.kill(c, grace=0)
@@ -376,11 +413,11 @@ class PodRunner:
             if c.error and c.proc is None:
                 continue
             if c.proc is None:
-                if c.exit_code is None or self.should_restart(restart, c.exit_code):
-                    if time.monotonic() >= c.next_start and not pod.deadline_exceeded:
-                        if c.exit_code is not None:
-                            c.restarts += 1
-                        self.start_container(pod, c)
+                due = time.monotonic() >= c.next_start and not pod.deadline_exceeded
+                if due and (c.exit_code is None or self.should_restart(restart, c.exit_code)):
+                    if c.exit_code is not None:
+                        c.restarts += 1
+                    self.start_container(pod, c)
                 continue
             code = c.proc.poll()
             if code is None:
@@ -402,10 +439,8 @@ class PodRunner:
             os.killpg(c.proc.pid, signal.SIGTERM)
             c.proc.wait(timeout=grace)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(c.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         code = c.proc.wait()
         c.proc, c.exit_code, c.finished_at, c.ready = None, code, now(), False
 
@@ -422,31 +457,47 @@ class PodRunner:
                 reason, _, msg = c.error.partition(": ")
                 state = {"waiting": {"reason": reason, "message": msg}}
             elif c.exit_code is not None:
-                state = {"terminated": {
-                    "exitCode": c.exit_code,
-                    "reason": "Completed" if c.exit_code == 0 else "Error",
-                    "startedAt": c.started_at, "finishedAt": c.finished_at,
-                }}
+                state = {
+                    "terminated": {
+                        "exitCode": c.exit_code,
+                        "reason": "Completed" if c.exit_code == 0 else "Error",
+                        "startedAt": c.started_at,
+                        "finishedAt": c.finished_at,
+                    }
+                }
                 if self.should_restart(restart, c.exit_code) and not pod.deadline_exceeded:
-                    state = {"waiting": {"reason": "CrashLoopBackOff" if c.exit_code else "Restarting",
-                                         "message": f"exited with {c.exit_code}; restarting"}}
+                    state = {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff" if c.exit_code else "Restarting",
+                            "message": f"exited with {c.exit_code}; restarting",
+                        }
+                    }
             else:
                 state = {"waiting": {"reason": "ContainerCreating"}}
-            statuses.append({
-                "name": c.name, "image": c.spec.get("image", ""), "imageID": "",
-                "containerID": f"local://{c.proc.pid}" if c.proc else "",
-                "ready": c.ready and c.proc is not None, "started": c.proc is not None,
-                "restartCount": c.restarts, "state": state,
-            })
+            statuses.append(
+                {
+                    "name": c.name,
+                    "image": c.spec.get("image", ""),
+                    "imageID": "",
+                    "containerID": f"local://{c.proc.pid}" if c.proc else "",
+                    "ready": c.ready and c.proc is not None,
+                    "started": c.proc is not None,
+                    "restartCount": c.restarts,
+                    "state": state,
+                }
+            )
         terminal = [s for s in statuses if "terminated" in s["state"]]
         if pod.deadline_exceeded:
             phase, reason = "Failed", "DeadlineExceeded"
         elif statuses and len(terminal) == len(statuses):
             failed = any(s["state"]["terminated"]["exitCode"] != 0 for s in terminal)
             phase, reason = ("Failed" if failed else "Succeeded"), None
-        elif any(s["started"] or "terminated" in s["state"] or
-                 s["state"].get("waiting", {}).get("reason") in ("CrashLoopBackOff", "Restarting")
-                 for s in statuses):
+        elif any(
+            s["started"]
+            or "terminated" in s["state"]
+            or s["state"].get("waiting", {}).get("reason") in ("CrashLoopBackOff", "Restarting")
+            for s in statuses
+        ):
             phase, reason = "Running", None
         else:
             phase, reason = "Pending", None
@@ -457,15 +508,26 @@ class PodRunner:
             value = "True" if ok else "False"
             old = prev.get(kind)
             since = old["lastTransitionTime"] if old and old["status"] == value else now()
-            return {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": since}
+            return {
+                "type": kind,
+                "status": value,
+                "lastProbeTime": None,
+                "lastTransitionTime": since,
+            }
 
         out: dict[str, Any] = {
             "phase": phase,
-            "podIP": pod.ip, "podIPs": [{"ip": pod.ip}],
-            "hostIP": pod.ip, "hostIPs": [{"ip": pod.ip}],
+            "podIP": pod.ip,
+            "podIPs": [{"ip": pod.ip}],
+            "hostIP": pod.ip,
+            "hostIPs": [{"ip": pod.ip}],
             "startTime": pod.start_time,
-            "conditions": [cond("PodScheduled", True), cond("Initialized", True),
-                           cond("ContainersReady", ready), cond("Ready", ready)],
+            "conditions": [
+                cond("PodScheduled", True),
+                cond("Initialized", True),
+                cond("ContainersReady", ready),
+                cond("Ready", ready),
+            ],
             "containerStatuses": statuses,
             "qosClass": (pod.body.get("status") or {}).get("qosClass", "BestEffort"),
         }
@@ -505,10 +567,14 @@ class PodRunner:
                 self.kill(c, grace=min(grace, 30.0))
             self.used_ips.discard(pod.ip)
         try:
-            self.core.delete_namespaced_pod(body["metadata"]["name"], body["metadata"]["namespace"],
-                                            body=client.V1DeleteOptions(
-                                                grace_period_seconds=0,
-                                                preconditions=client.V1Preconditions(uid=body["metadata"]["uid"])))
+            self.core.delete_namespaced_pod(
+                body["metadata"]["name"],
+                body["metadata"]["namespace"],
+                body=client.V1DeleteOptions(
+                    grace_period_seconds=0,
+                    preconditions=client.V1Preconditions(uid=body["metadata"]["uid"]),
+                ),
+            )
             log.info("stopped and removed %s", key)
         except ApiException as err:
             if err.status != 404:
@@ -520,11 +586,15 @@ class PodRunner:
         while not self.stopping.is_set():
             w = watch.Watch()
             try:
-                for event in w.stream(self.core.list_pod_for_all_namespaces, label_selector=f"{LABEL}=true",
-                                      timeout_seconds=60, _request_timeout=90):
+                for event in w.stream(
+                    self.core.list_pod_for_all_namespaces,
+                    label_selector=f"{LABEL}=true",
+                    timeout_seconds=60,
+                    _request_timeout=90,
+                ):
                     body = self.api_client.sanitize_for_serialization(event["object"])
                     self.handle(event["type"], body)
-            except Exception as err:  # noqa: BLE001 - the watch reconnects on any failure
+            except Exception as err:
                 log.warning("pod watch interrupted: %s; reconnecting", err)
                 time.sleep(1)
 
@@ -558,7 +628,7 @@ class PodRunner:
                 try:
                     self.step(pod)
                     self.publish(pod)
-                except Exception:  # noqa: BLE001 - one broken pod must not stop the others
+                except Exception:
                     log.exception("pod %s", pod.key)
             time.sleep(TICK)
         with self.lock:
@@ -569,9 +639,13 @@ class PodRunner:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--kubeconfig", type=Path, required=True)
-    parser.add_argument("--state", type=Path, required=True, help="folder for pod work dirs and logs")
+    parser.add_argument(
+        "--state", type=Path, required=True, help="folder for pod work dirs and logs"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     runner = PodRunner(args.kubeconfig, args.state, Path(sys.executable).parent)

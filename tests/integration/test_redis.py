@@ -15,8 +15,10 @@ def test_redis_answers_on_loopback() -> None:
     try:
         client.ping()
     except redis.ConnectionError as err:
-        pytest.fail(f"Redis is not running on 127.0.0.1:6379 ({err}); start it with `make services`",
-                    pytrace=False)
+        pytest.fail(
+            f"Redis is not running on 127.0.0.1:6379 ({err}); start it with `make services`",
+            pytrace=False,
+        )
     key = f"maestro-test-{uuid.uuid4().hex}"
     client.set(key, "v", ex=30)
     assert client.get(key) == b"v"

@@ -1,0 +1,278 @@
+"""Building blocks shared by every Maestro custom resource.
+
+The models here are the single source of the CRD schemas: `crdgen` turns them into
+structural OpenAPI v3 schemas, so every constraint written here is enforced by the
+API server before an operator ever sees the object.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "mlops.maestro.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "maestro"
+
+# Kubernetes object names (RFC 1123 subdomain); a CRD object name is at most 253 characters.
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+MODEL_URI_PATTERN = r"^(models:/|runs:/|s3://|gs://|file://|mlflow-artifacts:/)\S+$"
+# Go-style durations restricted to whole units, plus days (e.g. 30m, 1h30m, 72h, 7d).
+DURATION_PATTERN = r"^([0-9]+(s|m|h|d))+$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# The same pattern Kubernetes publishes for resource.Quantity.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+class SpecModel(BaseModel):
+    """Base for user-written parts: camelCase on the wire, typos are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+
+class StatusModel(BaseModel):
+    """Base for operator-written parts: lenient so an older status never breaks parsing."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+ObjectName = Annotated[
+    str,
+    Field(min_length=1, max_length=253, pattern=NAME_PATTERN),
+]
+ModelUri = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2048,
+        pattern=MODEL_URI_PATTERN,
+        description=(
+            "Model location: models:/<name>/<version>, models:/<name>@<alias>, runs:/<run>/<path>,"
+            " s3://, gs://, file:// or mlflow-artifacts:/ URI."
+        ),
+    ),
+]
+Duration = Annotated[str, Field(max_length=32, pattern=DURATION_PATTERN)]
+
+# A Kubernetes resource.Quantity: int-or-string is the one union structural schemas allow.
+Quantity = Annotated[
+    int | str,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+Scalar = str | int | float | bool
+# Free-form scalars (hyper-parameters). A union of types is not structural, so the value is
+# kept as-is; CEL cannot type-check such values either, so the operator reports a list or
+# map here as Ready=False InvalidSpec.
+ScalarValue = Annotated[Scalar, WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True})]
+# The one typed union structural schemas and CEL both understand.
+IntOrString = Annotated[
+    int | str,
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
+    ),
+]
+
+
+class ConditionStatus(StrEnum):
+    """Status of a condition, as Kubernetes defines it."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(StrEnum):
+    """Condition types shared by every kind."""
+
+    READY = "Ready"
+
+
+class Reason(StrEnum):
+    """The reasons vocabulary shared by every kind's conditions and Events."""
+
+    ACCEPTED = "Accepted"
+    INVALID_SPEC = "InvalidSpec"
+    DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
+    TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"
+    CHALLENGER_SAME_AS_CHAMPION = "ChallengerSameAsChampion"
+
+
+class Condition(StatusModel):
+    """One aspect of the object's state (metav1.Condition)."""
+
+    type: str = Field(
+        min_length=1,
+        max_length=316,
+        description="Type of condition in CamelCase, e.g. Ready.",
+    )
+    status: ConditionStatus = Field(description="Status of the condition: True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        description="Machine-readable CamelCase reason for the last transition.",
+    )
+    message: str = Field(
+        default="",
+        max_length=32768,
+        description="Human-readable explanation, including what to do when it is not True.",
+    )
+    last_transition_time: datetime = Field(
+        description="Last time the condition changed from one status to another.",
+    )
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="metadata.generation of the object the condition was computed from.",
+    )
+
+
+Conditions = Annotated[
+    list[Condition],
+    Field(
+        max_length=16,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    ),
+]
+
+
+class StatusBase(StatusModel):
+    """Fields every kind's status carries (phase is added per kind as its own enum)."""
+
+    observed_generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="metadata.generation last processed by the operator.",
+    )
+    conditions: Conditions = Field(
+        default_factory=list,
+        description="Current state as Kubernetes conditions; Ready summarises the object.",
+    )
+
+
+class ObjectReference(StatusModel):
+    """Reference to an object the operator created or uses."""
+
+    api_version: str = Field(description="API version of the referenced object, e.g. batch/v1.")
+    kind: str = Field(description="Kind of the referenced object, e.g. Job.")
+    name: str = Field(description="Name of the referenced object.")
+    namespace: str | None = Field(
+        default=None, description="Namespace of the referenced object; empty means the same one."
+    )
+
+
+class ResourceRequirements(SpecModel):
+    """Compute resources, as in a container's resources (cpu, memory, nvidia.com/gpu, ...)."""
+
+    requests: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Minimum resources the scheduler reserves, e.g. {cpu: 500m, memory: 1Gi}.",
+    )
+    limits: dict[str, Quantity] | None = Field(
+        default=None,
+        max_length=16,
+        description="Maximum resources the container may use, e.g. {memory: 2Gi}.",
+    )
+
+
+class ObjectMeta(BaseModel):
+    """The parts of metadata the operators read; everything else is kept as-is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str = Field(description="Object name.")
+    namespace: str | None = Field(default=None, description="Object namespace.")
+    generation: int | None = Field(default=None, description="Spec generation.")
+    uid: str | None = Field(default=None, description="Object UID.")
+
+
+class PrinterColumn(BaseModel):
+    """One `kubectl get` column (additionalPrinterColumns entry)."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str
+    format: str | None = None
+    priority: int = 0
+
+
+class KindInfo(BaseModel):
+    """Everything besides the schema that a CRD needs."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: list[str]
+    columns: list[PrinterColumn]
+    description: str
+
+
+def ready_column() -> PrinterColumn:
+    return PrinterColumn(
+        name="Ready",
+        type="string",
+        json_path='.status.conditions[?(@.type=="Ready")].status',
+        description="Whether the spec is accepted and its references resolve.",
+    )
+
+
+def phase_column() -> PrinterColumn:
+    return PrinterColumn(
+        name="Phase", type="string", json_path=".status.phase", description="Lifecycle phase."
+    )
+
+
+def reason_column() -> PrinterColumn:
+    return PrinterColumn(
+        name="Reason",
+        type="string",
+        json_path='.status.conditions[?(@.type=="Ready")].reason',
+        description="Reason of the Ready condition.",
+        priority=1,
+    )
+
+
+def age_column() -> PrinterColumn:
+    return PrinterColumn(
+        name="Age",
+        type="date",
+        json_path=".metadata.creationTimestamp",
+        description="Time since creation.",
+    )
+
+
+class Resource(BaseModel):
+    """A whole custom resource object as the API server returns it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    INFO: ClassVar[KindInfo]
+
+    api_version: str = Field(default=API_VERSION, description="Always mlops.maestro.dev/v1alpha1.")
+    kind: str = Field(description="Kind of the object.")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")

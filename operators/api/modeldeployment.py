@@ -1,0 +1,361 @@
+"""ModelDeployment: serve one MLflow model with a rollout strategy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from maestro.operators.api.common import (
+    ENV_NAME_PATTERN,
+    Duration,
+    KindInfo,
+    ModelUri,
+    PrinterColumn,
+    Resource,
+    ResourceRequirements,
+    SpecModel,
+    StatusBase,
+    StatusModel,
+    age_column,
+    phase_column,
+    ready_column,
+    reason_column,
+)
+
+
+class ModelRef(SpecModel):
+    """The model to serve."""
+
+    uri: ModelUri
+    name: str | None = Field(
+        default=None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description=(
+            "Name the model is served under (Open Inference Protocol /v2/models/{name});"
+            " defaults to the ModelDeployment name."
+        ),
+    )
+
+
+class StrategyType(StrEnum):
+    """How a new model revision replaces the running one."""
+
+    ROLLING = "Rolling"
+    BLUE_GREEN = "BlueGreen"
+    CANARY = "Canary"
+    SHADOW = "Shadow"
+
+
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class CanaryAnalysis(SpecModel):
+    """Prometheus gates every canary step must pass; a failed gate rolls back."""
+
+    interval: Duration = Field(
+        default="1m", description="How often the canary's metrics are evaluated."
+    )
+    max_error_rate: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Highest allowed share of 5xx responses of the canary revision (0-1).",
+    )
+    max_latency_p95_ms: int = Field(
+        default=500, ge=1, description="Highest allowed p95 latency of the canary, milliseconds."
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=0,
+        description="Requests the canary must have served in a step before it can be judged.",
+    )
+    max_failed_checks: int = Field(
+        default=2,
+        ge=1,
+        le=100,
+        description="Failed evaluations tolerated before the rollout is rolled back.",
+    )
+
+
+class CanaryStrategy(SpecModel):
+    """Weighted steps, each held for stepDuration and gated by the analysis."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": (
+                        "self.steps.isSorted()"
+                        " && self.steps.all(s, self.steps.exists_one(t, t == s))"
+                    ),
+                    "message": (
+                        "canary.steps must be strictly ascending percentages, e.g. [10, 50, 100]"
+                    ),
+                    "fieldPath": ".steps",
+                    "reason": "FieldValueInvalid",
+                }
+            ]
+        }
+    }
+
+    steps: list[Percent] = Field(
+        default_factory=lambda: [10, 50, 100],
+        min_length=1,
+        max_length=10,
+        description="Traffic percentages (1-100) sent to the new revision, strictly ascending.",
+    )
+    step_duration: Duration = Field(
+        default="5m", description="How long each step is held before the next one."
+    )
+    analysis: CanaryAnalysis = Field(
+        default_factory=CanaryAnalysis,
+        description="Metric gates evaluated during every step.",
+    )
+
+
+class ShadowStrategy(SpecModel):
+    """Mirror part of the traffic to the new revision and discard its responses."""
+
+    percent: Percent = Field(
+        default=10, description="Percentage of requests (1-100) mirrored to the shadow revision."
+    )
+
+
+class BlueGreenStrategy(SpecModel):
+    """Bring the new revision up next to the old one, then switch all traffic at once."""
+
+    auto_promote: bool = Field(
+        default=True,
+        description="Switch traffic once the new revision is ready; false waits for approval.",
+    )
+    scale_down_delay: Duration = Field(
+        default="5m", description="How long the old revision is kept after the switch."
+    )
+
+
+class Strategy(SpecModel):
+    """Rollout strategy for new model revisions."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.canary) || self.type == 'Canary'",
+                    "message": "strategy.canary is only allowed when strategy.type is Canary",
+                    "fieldPath": ".canary",
+                },
+                {
+                    "rule": "!has(self.shadow) || self.type == 'Shadow'",
+                    "message": "strategy.shadow is only allowed when strategy.type is Shadow",
+                    "fieldPath": ".shadow",
+                },
+                {
+                    "rule": "!has(self.blueGreen) || self.type == 'BlueGreen'",
+                    "message": "strategy.blueGreen is only allowed when strategy.type is BlueGreen",
+                    "fieldPath": ".blueGreen",
+                },
+            ],
+        }
+    }
+
+    type: StrategyType = Field(default=StrategyType.ROLLING, description="Rollout strategy.")
+    canary: CanaryStrategy | None = Field(
+        default=None, description="Canary settings (type Canary); defaults apply when omitted."
+    )
+    shadow: ShadowStrategy | None = Field(
+        default=None, description="Shadow settings (type Shadow); defaults apply when omitted."
+    )
+    blue_green: BlueGreenStrategy | None = Field(
+        default=None, description="Blue/green settings (type BlueGreen)."
+    )
+
+
+class Replicas(SpecModel):
+    """Replica bounds for the autoscaler."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.min <= self.max",
+                    "message": "replicas.min must be less than or equal to replicas.max",
+                    "fieldPath": ".min",
+                }
+            ],
+        }
+    }
+
+    min: int = Field(default=1, ge=1, le=1000, description="Fewest serving replicas.")
+    max: int = Field(default=3, ge=1, le=1000, description="Most serving replicas.")
+
+
+class Autoscaling(SpecModel):
+    """HorizontalPodAutoscaler (autoscaling/v2) targets."""
+
+    enabled: bool = Field(
+        default=True, description="Create an HPA; false pins the replica count to replicas.min."
+    )
+    target_cpu_utilization: int = Field(
+        default=70,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilization",
+        description="Average CPU utilisation (percent of requests) the HPA aims for.",
+    )
+    target_memory_utilization: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Average memory utilisation (percent of requests) the HPA aims for.",
+    )
+    target_requests_per_second: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests per second per replica the HPA aims for (custom metric).",
+    )
+
+
+class SecretRef(SpecModel):
+    """A Vault secret injected into the serving container as an environment variable."""
+
+    vault_path: str = Field(
+        min_length=1,
+        max_length=512,
+        pattern=r"^[A-Za-z0-9_.\-/]+$",
+        description="KV v2 path in Vault, e.g. secret/data/maestro/iris.",
+    )
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Vault secret.")
+    env: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=ENV_NAME_PATTERN,
+        description="Environment variable name the value is exposed as.",
+    )
+
+
+class ModelDeploymentSpec(SpecModel):
+    """Desired state of a ModelDeployment."""
+
+    model: ModelRef = Field(description="The model to serve.")
+    image: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Serving image; defaults to the operator's configured Maestro serving image.",
+    )
+    port: int = Field(default=8080, ge=1, le=65535, description="Container port of the server.")
+    strategy: Strategy = Field(
+        default_factory=Strategy, description="How new model revisions are rolled out."
+    )
+    replicas: Replicas = Field(default_factory=Replicas, description="Replica bounds.")
+    autoscaling: Autoscaling = Field(
+        default_factory=Autoscaling, description="Autoscaling targets."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Compute resources of each serving container."
+    )
+    secrets: list[SecretRef] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Vault secrets exposed to the server as environment variables.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["env"]},
+    )
+
+
+class DeploymentPhase(StrEnum):
+    """Lifecycle phase of a ModelDeployment."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class AnalysisResult(StatusModel):
+    """Figures of the last canary analysis."""
+
+    time: datetime | None = Field(default=None, description="When the analysis ran.")
+    error_rate: float | None = Field(default=None, description="Observed 5xx share (0-1).")
+    latency_p95_ms: float | None = Field(default=None, description="Observed p95, milliseconds.")
+    requests: int | None = Field(default=None, description="Requests served in the window.")
+    passed: bool | None = Field(default=None, description="Whether all gates passed.")
+
+
+class ShadowResult(StatusModel):
+    """How the shadow revision compares with the stable one."""
+
+    agreement_rate: float | None = Field(
+        default=None, description="Share of mirrored requests with the same prediction (0-1)."
+    )
+    latency_delta_ms: float | None = Field(
+        default=None, description="Shadow p95 minus stable p95, milliseconds."
+    )
+
+
+class ModelDeploymentStatus(StatusBase):
+    """Observed state of a ModelDeployment."""
+
+    phase: DeploymentPhase | None = Field(default=None, description="Lifecycle phase.")
+    stable_revision: str | None = Field(default=None, description="Revision serving most traffic.")
+    canary_revision: str | None = Field(default=None, description="Revision being rolled out.")
+    canary_weight: int | None = Field(
+        default=None, ge=0, le=100, description="Percent of traffic on the canary revision."
+    )
+    canary_step: int | None = Field(default=None, ge=0, description="Index of the current step.")
+    last_analysis: AnalysisResult | None = Field(default=None, description="Last canary analysis.")
+    shadow: ShadowResult | None = Field(default=None, description="Shadow comparison figures.")
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready serving replicas.")
+    url: str | None = Field(default=None, description="In-cluster URL of the inference service.")
+
+
+class ModelDeployment(Resource):
+    """Serves an MLflow model behind a Service with autoscaling and a rollout strategy."""
+
+    INFO = KindInfo(
+        kind="ModelDeployment",
+        plural="modeldeployments",
+        singular="modeldeployment",
+        short_names=["md"],
+        description=(
+            "ModelDeployment serves an MLflow model behind a Service with autoscaling and a"
+            " Rolling, BlueGreen, Canary or Shadow rollout strategy."
+        ),
+        columns=[
+            phase_column(),
+            ready_column(),
+            PrinterColumn(
+                name="Model", type="string", json_path=".spec.model.uri", description="Model URI."
+            ),
+            PrinterColumn(
+                name="Strategy",
+                type="string",
+                json_path=".spec.strategy.type",
+                description="Rollout strategy.",
+            ),
+            PrinterColumn(
+                name="Replicas",
+                type="integer",
+                json_path=".status.readyReplicas",
+                description="Ready replicas.",
+            ),
+            PrinterColumn(
+                name="Canary",
+                type="integer",
+                json_path=".status.canaryWeight",
+                description="Percent of traffic on the canary.",
+                priority=1,
+            ),
+            reason_column(),
+            age_column(),
+        ],
+    )
+
+    spec: ModelDeploymentSpec = Field(description="Desired state.")
+    status: ModelDeploymentStatus = Field(
+        default_factory=ModelDeploymentStatus, description="Observed state."
+    )

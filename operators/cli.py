@@ -1,0 +1,123 @@
+"""The `maestro` command.
+
+Subcommands import their implementation only when chosen, so a slim image (e.g. serving)
+can run `maestro <its subcommand>` without kopf or the kubernetes client installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from maestro.operators.runtime import run
+    from maestro.operators.settings import OperatorConfig
+
+    # Only flags the user gave override MAESTRO_* environment variables.
+    overrides = {
+        key: value
+        for key, value in {
+            "namespaces": args.namespace or None,
+            "peering": args.peering,
+            "standalone": args.standalone or None,
+            "priority": args.priority,
+            "liveness": args.liveness,
+            "verbose": args.verbose or None,
+            "log_format": args.log_format,
+        }.items()
+        if value is not None
+    }
+    run(OperatorConfig(**overrides))
+    return 0
+
+
+def _crds(args: argparse.Namespace) -> int:
+    from maestro.operators.api import crdgen
+
+    return crdgen.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maestro",
+        description="Maestro ML: Kubernetes-native MLOps platform.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    op = commands.add_parser(
+        "operator",
+        help="run the Kopf operator for TrainingRun, ModelDeployment, ABTest and DriftCheck",
+        description=(
+            "Run the Maestro operator. It watches all namespaces unless --namespace is given,"
+            " and elects one active replica through the ClusterKopfPeering named by --peering."
+            " Every option can also be set as a MAESTRO_* environment variable"
+            " (e.g. MAESTRO_PEERING, MAESTRO_NAMESPACES='[\"ml\"]')."
+        ),
+    )
+    op.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        metavar="NAME",
+        help="serve only this namespace (repeatable); default: all namespaces",
+    )
+    peering = op.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="ClusterKopfPeering object used to elect the active replica (default: maestro)",
+    )
+    op.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="peering priority of this replica, highest wins (default: random, so replicas differ)",
+    )
+    peering.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run without peering: a single replica, development or tests",
+    )
+    op.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="liveness endpoint, '' to disable (default: http://0.0.0.0:8080/healthz)",
+    )
+    op.add_argument(
+        "--log-format",
+        choices=["plain", "full", "json"],
+        help="log line format (default: plain)",
+    )
+    op.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    op.set_defaults(handler=_operator)
+
+    crds = commands.add_parser(
+        "crds",
+        help="generate the CRD manifests from the typed models",
+        description="Write the Maestro and Kopf CRDs and their kustomization.yaml.",
+    )
+    crds.add_argument(
+        "--out",
+        type=Path,
+        default=Path("manifests/crds"),
+        help="output folder (default: manifests/crds)",
+    )
+    crds.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff when the folder is out of date",
+    )
+    crds.set_defaults(handler=_crds)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Assemble and run the Kopf operator from explicit settings.
+
+Handlers are registered into a registry built here (not Kopf's global default registry),
+as closures over the settings, so two operators in one process or in tests never share
+state through module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from maestro.operators import abtest, driftcheck, modeldeployment, trainingrun
+from maestro.operators.api.common import GROUP
+from maestro.operators.conditions import Clock, utc_now
+from maestro.operators.handlers import Runtime
+from maestro.operators.settings import OperatorConfig
+
+
+def _custom_objects_api() -> Any:
+    # Imported here: only the operator process needs the kubernetes client.
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    api_client = client.ApiClient(configuration)
+    # The user agent names the field manager of the status fields these writes own.
+    api_client.user_agent = "maestro-operator"
+    return client.CustomObjectsApi(api_client)
+
+
+def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    """Kopf settings in one place; called from the startup handler."""
+    # Without a server-side timeout an idle watch can hang silently forever behind proxies.
+    settings.watching.server_timeout = config.watch_server_timeout
+    settings.watching.client_timeout = config.watch_server_timeout + 10
+    settings.watching.connect_timeout = config.connect_timeout
+    settings.networking.request_timeout = config.request_timeout
+    settings.networking.connect_timeout = config.connect_timeout
+    # Our own prefix for anything Kopf stores on objects, so it is clearly ours.
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    # One ClusterKopfPeering for every replica, also when replicas serve a namespace list.
+    settings.peering.clusterwide = True
+    # Events are emitted on condition transitions only; Kopf's per-handler INFO lines
+    # ("Handler ... succeeded") would otherwise become an Event on every watch event.
+    settings.posting.level = logging.WARNING
+
+
+def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    runtime = Runtime(clock=clock, request_timeout=config.request_timeout)
+
+    # A custom registry does not get Kopf's default login handlers; these are Kopf's own
+    # (no extra client library): the pod's ServiceAccount, else KUBECONFIG / ~/.kube/config.
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, config)
+        runtime.custom_api = _custom_objects_api()
+
+    for module in (trainingrun, modeldeployment, abtest, driftcheck):
+        module.register(registry, runtime)
+    return registry
+
+
+def run(config: OperatorConfig) -> None:
+    """Block running the operator until SIGTERM/SIGINT."""
+    kopf.configure(
+        debug=config.verbose,
+        verbose=config.verbose,
+        log_format=kopf.LogFormat[config.log_format.upper()],
+    )
+    registry = build_registry(config)
+    kopf.run(
+        registry=registry,
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        standalone=config.standalone,
+        peering_name=None if config.standalone else config.peering,
+        priority=config.priority if config.priority is not None else random.randint(1, 2**31 - 1),
+        liveness_endpoint=config.liveness or None,
+    )

@@ -1,0 +1,207 @@
+"""Reference checks and the status plan, table-driven with a fake clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from maestro.operators.api.abtest import ABTestSpec, ABTestStatus
+from maestro.operators.api.common import Reason
+from maestro.operators.api.driftcheck import DriftCheckSpec
+from maestro.operators.api.trainingrun import TrainingRunSpec
+from maestro.operators.decisions import (
+    DeploymentFacts,
+    accepted,
+    decide_abtest,
+    decide_driftcheck,
+    invalid_spec,
+    referenced_training_runs,
+)
+from maestro.operators.reconcile import plan_status
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+T1 = datetime(2024, 1, 2, tzinfo=UTC)
+
+ABTEST = ABTestSpec.model_validate(
+    {"deployment": "iris", "challenger": {"model": {"uri": "models:/iris/2"}}, "metric": "ok"}
+)
+
+
+@pytest.mark.parametrize(
+    ("deployments", "ready", "reason"),
+    [
+        pytest.param({}, False, Reason.DEPLOYMENT_NOT_FOUND, id="deployment-missing"),
+        pytest.param(
+            {"other": DeploymentFacts("models:/x/1")},
+            False,
+            Reason.DEPLOYMENT_NOT_FOUND,
+            id="another-deployment-only",
+        ),
+        pytest.param(
+            {"iris": DeploymentFacts("models:/iris/2")},
+            False,
+            Reason.CHALLENGER_SAME_AS_CHAMPION,
+            id="challenger-is-champion",
+        ),
+        pytest.param(
+            {"iris": DeploymentFacts("models:/iris/1")}, True, Reason.ACCEPTED, id="accepted"
+        ),
+        pytest.param({"iris": DeploymentFacts(None)}, True, Reason.ACCEPTED, id="uri-unknown"),
+    ],
+)
+def test_decide_abtest(
+    deployments: dict[str, DeploymentFacts], ready: bool, reason: Reason
+) -> None:
+    verdict = decide_abtest(ABTEST, deployments)
+    assert (verdict.ready, verdict.reason, verdict.phase) == (ready, reason, "Pending")
+    if not ready:
+        assert "iris" in verdict.message
+
+
+def driftcheck(**spec: Any) -> DriftCheckSpec:
+    base: dict[str, Any] = {"deployment": "iris", "reference": {"uri": "s3://d/ref.parquet"}}
+    return DriftCheckSpec.model_validate({**base, **spec})
+
+
+IRIS = {"iris": DeploymentFacts("models:/iris/1")}
+
+
+@pytest.mark.parametrize(
+    ("spec", "deployments", "runs", "reason", "fragment"),
+    [
+        pytest.param(
+            driftcheck(),
+            {},
+            set(),
+            Reason.DEPLOYMENT_NOT_FOUND,
+            "spec.deployment",
+            id="deployment-missing",
+        ),
+        pytest.param(driftcheck(), IRIS, set(), Reason.ACCEPTED, "accepted", id="accepted"),
+        pytest.param(
+            driftcheck(reference={"trainingRun": "train"}),
+            IRIS,
+            set(),
+            Reason.TRAINING_RUN_NOT_FOUND,
+            "spec.reference.trainingRun",
+            id="reference-run-missing",
+        ),
+        pytest.param(
+            driftcheck(onDrift={"retrain": {"template": "train"}}),
+            IRIS,
+            set(),
+            Reason.TRAINING_RUN_NOT_FOUND,
+            "spec.onDrift.retrain.template",
+            id="template-missing",
+        ),
+        pytest.param(
+            driftcheck(onDrift={"retrain": {"template": "train"}}),
+            IRIS,
+            {"train"},
+            Reason.ACCEPTED,
+            "accepted",
+            id="template-present",
+        ),
+        pytest.param(
+            driftcheck(onDrift={"retrain": {"template": "train"}}),
+            {},
+            set(),
+            Reason.DEPLOYMENT_NOT_FOUND,
+            "spec.deployment",
+            id="deployment-checked-first",
+        ),
+    ],
+)
+def test_decide_driftcheck(
+    spec: DriftCheckSpec,
+    deployments: dict[str, DeploymentFacts],
+    runs: set[str],
+    reason: Reason,
+    fragment: str,
+) -> None:
+    verdict = decide_driftcheck(spec, deployments, runs)
+    assert verdict.reason == reason
+    assert fragment in verdict.message
+
+
+def test_referenced_training_runs() -> None:
+    spec = driftcheck(reference={"trainingRun": "a"}, onDrift={"retrain": {"template": "b"}})
+    assert referenced_training_runs(spec) == {"a", "b"}
+    assert referenced_training_runs(driftcheck()) == set()
+
+
+def test_invalid_spec_names_the_field_and_fails() -> None:
+    with pytest.raises(ValidationError) as err:
+        TrainingRunSpec.model_validate({"framework": "SKLearn", "params": {"a": [1, 2]}})
+    verdict = invalid_spec("TrainingRun", err.value)
+    assert (verdict.ready, verdict.reason, verdict.phase) == (False, Reason.INVALID_SPEC, "Failed")
+    assert "spec.params.a" in verdict.message
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_first_plan_writes_everything_and_is_a_transition() -> None:
+    plan = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    assert plan.patch == {
+        "observedGeneration": 1,
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Accepted",
+                "message": "ABTest spec accepted; all references resolve.",
+                "lastTransitionTime": "2024-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            }
+        ],
+    }
+    assert plan.transition is not None and plan.transition.reason == "Accepted"
+
+
+def test_settled_status_plans_nothing() -> None:
+    first = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    again = plan_status(
+        ABTestStatus, first.patch, accepted("ABTest"), generation=1, clock=Clock(T1)
+    )
+    assert again.empty
+    assert again.transition is None
+
+
+def test_new_generation_updates_only_what_changed() -> None:
+    stored = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    stored_status = {**stored.patch, "pValue": 0.2}  # a field another controller owns
+    plan = plan_status(
+        ABTestStatus, stored_status, accepted("ABTest"), generation=2, clock=Clock(T1)
+    )
+    assert set(plan.patch) == {"observedGeneration", "conditions"}
+    assert plan.patch["conditions"][0]["lastTransitionTime"] == "2024-01-01T00:00:00Z"
+    assert plan.transition is None
+
+
+def test_flip_is_a_transition_with_new_time() -> None:
+    stored = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    missing = decide_abtest(ABTEST, {})
+    plan = plan_status(ABTestStatus, stored.patch, missing, generation=1, clock=Clock(T1))
+    assert plan.transition is not None
+    assert plan.transition.reason == "DeploymentNotFound"
+    assert plan.patch["conditions"][0]["lastTransitionTime"] == "2024-01-02T00:00:00Z"
+    assert "phase" not in plan.patch  # still Pending
+
+
+def test_unreadable_status_is_replaced() -> None:
+    plan = plan_status(
+        ABTestStatus, {"conditions": "garbage"}, accepted("ABTest"), generation=1, clock=Clock(T0)
+    )
+    assert plan.patch["conditions"][0]["reason"] == "Accepted"
