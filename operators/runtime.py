@@ -82,6 +82,8 @@ def run(config: OperatorConfig) -> None:
         debug=config.verbose,
         verbose=config.verbose,
         log_format=kopf.LogFormat[config.log_format.upper()],
+        # As Kopf's own CLI does: text lines start with [namespace/name] of their object.
+        log_prefix=None,
     )
     registry = build_registry(config)
     kopf.run(
