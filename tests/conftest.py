@@ -37,18 +37,14 @@ class Cluster:
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
+        return local_cluster.run_kubectl(
+            self.kubectl_bin,
+            self.kubeconfig,
+            *args,
             input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
+            check=check,
+            error=AssertionError,
         )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-            )
-        return proc
 
     def api_client(self) -> client.ApiClient:
         return config.new_client_from_config(str(self.kubeconfig))

@@ -21,6 +21,8 @@ from typing import Any, Protocol, TypeVar
 import pytest
 import yaml
 
+from tests.harness.wait import eventually
+
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,14 +58,7 @@ def free_port() -> int:
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    return eventually(probe, timeout=timeout, what=what, interval=0.2)
 
 
 @pytest.fixture
