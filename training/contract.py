@@ -1,0 +1,89 @@
+"""The contract between the TrainingRun operator and the trainer pods it creates.
+
+The operator renders these environment variables into every trainer container; the
+programs run by `maestro train` read them through `TrainerEnvironment`. Keeping both
+sides on one module means a renamed variable breaks a test, not a training run.
+Pure: no I/O, no third-party imports beyond pydantic.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- environment variable names -------------------------------------------------------
+TRACKING_URI = "MLFLOW_TRACKING_URI"
+EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
+TRAININGRUN = "MAESTRO_TRAININGRUN"  # "<namespace>/<name>"
+TRAININGRUN_UID = "MAESTRO_TRAININGRUN_UID"
+PARENT_RUN_ID = "MAESTRO_MLFLOW_PARENT_RUN_ID"  # the run the operator created for this TrainingRun
+FRAMEWORK = "MAESTRO_FRAMEWORK"  # PyTorch | TensorFlow | XGBoost | SKLearn | Generic
+PARAMS = "MAESTRO_PARAMS"  # JSON object of spec.params
+DATASET_URI = "MAESTRO_DATASET_URI"
+DATASET_VERSION = "MAESTRO_DATASET_VERSION"
+FEATURE_SERVICE = "MAESTRO_FEATURE_SERVICE"
+SEED = "MAESTRO_SEED"
+# Tuning only:
+OPTUNA_STORAGE = "MAESTRO_OPTUNA_STORAGE"  # always from a Secret (secretKeyRef), never inline
+OPTUNA_STUDY = "MAESTRO_OPTUNA_STUDY"  # the study the operator created; workers load it
+TUNING = "MAESTRO_TUNING"  # JSON of spec.tuning (camelCase, as in the CRD)
+
+# --- MLflow conventions ---------------------------------------------------------------
+MODEL_ARTIFACT_PATH = "model"  # every trainer logs its model under this artifact path
+TAG_TRAININGRUN = "maestro.trainingrun"  # "<namespace>/<name>" on every run
+TAG_TRAININGRUN_UID = "maestro.trainingrun.uid"
+TAG_TRIAL_NUMBER = "maestro.trial.number"  # on each trial's nested run
+TAG_DATASET_URI = "maestro.lineage.dataset.uri"
+TAG_DATASET_VERSION = "maestro.lineage.dataset.version"
+TAG_FEATURE_SERVICE = "maestro.lineage.feature_service"
+# Optuna trial user attribute holding the trial's MLflow run id.
+TRIAL_ATTR_RUN_ID = "mlflow_run_id"
+# Optuna trial user attribute holding the measured cost (CPU-seconds) of the trial.
+TRIAL_ATTR_COST = "cost_cpu_seconds"
+
+
+class TrainerEnvironment(BaseModel):
+    """What a trainer pod is told, parsed from its environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    trainingrun: str | None = None
+    trainingrun_uid: str | None = None
+    parent_run_id: str | None = None
+    framework: str = "Generic"
+    params: dict[str, Any] = Field(default_factory=dict)
+    dataset_uri: str | None = None
+    dataset_version: str | None = None
+    feature_service: str | None = None
+    seed: int = 0
+    optuna_storage: str | None = None
+    optuna_study: str | None = None
+    tuning: dict[str, Any] | None = None
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> TrainerEnvironment:
+        def opt(name: str) -> str | None:
+            value = env.get(name)
+            return value if value else None
+
+        tuning = opt(TUNING)
+        return cls(
+            tracking_uri=opt(TRACKING_URI),
+            experiment=opt(EXPERIMENT),
+            trainingrun=opt(TRAININGRUN),
+            trainingrun_uid=opt(TRAININGRUN_UID),
+            parent_run_id=opt(PARENT_RUN_ID),
+            framework=env.get(FRAMEWORK) or "Generic",
+            params=json.loads(env.get(PARAMS) or "{}"),
+            dataset_uri=opt(DATASET_URI),
+            dataset_version=opt(DATASET_VERSION),
+            feature_service=opt(FEATURE_SERVICE),
+            seed=int(env.get(SEED) or 0),
+            optuna_storage=opt(OPTUNA_STORAGE),
+            optuna_study=opt(OPTUNA_STUDY),
+            tuning=json.loads(tuning) if tuning else None,
+        )
