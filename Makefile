@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
-        test test-unit e2e demo down kind-up kind-down clean
+        test test-unit e2e bench-training demo down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ test-unit: install ## only the pure unit tests (no cluster, no services)
 
 e2e: install ## the e2e suite against KUBECONFIG (any cluster)
 	$(VENV)/bin/pytest tests/e2e --kubeconfig "$${KUBECONFIG:?set KUBECONFIG to the cluster to test}" $(PYTEST_ARGS)
+
+bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone -> docs/benchmarks.md
+	$(PY) -m tests.bench.training
 
 demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
 	$(PY) -m tests.harness.demo up

@@ -40,6 +40,41 @@ def _crds(args: argparse.Namespace) -> int:
     return crdgen.run(args)
 
 
+def _train(args: argparse.Namespace) -> int:
+    import os
+
+    from maestro.training.run import main
+
+    return main(os.environ)
+
+
+TRAIN_EPILOG = """\
+environment (set by the TrainingRun operator; see maestro.training.contract):
+  MLFLOW_TRACKING_URI            MLflow server, e.g. http://mlflow:5000
+  MLFLOW_EXPERIMENT_NAME         experiment for a standalone run (default: Default)
+  MAESTRO_MLFLOW_PARENT_RUN_ID   the operator's run: trained into, or parent of the trials
+  MAESTRO_TRAININGRUN            <namespace>/<name>, tagged on every run
+  MAESTRO_TRAININGRUN_UID        the TrainingRun's uid, tagged on every run
+  MAESTRO_FRAMEWORK              SKLearn | XGBoost | Generic (= SKLearn)
+  MAESTRO_PARAMS                 JSON params: model (random_forest, gradient_boosting,
+                                 logistic_regression, ridge, sgd, xgboost), target,
+                                 test_size, task, epochs, steps, seed; the rest are the
+                                 estimator's hyperparameters
+  MAESTRO_DATASET_URI            sklearn://iris, file:///data/x.parquet, x.csv, s3://b/k.parquet
+  MAESTRO_DATASET_VERSION        dataset version, recorded as lineage
+  MAESTRO_FEATURE_SERVICE        Feast feature service to join onto the dataset's entities
+  MAESTRO_SEED                   seed of the split, the estimator and the sampler
+tuning (an Optuna worker; run several against one study for parallel trials):
+  MAESTRO_TUNING                 JSON of spec.tuning (camelCase, as in the CRD)
+  MAESTRO_OPTUNA_STORAGE         study storage, e.g. postgresql://user:pw@host/optuna
+  MAESTRO_OPTUNA_STUDY           study name (created by the operator, or here if missing)
+  JOB_COMPLETION_INDEX           worker index, added to the sampler's seed
+  HOSTNAME                       the pod's name, recorded on each trial it runs
+
+exit status: 0 done, 1 training failed, 2 bad input (dataset, params, search space)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maestro",
@@ -111,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing; exit 1 with a diff when the folder is out of date",
     )
     crds.set_defaults(handler=_crds)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model (or run an Optuna tuning worker) as a TrainingRun pod does",
+        description=(
+            "Train the model a TrainingRun describes and log it to MLflow: params, metrics per"
+            " step, final metrics, the model with its signature, lineage tags. With"
+            " MAESTRO_TUNING set, run an Optuna worker instead: trials (each a nested MLflow"
+            " run) until the shared study holds tuning.trials trials. All settings come from"
+            " the environment below."
+        ),
+        epilog=TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.set_defaults(handler=_train)
     return parser
 
 

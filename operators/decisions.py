@@ -16,7 +16,6 @@ from maestro.operators.api.abtest import ABTestSpec
 from maestro.operators.api.common import Reason
 from maestro.operators.api.driftcheck import DriftCheckSpec
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
-from maestro.operators.api.trainingrun import TrainingRunSpec
 
 PENDING = "Pending"
 FAILED = "Failed"
@@ -24,9 +23,13 @@ FAILED = "Failed"
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of the checks: the Ready condition and the phase to report."""
+    """Outcome of the checks: the Ready condition and the phase to report.
 
-    ready: bool
+    `ready` None reports Ready=Unknown: work in progress (a queued or running TrainingRun)
+    that is neither done nor wrong.
+    """
+
+    ready: bool | None
     reason: Reason
     message: str
     phase: str
@@ -112,10 +115,6 @@ def _training_run_missing(name: str | None, existing: Set[str], field: str) -> C
         )
 
     return check
-
-
-def decide_trainingrun(spec: TrainingRunSpec) -> Verdict:
-    return accepted("TrainingRun")
 
 
 def decide_modeldeployment(spec: ModelDeploymentSpec) -> Verdict:

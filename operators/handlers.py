@@ -27,6 +27,7 @@ from maestro.operators.api.common import GROUP, VERSION, Condition, ConditionSta
 from maestro.operators.conditions import Clock
 from maestro.operators.decisions import DeploymentFacts, Verdict, invalid_spec
 from maestro.operators.reconcile import StatusPlan, plan_status
+from maestro.operators.settings import OperatorConfig
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 # (namespace, kind, name) of a referenced object.
@@ -72,8 +73,11 @@ class Runtime:
 
     clock: Clock
     request_timeout: float
+    config: OperatorConfig = field(default_factory=OperatorConfig)
     # Created by the startup handler: only fan-out writes to *other* objects need it.
     custom_api: Any = field(default=None)
+    # The kubernetes ApiClient behind custom_api, for controllers that own workloads.
+    api_client: Any = field(default=None)
     # What dependents last saw of each referenced object, to fan out on real changes only.
     seen: dict[RefKey, object] = field(default_factory=dict)
 
@@ -124,7 +128,8 @@ def emit_transition(body: Mapping[str, Any], condition: Condition) -> None:
     # level is raised so Kopf's own per-handler chatter does not flood the object's Events.
     kopf.event(
         body if isinstance(body, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(body))),
-        type="Normal" if condition.status == ConditionStatus.TRUE else "Warning",
+        # Unknown is work in progress (e.g. a TrainingRun queued or running), not a problem.
+        type="Warning" if condition.status == ConditionStatus.FALSE else "Normal",
         reason=condition.reason,
         message=condition.message,
     )

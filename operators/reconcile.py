@@ -33,6 +33,12 @@ def _dump(status: StatusBase) -> dict[str, Any]:
     return status.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+def _condition_status(ready: bool | None) -> ConditionStatus:
+    if ready is None:
+        return ConditionStatus.UNKNOWN
+    return ConditionStatus.TRUE if ready else ConditionStatus.FALSE
+
+
 def parse_status(model: type[StatusBase], raw: Mapping[str, Any] | None) -> StatusBase:
     """Parse what is stored; a status the model cannot read is treated as empty."""
     try:
@@ -48,13 +54,16 @@ def plan_status(
     *,
     generation: int | None,
     clock: Clock,
+    extra: Mapping[str, Any] | None = None,
 ) -> StatusPlan:
+    """`extra`: further status fields (wire names) the kind reports beside phase and Ready;
+    a None value removes the field."""
     current = parse_status(model, current_raw)
     previous = find_condition(current.conditions, ConditionType.READY)
     conditions = set_condition(
         current.conditions,
         type_=ConditionType.READY,
-        status=ConditionStatus.TRUE if verdict.ready else ConditionStatus.FALSE,
+        status=_condition_status(verdict.ready),
         reason=verdict.reason,
         message=verdict.message,
         generation=generation,
@@ -71,9 +80,16 @@ def plan_status(
     }
     if generation is None:
         del after["observedGeneration"]
+    for key, value in (extra or {}).items():
+        if value is None:
+            after.pop(key, None)
+        else:
+            after[key] = value
     # Round-trip through the model so the patch is exactly what the CRD schema accepts.
     after = _dump(model.model_validate(after))
-    patch = {key: value for key, value in after.items() if before.get(key) != value}
+    patch: dict[str, Any] = {key: value for key, value in after.items() if before.get(key) != value}
+    # A merge patch removes a field by setting it to null.
+    patch.update({key: None for key in before.keys() - after.keys()})
     ready = find_condition(conditions, ConditionType.READY)
     transitioned = previous is None or (
         ready is not None and (previous.status, previous.reason) != (ready.status, ready.reason)

@@ -20,7 +20,7 @@ from maestro.operators.handlers import Runtime
 from maestro.operators.settings import OperatorConfig
 
 
-def _custom_objects_api() -> Any:
+def _api_client() -> Any:
     # Imported here: only the operator process needs the kubernetes client.
     from kubernetes import client, config
 
@@ -32,7 +32,7 @@ def _custom_objects_api() -> Any:
     api_client = client.ApiClient(configuration)
     # The user agent names the field manager of the status fields these writes own.
     api_client.user_agent = "maestro-operator"
-    return client.CustomObjectsApi(api_client)
+    return api_client
 
 
 def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
@@ -43,6 +43,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     settings.watching.connect_timeout = config.connect_timeout
     settings.networking.request_timeout = config.request_timeout
     settings.networking.connect_timeout = config.connect_timeout
+    settings.execution.max_workers = config.handler_threads
     # Our own prefix for anything Kopf stores on objects, so it is clearly ours.
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -58,7 +59,7 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
 
 def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    runtime = Runtime(clock=clock, request_timeout=config.request_timeout)
+    runtime = Runtime(clock=clock, request_timeout=config.request_timeout, config=config)
 
     # A custom registry does not get Kopf's default login handlers; these are Kopf's own
     # (no extra client library): the pod's ServiceAccount, else KUBECONFIG / ~/.kube/config.
@@ -69,7 +70,10 @@ def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.Op
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
-        runtime.custom_api = _custom_objects_api()
+        from kubernetes import client
+
+        runtime.api_client = _api_client()
+        runtime.custom_api = client.CustomObjectsApi(runtime.api_client)
 
     for module in (trainingrun, modeldeployment, abtest, driftcheck):
         module.register(registry, runtime)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,5 +46,75 @@ class OperatorConfig(BaseSettings):
     connect_timeout: float = Field(
         default=10.0, gt=0, description="Seconds allowed to connect to the API server."
     )
+    handler_threads: int = Field(
+        default=16,
+        ge=1,
+        description=(
+            "Threads running handlers; TrainingRun steps wait on MLflow and Optuna, so one"
+            " slow run must not hold up the others."
+        ),
+    )
     log_format: str = Field(default="plain", description="Kopf log format: plain, full or json.")
     verbose: bool = Field(default=False, description="Debug logging.")
+
+    # --- TrainingRun -------------------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description=(
+            "MLflow tracking server the operator and the trainer pods use; unset leaves"
+            " TrainingRuns Pending with reason OperatorNotConfigured."
+        ),
+    )
+    optuna_storage: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Optuna RDB storage URL (with credentials), e.g."
+            " postgresql+psycopg2://user:pw@db/optuna. Fill it from a Secret; the operator"
+            " hands it to trainer pods only through a Secret of their own, never inline."
+            " Needed by runs with spec.tuning."
+        ),
+    )
+    optuna_secret_key: str = Field(
+        default="storage",
+        min_length=1,
+        description=(
+            "Key of the storage URL in the Secret the operator creates for each tuning run"
+            " (named <job>-optuna, owned by the TrainingRun)."
+        ),
+    )
+    trainer_image: str = Field(
+        default="ghcr.io/maestro-ml/maestro:0.1.0",
+        min_length=1,
+        description="Image of trainer pods whose TrainingRun names none (spec.image).",
+    )
+    trainer_pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra labels on every trainer pod (JSON object in the environment), e.g."
+            ' {"maestro.dev/local-run": "true"} on the local platform.'
+        ),
+    )
+    trainer_service_account: str | None = Field(
+        default=None,
+        description=(
+            "ServiceAccount of trainer pods; unset uses the namespace's default. Trainer"
+            " pods never get an API token mounted."
+        ),
+    )
+    max_concurrent_runs: int = Field(
+        default=4,
+        ge=1,
+        description="TrainingRuns running at once per namespace; later ones wait as Queued.",
+    )
+    kubeflow: bool = Field(
+        default=True,
+        description=(
+            "Run PyTorch, TensorFlow and XGBoost runs as Kubeflow jobs (kubeflow.org/v1);"
+            " false runs them as batch Jobs, which allows a single worker only."
+        ),
+    )
+    progress_interval: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds between refreshes of a running study's trial counts in status.",
+    )

@@ -1,29 +1,618 @@
-"""TrainingRun handlers: thin; the decisions live in maestro.operators.decisions."""
+"""TrainingRun controller: gather, decide (trainingrun_decisions), apply (trainingrun_render
+under one field manager), report (status + Events).
+
+Level-triggered like the other kinds, from `@kopf.on.event` only (no finalizers, no
+progress annotations): every event of a TrainingRun, and of a Job or Kubeflow job it
+owns, re-reads the run and moves it one step along
+
+    Pending -> [Queued] -> Running -> Succeeded | Failed
+
+- start: spec checks; the per-namespace limit (Queued, first come first served); the
+  MLflow parent run and, with tuning, the Optuna study; status.mlflowRunId is stored
+  *before* the job is applied, so a crash in between never makes a second parent run;
+- running: the job's active pods and the study's trial counts (refreshed every
+  `progress_interval` seconds while tuning);
+- finish: the job's Complete/Succeeded or Failed condition; metrics, best trial or Pareto
+  front, the model registered with its alias; queued runs of the namespace are re-checked.
+
+A run that finds everything as reported writes nothing. Status is written through the API
+(not Kopf's patch) so that each step is stored before the next one starts. Errors of
+MLflow, Optuna or the API are retried with a back-off by an in-memory timer: no Kopf
+timers, which would put finalizers on users' objects.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextvars
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
+from pydantic import ValidationError
 
 from maestro.operators import driftcheck
-from maestro.operators.api.common import GROUP, VERSION
-from maestro.operators.api.trainingrun import TrainingRun
-from maestro.operators.decisions import decide_trainingrun
+from maestro.operators.api.common import API_VERSION, GROUP, VERSION, Condition
+from maestro.operators.api.trainingrun import TrainingRun, TrainingRunSpec, TrainingRunStatus
+from maestro.operators.decisions import Verdict, invalid_spec
 from maestro.operators.handlers import (
     TRAININGRUNS_INDEX,
     Runtime,
     dependents,
     deployments_index,
     driftcheck_refs,
-    reconcile_via_patch,
     training_runs_index,
 )
+from maestro.operators.reconcile import parse_status, plan_status
+from maestro.operators.settings import OperatorConfig
+from maestro.operators.trainingrun_decisions import (
+    TERMINAL,
+    JobState,
+    OperatorFacts,
+    RunFacts,
+    StudyFacts,
+    admit,
+    check_spec,
+    job_failed,
+    job_state,
+    model_trial,
+    no_trial_completed,
+    preparing,
+    queued_in_order,
+    registration_failed,
+    running,
+    starting,
+    succeeded,
+    tracking_unavailable,
+    trial_status,
+    trials_status,
+)
+from maestro.operators.trainingrun_render import (
+    JOB_KINDS,
+    LABEL_TRAININGRUN,
+    JobKind,
+    RunIds,
+    TrainerSettings,
+    job_kind,
+    job_name,
+    render,
+    study_name,
+)
+from maestro.training import contract
+
+if TYPE_CHECKING:  # imported lazily: it is the module that loads MLflow and Optuna
+    from maestro.operators.tracking import Tracking
 
 PLURAL = TrainingRun.INFO.plural
+FIELD_MANAGER = "maestro-operator"
+RETRY_MAX_SECONDS = 60.0
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+Obj = dict[str, Any]
+
+
+class Kube:
+    """The few API calls the controller makes, as plain JSON over the kubernetes client."""
+
+    def __init__(self, api_client: Any, timeout: float) -> None:
+        self.api = api_client
+        self.timeout = timeout
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        return self.api.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _request_timeout=self.timeout,
+        )
+
+    def _get(self, path: str, query: list[tuple[str, str]] | None = None) -> Obj | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return cast(Obj, self._call("GET", path, query=query))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    @staticmethod
+    def _path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        path = f"{base}/namespaces/{namespace}/{plural}"
+        return f"{path}/{name}" if name else path
+
+    def get_run(self, namespace: str, name: str) -> Obj | None:
+        return self._get(self._path(API_VERSION, PLURAL, namespace, name))
+
+    def list_runs(self, namespace: str) -> list[Obj]:
+        found = self._get(self._path(API_VERSION, PLURAL, namespace)) or {}
+        return list(found.get("items") or [])
+
+    def patch_run_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        self._call(
+            "PATCH",
+            self._path(API_VERSION, PLURAL, namespace, name) + "/status",
+            body={"status": dict(status)},
+            content_type="application/merge-patch+json",
+        )
+
+    def get_job(self, kind: JobKind, namespace: str, name: str) -> Obj | None:
+        return self._get(self._path(kind.api_version, kind.plural, namespace, name))
+
+    def list_pods(self, namespace: str, selector: str) -> list[Obj]:
+        found = self._get(self._path("v1", "pods", namespace), [("labelSelector", selector)])
+        return list((found or {}).get("items") or [])
+
+    def apply(self, obj: Mapping[str, Any]) -> None:
+        """Server-side apply under the operator's one field manager."""
+        meta = obj["metadata"]
+        plural = {"Secret": "secrets"}.get(obj["kind"]) or next(
+            k.plural for k in JOB_KINDS if k.kind == obj["kind"]
+        )
+        self._call(
+            "PATCH",
+            self._path(obj["apiVersion"], plural, meta["namespace"], meta["name"]),
+            body=dict(obj),
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+
+
+@dataclass
+class Controller:
+    """TrainingRun reconciliation, shared by the run and job event handlers."""
+
+    runtime: Runtime
+    config: OperatorConfig
+    settings: TrainerSettings = field(init=False)
+    loop: asyncio.AbstractEventLoop | None = None
+    _kube: Kube | None = None
+    _tracking: Tracking | None = None
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[Key, threading.Lock] = field(default_factory=dict)
+    _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # Runs admitted and being started, whose status does not show it yet.
+    _starting: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.settings = TrainerSettings.from_config(self.config)
+
+    # --- clients -----------------------------------------------------------------------
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(self.runtime.api_client, self.runtime.request_timeout)
+        return self._kube
+
+    @property
+    def tracking(self) -> Tracking:
+        if self._tracking is None:
+            from maestro.operators.tracking import Tracking
+
+            storage = self.config.optuna_storage
+            self._tracking = Tracking(
+                self.config.mlflow_tracking_uri or "",
+                storage.get_secret_value() if storage else None,
+            )
+        return self._tracking
+
+    def operator_facts(self) -> OperatorFacts:
+        return OperatorFacts(
+            tracking_configured=bool(self.config.mlflow_tracking_uri),
+            optuna_configured=self.config.optuna_storage is not None,
+            kubeflow=self.config.kubeflow,
+        )
+
+    # --- locking and requeueing ----------------------------------------------------------
+
+    @contextmanager
+    def _lock(self, locks: dict[Any, threading.Lock], key: Any) -> Iterator[None]:
+        with self._guard:
+            lock = locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    def requeue(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile the run again after `delay` seconds (an earlier pending one wins)."""
+        loop = self.loop
+        if loop is None:
+            return
+        key = (namespace, name)
+
+        def fire() -> None:
+            with self._guard:
+                self._timers.pop(key, None)
+            # Kopf's context (where kopf.event posts to) follows into the worker thread.
+            ctx = contextvars.copy_context()
+            future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
+            future.add_done_callback(_log_error)
+
+        def schedule() -> None:
+            due = loop.time() + delay
+            with self._guard:
+                pending = self._timers.get(key)
+                if pending is not None and pending.when() <= due:
+                    return
+                if pending is not None:
+                    pending.cancel()
+                self._timers[key] = loop.call_at(due, fire)
+
+        loop.call_soon_threadsafe(schedule, context=contextvars.copy_context())
+
+    def forget(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._guard:
+            self._locks.pop(key, None)
+            self._failures.pop(key, None)
+            timer = self._timers.pop(key, None)
+        if timer is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(timer.cancel)
+
+    def deleted(self, body: Mapping[str, Any]) -> None:
+        """The run is gone: its jobs go with it (owner references), its MLflow run stays,
+        marked KILLED if it was still running, and a queued run may take its slot."""
+        meta, status = body["metadata"], body.get("status") or {}
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        self.forget(namespace, name)
+        run_id = status.get("mlflowRunId")
+        if run_id and status.get("phase") not in TERMINAL and self.config.mlflow_tracking_uri:
+            try:
+                self.tracking.end_run(run_id, "KILLED")
+            except Exception as err:
+                log.warning("[%s/%s] MLflow run %s not closed: %s", namespace, name, run_id, err)
+        self.wake_queued(namespace)
+
+    def wake_queued(self, namespace: str) -> None:
+        """A slot may have freed: re-check the namespace's waiting runs, oldest first."""
+        runs = [_run_facts(obj) for obj in self.kube.list_runs(namespace)]
+        for name in queued_in_order(runs):
+            self.requeue(namespace, name, 0)
+
+    # --- reconcile ---------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._lock(self._locks, key):
+            obj = self.kube.get_run(namespace, name)
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            step = _Step(self, obj)
+            try:
+                step.run()
+            except Exception as err:
+                attempt = self._failures.get(key, 0) + 1
+                self._failures[key] = attempt
+                delay = min(RETRY_MAX_SECONDS, 2.0**attempt)
+                log.warning(
+                    "[%s/%s] TrainingRun step failed (attempt %d, retry in %.0fs): %s",
+                    namespace,
+                    name,
+                    attempt,
+                    delay,
+                    err,
+                    exc_info=attempt == 1,
+                )
+                step.report_error(err)
+                self.requeue(namespace, name, delay)
+            else:
+                self._failures.pop(key, None)
+
+
+class _Step:
+    """One reconcile of one TrainingRun: reads the run once, writes status as it goes."""
+
+    def __init__(self, controller: Controller, obj: Obj) -> None:
+        self.c = controller
+        self.obj = obj
+        meta = obj["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self.generation: int | None = meta.get("generation")
+        self.status_raw: dict[str, Any] = dict(obj.get("status") or {})
+
+    @property
+    def status(self) -> TrainingRunStatus:
+        parsed = parse_status(TrainingRunStatus, self.status_raw)
+        assert isinstance(parsed, TrainingRunStatus)
+        return parsed
+
+    def write(self, verdict: Verdict, extra: Mapping[str, Any] | None = None) -> None:
+        plan = plan_status(
+            TrainingRunStatus,
+            self.status_raw,
+            verdict,
+            generation=self.generation,
+            clock=self.c.runtime.clock,
+            extra=extra,
+        )
+        if plan.empty:
+            return
+        self.c.kube.patch_run_status(self.namespace, self.name, plan.patch)
+        merged = {**self.status_raw, **plan.patch}
+        self.status_raw = {k: v for k, v in merged.items() if v is not None}
+        if plan.transition is not None:
+            self.emit(plan.transition, warning=verdict.ready is False)
+
+    def emit(self, condition: Condition, *, warning: bool) -> None:
+        kopf.event(
+            kopf.Body(cast(kopf.RawBody, self.obj)),
+            type="Warning" if warning else "Normal",
+            reason=condition.reason,
+            message=condition.message,
+        )
+
+    def report_error(self, err: Exception) -> None:
+        """Say in status why the run does not progress (best effort)."""
+        try:
+            self.write(tracking_unavailable(self.status.phase, _one_line(err)))
+        except Exception as write_err:
+            log.warning("[%s/%s] status not written: %s", self.namespace, self.name, write_err)
+
+    # --- the lifecycle -----------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            spec = TrainingRunSpec.model_validate(self.obj.get("spec") or {})
+        except ValidationError as err:
+            if self.status.mlflow_run_id is None:
+                self.write(invalid_spec(TrainingRun.INFO.kind, err))
+            return
+        status = self.status
+        if status.phase in TERMINAL and status.completion_time is not None:
+            return  # finished runs keep their status; their jobs stay for inspection
+        if status.mlflow_run_id is None and not self.start(spec):
+            return
+        kind = job_kind(spec, self.c.settings.kubeflow)
+        name = job_name(self.name, self.uid)
+        job = self.c.kube.get_job(kind, self.namespace, name)
+        ref = {"apiVersion": kind.api_version, "kind": kind.kind, "name": name}
+        if job is None:
+            self.apply(spec)
+            self.write(
+                running(f"{kind.kind} {name}", JobState()),
+                {"jobRef": ref, **self.study_fields(spec)},
+            )
+            return
+        state = job_state(kind.kind, job)
+        if not state.finished:
+            self.write(
+                running(f"{kind.kind} {name}", state),
+                {"jobRef": ref, **self.study_fields(spec)},
+            )
+            if spec.tuning is not None:
+                self.c.requeue(self.namespace, self.name, self.c.config.progress_interval)
+            return
+        if state.succeeded:
+            self.finish(spec, ref)
+        else:
+            pods = self.c.kube.list_pods(self.namespace, f"{kind.pod_job_label}={name}")
+            verdict = job_failed(state, pods, f"{kind.kind} {name}")
+            self.complete(verdict, {"jobRef": ref, **self.study_fields(spec)})
+
+    def start(self, spec: TrainingRunSpec) -> bool:
+        """Checks, queue, MLflow run and study; True when the job may be applied."""
+        refused = check_spec(spec, self.c.operator_facts())
+        if refused is not None:
+            self.write(refused)
+            return False
+        c = self.c
+        with c._lock(c._namespace_locks, self.namespace):
+            runs = [_run_facts(obj) for obj in c.kube.list_runs(self.namespace)]
+            queued = admit(
+                _run_facts(self.obj),
+                runs,
+                c.config.max_concurrent_runs,
+                c._starting[self.namespace],
+            )
+            if queued is not None:
+                self.write(queued)
+                return False
+            c._starting[self.namespace].add(self.name)
+        try:
+            # Say so before the slow part (MLflow, the study's tables).
+            self.write(preparing(spec.tuning is not None))
+            tags = {}
+            if spec.dataset is not None:
+                tags[contract.TAG_DATASET_URI] = spec.dataset.uri
+                if spec.dataset.version:
+                    tags[contract.TAG_DATASET_VERSION] = spec.dataset.version
+            if spec.feature_service:
+                tags[contract.TAG_FEATURE_SERVICE] = spec.feature_service
+            run_id = c.tracking.ensure_parent_run(
+                self.experiment(spec), self.namespace, self.name, self.uid, tags
+            )
+            study = None
+            if spec.tuning is not None:
+                study = study_name(self.uid)
+                c.tracking.create_study(study, spec.tuning)
+            extra: dict[str, Any] = {
+                "mlflowRunId": run_id,
+                "startTime": _iso(c.runtime.clock()),
+                "study": study,
+            }
+            if spec.tuning is not None:
+                extra["trials"] = trials_status(StudyFacts(), spec.tuning.trials)
+            self.write(starting(), extra)
+        finally:
+            with c._lock(c._namespace_locks, self.namespace):
+                c._starting[self.namespace].discard(self.name)
+        return True
+
+    def experiment(self, spec: TrainingRunSpec) -> str:
+        return spec.mlflow.experiment or self.namespace
+
+    def ids(self, spec: TrainingRunSpec) -> RunIds:
+        status = self.status
+        assert status.mlflow_run_id is not None
+        return RunIds(
+            namespace=self.namespace,
+            name=self.name,
+            uid=self.uid,
+            experiment=self.experiment(spec),
+            parent_run_id=status.mlflow_run_id,
+            study=study_name(self.uid) if spec.tuning is not None else None,
+        )
+
+    def apply(self, spec: TrainingRunSpec) -> None:
+        storage = self.c.config.optuna_storage
+        for manifest in render(
+            spec,
+            self.c.settings,
+            self.ids(spec),
+            optuna_storage=storage.get_secret_value() if storage else None,
+        ):
+            self.c.kube.apply(manifest)
+
+    def study_fields(self, spec: TrainingRunSpec) -> dict[str, Any]:
+        if spec.tuning is None:
+            return {}
+        facts = self.c.tracking.study_facts(study_name(self.uid))
+        fields: dict[str, Any] = {"trials": trials_status(facts, spec.tuning.trials)}
+        if facts.best is not None:
+            fields["bestTrial"] = trial_status(facts.best)
+        if facts.pareto:
+            fields["paretoFront"] = [trial_status(t) for t in facts.pareto[:32]]
+        return fields
+
+    def finish(self, spec: TrainingRunSpec, ref: Mapping[str, Any]) -> None:
+        c = self.c
+        status = self.status
+        assert status.mlflow_run_id is not None
+        extra: dict[str, Any] = {"jobRef": dict(ref)}
+        model_run: str | None = status.mlflow_run_id
+        what = ""
+        if spec.tuning is not None:
+            facts = c.tracking.study_facts(study_name(self.uid))
+            extra.update(self.study_fields(spec))
+            if facts.completed == 0:
+                self.complete(no_trial_completed(facts, spec.tuning.trials), extra)
+                return
+            trial = model_trial(facts, spec.tuning.objectives)
+            model_run = trial.run_id if trial is not None else None
+            what = f"best trial {trial.number}" if trial is not None else ""
+        extra["metrics"] = c.tracking.run_metrics(model_run) if model_run else {}
+        if spec.register_as is None:
+            self.complete(succeeded(f"{what} logged to MLflow" if what else None), extra)
+            return
+        from maestro.operators.tracking import ModelNotFound
+
+        if model_run is None:
+            self.complete(
+                registration_failed(f"{what or 'the best trial'} recorded no MLflow run id"),
+                extra,
+            )
+            return
+        try:
+            version, model_uri = c.tracking.register(
+                model_run,
+                spec.register_as.name,
+                spec.register_as.alias,
+                {
+                    contract.TAG_TRAININGRUN: f"{self.namespace}/{self.name}",
+                    contract.TAG_TRAININGRUN_UID: self.uid,
+                },
+            )
+        except ModelNotFound as err:
+            self.complete(registration_failed(str(err)), extra)
+            return
+        extra.update(modelVersion=version, modelUri=model_uri)
+        registered = (
+            f"registered {spec.register_as.name} version {version}"
+            f" as @{spec.register_as.alias}" + (f" from {what}" if what else "")
+        )
+        self.complete(succeeded(registered), extra)
+
+    def complete(self, verdict: Verdict, extra: Mapping[str, Any]) -> None:
+        c = self.c
+        status = self.status
+        if status.mlflow_run_id is not None:
+            c.tracking.end_run(status.mlflow_run_id, "FINISHED" if verdict.ready else "FAILED")
+        now = c.runtime.clock()
+        start = status.start_time
+        self.write(
+            verdict,
+            {**extra, "completionTime": _iso(max(start, now) if start else now)},
+        )
+        c.wake_queued(self.namespace)
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:500]
+
+
+def _log_error(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("TrainingRun re-check failed", exc_info=future.exception())
+
+
+def _warm_up() -> None:
+    import mlflow  # noqa: F401
+    import optuna  # noqa: F401
+
+    import maestro.training.tuning  # noqa: F401
+
+
+def _run_facts(obj: Mapping[str, Any]) -> RunFacts:
+    meta, status = obj["metadata"], obj.get("status") or {}
+    return RunFacts(
+        name=meta["name"],
+        created=str(meta.get("creationTimestamp") or ""),
+        phase=status.get("phase"),
+        started=bool(status.get("mlflowRunId")),
+    )
+
+
+def controlling_run(body: Mapping[str, Any]) -> str | None:
+    """Name of the TrainingRun that controls this job, if one does."""
+    for owner in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if (
+            owner.get("controller")
+            and owner.get("kind") == TrainingRun.INFO.kind
+            and str(owner.get("apiVersion", "")).startswith(f"{GROUP}/")
+        ):
+            return str(owner["name"])
+    return None
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
+    controller = Controller(runtime=runtime, config=runtime.config)
+
+    @kopf.on.startup(registry=registry)
+    async def trainingrun_startup(**_: Any) -> None:
+        controller.loop = asyncio.get_running_loop()
+        if runtime.config.mlflow_tracking_uri:
+            # Importing MLflow and Optuna takes seconds: do it now, not in the first run.
+            controller.loop.run_in_executor(None, _warm_up).add_done_callback(_log_error)
+
     @kopf.index(GROUP, VERSION, PLURAL, id=TRAININGRUNS_INDEX, registry=registry)
     def trainingruns(*, namespace: str | None, name: str, **_: Any) -> dict[tuple[str, str], bool]:
         return {(namespace or "", name): True}
@@ -33,17 +622,37 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         *,
         type: str,
         body: kopf.Body,
-        patch: kopf.Patch,
         namespace: str | None,
         name: str,
         **kwargs: Any,
     ) -> None:
-        if type != "DELETED":
-            reconcile_via_patch(TrainingRun, body, patch, decide_trainingrun, runtime)
+        ns = namespace or ""
+        if type == "DELETED":
+            controller.deleted(body)
+        else:
+            controller.reconcile(ns, name)
         # DriftChecks naming this run as reference or retrain template follow its existence.
-        key = (namespace or "", "TrainingRun", name)
+        key = (ns, "TrainingRun", name)
         if not runtime.referenced_changed(key, type, True):
             return
         deployments, training_runs = deployments_index(kwargs), training_runs_index(kwargs)
         for snap in dependents(driftcheck_refs(kwargs), key):
             driftcheck.recheck(snap, deployments, training_runs, runtime)
+
+    def job_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        owner = controlling_run(body)
+        if owner is None:
+            return
+        if type == "DELETED" and controller.kube.get_run(namespace or "", owner) is None:
+            return  # deleted with its run
+        controller.reconcile(namespace or "", owner)
+
+    for kind in JOB_KINDS:
+        kopf.on.event(
+            kind.group,
+            kind.version,
+            kind.plural,
+            id=f"trainingrun-{kind.plural}",
+            labels={LABEL_TRAININGRUN: kopf.PRESENT},
+            registry=registry,
+        )(job_event)

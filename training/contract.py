@@ -9,6 +9,7 @@ Pure: no I/O, no third-party imports beyond pydantic.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +30,11 @@ SEED = "MAESTRO_SEED"
 OPTUNA_STORAGE = "MAESTRO_OPTUNA_STORAGE"  # always from a Secret (secretKeyRef), never inline
 OPTUNA_STUDY = "MAESTRO_OPTUNA_STUDY"  # the study the operator created; workers load it
 TUNING = "MAESTRO_TUNING"  # JSON of spec.tuning (camelCase, as in the CRD)
+# Which of the parallel tuning workers this is (0..parallelism-1). Kubernetes sets it in
+# Indexed Jobs; the worker seeds its sampler with MAESTRO_SEED + index so that parallel
+# workers do not propose the same parameters.
+WORKER_INDEX = "JOB_COMPLETION_INDEX"
+POD_NAME = "HOSTNAME"  # Kubernetes sets it to the pod's name; recorded on each trial
 
 # --- MLflow conventions ---------------------------------------------------------------
 MODEL_ARTIFACT_PATH = "model"  # every trainer logs its model under this artifact path
@@ -38,10 +44,25 @@ TAG_TRIAL_NUMBER = "maestro.trial.number"  # on each trial's nested run
 TAG_DATASET_URI = "maestro.lineage.dataset.uri"
 TAG_DATASET_VERSION = "maestro.lineage.dataset.version"
 TAG_FEATURE_SERVICE = "maestro.lineage.feature_service"
+TAG_TRIAL_STATE = "maestro.trial.state"  # COMPLETE | PRUNED | FAIL, on each trial's run
+TAG_ERROR = "maestro.error"  # why a run or trial failed
+METRIC_COST = "cost"  # CPU-seconds of a trial's training, logged on its run
+# What each tuning worker records on the parent run when it finishes.
+TAG_BEST_TRIAL_NUMBER = "maestro.tuning.best_trial.number"
+TAG_BEST_TRIAL_RUN_ID = "maestro.tuning.best_trial.run_id"
+TAG_BEST_TRIAL_PARAMS = "maestro.tuning.best_trial.params"  # JSON object
+TAG_PARETO_FRONT = "maestro.tuning.pareto_front"  # JSON list of trial numbers
+TAG_TRIAL_COUNTS = "maestro.tuning.trials"  # JSON {total, completed, pruned, failed, running}
+METRIC_BEST_VALUE = "best_value"  # single objective: the best trial's objective value
+PARETO_FRONT_ARTIFACT = "pareto_front.json"  # [{number, values, params, run_id}]
 # Optuna trial user attribute holding the trial's MLflow run id.
 TRIAL_ATTR_RUN_ID = "mlflow_run_id"
 # Optuna trial user attribute holding the measured cost (CPU-seconds) of the trial.
 TRIAL_ATTR_COST = "cost_cpu_seconds"
+# Optuna trial user attributes: the worker (pod) that ran the trial, and the wall-clock
+# seconds of its training alone (fit + evaluate), so per-trial overhead can be measured.
+TRIAL_ATTR_WORKER = "worker"
+TRIAL_ATTR_FIT_SECONDS = "fit_seconds"
 
 
 class TrainerEnvironment(BaseModel):
@@ -63,9 +84,11 @@ class TrainerEnvironment(BaseModel):
     optuna_storage: str | None = None
     optuna_study: str | None = None
     tuning: dict[str, Any] | None = None
+    worker_index: int = 0
+    pod_name: str | None = None
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> TrainerEnvironment:
+    def from_env(cls, env: Mapping[str, str]) -> TrainerEnvironment:
         def opt(name: str) -> str | None:
             value = env.get(name)
             return value if value else None
@@ -86,4 +109,6 @@ class TrainerEnvironment(BaseModel):
             optuna_storage=opt(OPTUNA_STORAGE),
             optuna_study=opt(OPTUNA_STUDY),
             tuning=json.loads(tuning) if tuning else None,
+            worker_index=int(env.get(WORKER_INDEX) or 0),
+            pod_name=opt(POD_NAME),
         )

@@ -115,6 +115,19 @@ class Reason(StrEnum):
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
     TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"
     CHALLENGER_SAME_AS_CHAMPION = "ChallengerSameAsChampion"
+    # TrainingRun lifecycle.
+    NOT_CONFIGURED = "OperatorNotConfigured"
+    ALIAS_NOT_ALLOWED = "AliasNotAllowed"
+    QUEUED = "Queued"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    JOB_FAILED = "JobFailed"
+    TRIAL_BUDGET_SPENT = "TrialBudgetSpent"
+    REGISTRATION_FAILED = "RegistrationFailed"
+    TRACKING_UNAVAILABLE = "TrackingUnavailable"
 
 
 class Condition(StatusModel):

@@ -60,7 +60,7 @@ class MLflowSettings(SpecModel):
         default=None,
         min_length=1,
         max_length=500,
-        description="MLflow experiment name; defaults to <namespace>-<name> of the TrainingRun.",
+        description="MLflow experiment name; defaults to the TrainingRun's namespace.",
     )
 
 
@@ -317,6 +317,12 @@ class BestTrial(StatusModel):
     params: dict[str, ScalarValue] = Field(
         default_factory=dict, max_length=PARAMS_MAX, description="Parameters of the trial."
     )
+    mlflow_run_id: str | None = Field(
+        default=None, description="MLflow run of the trial (nested under the TrainingRun's run)."
+    )
+
+
+PARETO_MAX = 32
 
 
 class TrainingRunStatus(StatusBase):
@@ -328,11 +334,22 @@ class TrainingRunStatus(StatusBase):
     )
     mlflow_run_id: str | None = Field(default=None, description="MLflow run id.")
     trials: TrialCounts | None = Field(default=None, description="Trial counters when tuning.")
-    best_trial: BestTrial | None = Field(default=None, description="Best trial when tuning.")
+    study: str | None = Field(default=None, description="Optuna study name when tuning.")
+    best_trial: BestTrial | None = Field(
+        default=None, description="Best trial of a single-objective study."
+    )
+    pareto_front: list[BestTrial] = Field(
+        default_factory=list,
+        max_length=PARETO_MAX,
+        description="Pareto-optimal trials of a multi-objective study (at most 32 shown).",
+    )
     metrics: dict[str, float] = Field(
         default_factory=dict, max_length=64, description="Final metrics logged by the trainer."
     )
     model_version: str | None = Field(default=None, description="Registered model version.")
+    model_uri: str | None = Field(
+        default=None, description="The trained model that was registered (runs:/<run>/model)."
+    )
     start_time: datetime | None = Field(default=None, description="When training started.")
     completion_time: datetime | None = Field(default=None, description="When training ended.")
 

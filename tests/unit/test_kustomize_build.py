@@ -396,7 +396,17 @@ def test_operator_rbac_grants_what_kopf_needs_and_nothing_broad(
     assert needed <= granted, f"missing: {sorted(needed - granted)}"
     assert not any("*" in triple for triple in granted), "no wildcards"
     assert not {v for _, _, v in granted} & {"escalate", "bind", "impersonate"}
-    assert not {r for _, r, _ in granted} & {"secrets", "pods/exec", "serviceaccounts/token"}
+    assert not {r for _, r, _ in granted} & {"pods/exec", "serviceaccounts/token"}
+    # The operator writes the Optuna storage Secret of each tuning run, and can read none.
+    assert {v for _, r, v in granted if r == "secrets"} <= {"create", "patch"}
+    # TrainingRun workloads: applied and watched; deleted only by the garbage collector.
+    workloads = {("batch", "jobs")} | {
+        ("kubeflow.org", r) for r in ("pytorchjobs", "tfjobs", "xgboostjobs")
+    }
+    for group, resource in workloads:
+        verbs = {v for g, r, v in granted if (g, r) == (group, resource)}
+        assert verbs == {"get", "list", "watch", "create", "patch"}, (resource, verbs)
+    assert {v for _, r, v in granted if r == "pods"} == {"list"}
     # The operator writes status and the objects it owns, never users' custom resources
     # (GitOps-clean), so it may not create, update or delete them.
     assert not {

@@ -16,6 +16,8 @@ PURE = [
     "maestro.operators.decisions",
     "maestro.operators.reconcile",
     "maestro.operators.settings",
+    "maestro.operators.trainingrun_render",
+    "maestro.operators.trainingrun_decisions",
     "maestro.operators.cli",
 ]
 
@@ -57,7 +59,22 @@ def test_registry_builds_with_all_handlers() -> None:
 
     registry = build_registry(OperatorConfig(standalone=True))
     watched = {h.id for h in registry._watching.get_all_handlers()}
-    assert watched == {"trainingrun", "modeldeployment", "abtest", "driftcheck"}
+    # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds).
+    assert watched == {
+        "trainingrun",
+        "modeldeployment",
+        "abtest",
+        "driftcheck",
+        "trainingrun-jobs",
+        "trainingrun-pytorchjobs",
+        "trainingrun-tfjobs",
+        "trainingrun-xgboostjobs",
+    }
     # Finalizers block namespace deletion while the operator is down: none may be needed.
     assert not registry._spawning.get_all_handlers()
     assert not registry._changing.get_all_handlers()
+
+
+def test_the_operator_loads_mlflow_and_optuna_only_when_a_run_needs_them() -> None:
+    modules = imported_after("import maestro.operators.runtime")
+    assert not {"mlflow", "optuna", "sqlalchemy"} & modules

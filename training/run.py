@@ -1,0 +1,165 @@
+"""`maestro train`: one training, or an Optuna worker when MAESTRO_TUNING is set.
+
+Everything comes in through `TrainerEnvironment` (the operator's contract); nothing is read
+from the environment or parsed at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import pandas as pd
+from pydantic import ValidationError
+
+from maestro.training import contract
+from maestro.training.contract import TrainerEnvironment
+from maestro.training.data import DEFAULT_TARGET, Split, load_frame, split
+from maestro.training.errors import TrainingError
+from maestro.training.trainers import TrainerSpec, coerce, fit, parse_task, resolve
+
+log = logging.getLogger(__name__)
+
+# Exit codes: 2 for bad input (fix the spec; retrying will not help), 1 for anything else.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data and settings a training (or every trial of a study) starts from."""
+
+    frame: pd.DataFrame
+    data: Split
+    target: str
+    seed: int
+
+
+def prepare(env: TrainerEnvironment, params: Mapping[str, Any]) -> Prepared:
+    """Load and split the dataset named by the environment (pure apart from the read)."""
+    if not env.dataset_uri:
+        raise TrainingError(
+            f"no dataset: set spec.dataset.uri ({contract.DATASET_URI}), e.g. sklearn://iris"
+        )
+    target = str(params.get("target", DEFAULT_TARGET))
+    seed = coerce(params.get("seed", env.seed), 0)
+    test_size = coerce(params.get("test_size", 0.25), 0.0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TrainingError(f"params.seed must be an integer, got {seed!r}")
+    if not isinstance(test_size, int | float) or isinstance(test_size, bool):
+        raise TrainingError(f"params.test_size must be a number, got {test_size!r}")
+    if env.feature_service:
+        from maestro.training.features import load_historical_features
+
+        frame = load_historical_features(env.dataset_uri, env.feature_service, params)
+    else:
+        frame = load_frame(env.dataset_uri)
+    data = split(
+        frame, target=target, test_size=float(test_size), seed=seed, task=parse_task(params)
+    )
+    return Prepared(frame, data, target, seed)
+
+
+def logged_params(
+    params: Mapping[str, Any], spec: TrainerSpec, prepared: Prepared
+) -> dict[str, Any]:
+    """What a run records as params: the spec's, plus the choices the trainer made."""
+    return {
+        **params,
+        "model": spec.model,
+        "task": spec.task.value,
+        "seed": prepared.seed,
+        "target": prepared.target,
+    }
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    run_id: str
+    metrics: dict[str, float]
+    model_uri: str
+
+
+def run_training(env: TrainerEnvironment) -> TrainingOutcome:
+    """Train once and log into the operator's run (or a new run when standalone)."""
+    from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
+
+    prepared = prepare(env, env.params)
+    spec = resolve(env.framework, env.params, prepared.data.task)
+    tracker = Tracker(env.tracking_uri)
+    experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
+    tags = {**lineage_tags(env), "maestro.framework": env.framework}
+    existing: dict[str, str] = {}
+    if env.parent_run_id:
+        run_id = env.parent_run_id
+        existing = tracker.resume(run_id)
+    else:
+        run_id = tracker.create_run(experiment_id, name=run_name(env), tags=tags)
+    try:
+        params = {
+            k: v for k, v in logged_params(env.params, spec, prepared).items() if k not in existing
+        }
+        tracker.log(run_id, params=params, tags=tags)
+        tracker.log_dataset(
+            run_id,
+            prepared.frame,
+            uri=env.dataset_uri or "",
+            target=prepared.target,
+            version=env.dataset_version,
+        )
+        steps = StepRecorder(tracker, run_id)
+        started = time.process_time()
+        trained = fit(spec, prepared.data, seed=prepared.seed, on_step=steps)
+        cost = time.process_time() - started
+        model_uri = tracker.log_model(run_id, trained, prepared.data)
+        metrics = {**trained.metrics, contract.METRIC_COST: cost}
+        tracker.log(run_id, metrics=metrics, steps=steps.take(), step=steps.last_step)
+    except BaseException as err:
+        tracker.finish(run_id, "FAILED", error=f"{type(err).__name__}: {err}")
+        raise
+    tracker.finish(run_id, "FINISHED")
+    return TrainingOutcome(run_id, metrics, model_uri)
+
+
+def main(environ: Mapping[str, str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Entry point of `maestro train`; returns the process exit code."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # MLflow warns on every model that pip's own version is unknown; it is irrelevant here.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+    try:
+        env = TrainerEnvironment.from_env(environ)
+    except (ValueError, ValidationError) as exc:
+        print(f"error: bad trainer environment: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    try:
+        if env.tuning is not None:
+            from maestro.training.worker import run_worker
+
+            summary = run_worker(env)
+            print(json.dumps({"study": env.optuna_study, **summary.to_dict()}), file=out)
+        else:
+            outcome = run_training(env)
+            print(
+                json.dumps(
+                    {
+                        "run_id": outcome.run_id,
+                        "model_uri": outcome.model_uri,
+                        "metrics": outcome.metrics,
+                    }
+                ),
+                file=out,
+            )
+    except TrainingError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        log.exception("training failed")
+        print(f"error: training failed: {type(exc).__name__}: {exc}", file=err)
+        return EXIT_FAILED
+    return EXIT_OK

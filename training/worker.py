@@ -1,0 +1,304 @@
+"""The Optuna tuning worker: one per TrainingRun worker pod, all sharing one RDB study.
+
+Each worker loads the study the operator created, then runs trials one after another in
+this process (no process per trial: the dataset is loaded and split once, the MLflow client
+and the model signature are reused) until the study holds `tuning.trials` trials. Each
+trial is a nested MLflow run under the TrainingRun's parent run. When it runs out of trials,
+the worker records the best trial (or the Pareto front) on the parent run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from pydantic import ValidationError
+
+from maestro.operators.api.trainingrun import Tuning
+from maestro.training import contract
+from maestro.training.contract import TrainerEnvironment
+from maestro.training.errors import TrainingError
+from maestro.training.run import Prepared, logged_params, prepare
+from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
+from maestro.training.trainers import fit, metric_names, resolve
+from maestro.training.tuning import (
+    MEDIAN_STARTUP_TRIALS,
+    MEDIAN_WARMUP_STEPS,
+    SLOT_STATES,
+    TuningSummary,
+    create_study,
+    distributions,
+    objective_values,
+    storage_url,
+    suggest,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+# Study user attribute naming the parent run when no operator created one (standalone use),
+# so that workers started by hand still nest their trials under one run.
+STUDY_ATTR_PARENT_RUN = "maestro.mlflow_parent_run_id"
+
+
+class TrialsFailed(RuntimeError):
+    """Every trial this worker ran failed: the configuration, not the search, is broken."""
+
+
+def parse_tuning(raw: Mapping[str, Any]) -> Tuning:
+    """MAESTRO_TUNING (camelCase JSON of spec.tuning) -> the typed Tuning spec."""
+    try:
+        return Tuning.model_validate(raw)
+    except ValidationError as err:
+        # One line: it ends up as the pod's termination message.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'tuning'}: {e['msg']}" for e in err.errors()
+        )
+        raise TrainingError(f"invalid {contract.TUNING}: {problems}") from err
+
+
+class SlotLock:
+    """A lock, shared by every worker of the study, around "count trials, then ask one".
+
+    Optuna's MaxTrialsCallback only stops a worker after its trial ends, so parallel workers
+    overshoot `trials` by up to one trial each. Claiming a slot under a PostgreSQL advisory
+    lock makes the study end with exactly `trials` trials. Other storages (SQLite, tests)
+    get a lock that only covers this process.
+    """
+
+    def __init__(self, storage: str, study_name: str) -> None:
+        self._engine: Any = None
+        self._local = threading.Lock()
+        if storage.startswith(("postgresql", "postgres")):
+            import sqlalchemy
+
+            self._engine = sqlalchemy.create_engine(storage, pool_size=1, pool_pre_ping=True)
+        digest = hashlib.blake2b(f"maestro-optuna-slots:{study_name}".encode(), digest_size=8)
+        self._key = int.from_bytes(digest.digest(), "big", signed=True)
+
+    @contextmanager
+    def claim(self) -> Iterator[None]:
+        if self._engine is None:
+            with self._local:
+                yield
+            return
+        import sqlalchemy
+
+        # Transaction-scoped: released at commit, or by PostgreSQL if this pod dies.
+        with self._engine.begin() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._key})
+            yield
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+@dataclass
+class _Worker:
+    env: TrainerEnvironment
+    tuning: Tuning
+    prepared: Prepared
+    study: optuna.Study
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+
+    def run_trial(self, trial: optuna.Trial, completed_before: int) -> str | None:
+        """Run one trial to its end; returns its error message if it failed.
+
+        `completed_before`: completed trials when this one started, for the pruner.
+        """
+        dists = distributions(self.tuning.space)
+        params = {**self.env.params, **{n: suggest(trial, n, d) for n, d in dists.items()}}
+        tags = {
+            **lineage_tags(self.env),
+            "maestro.framework": self.env.framework,
+            contract.TAG_TRIAL_NUMBER: str(trial.number),
+            "maestro.study": self.study.study_name,
+        }
+        run_id = self.tracker.create_run(
+            self.experiment_id,
+            name=run_name(self.env, f"trial-{trial.number}"),
+            tags=tags,
+            parent_run_id=self.parent_run_id,
+        )
+        trial.set_user_attr(contract.TRIAL_ATTR_RUN_ID, run_id)
+        if self.env.pod_name:
+            trial.set_user_attr(contract.TRIAL_ATTR_WORKER, self.env.pod_name)
+        steps = StepRecorder(self.tracker, run_id)
+        objective = self.tuning.objectives[0].metric
+        # Each report and each pruning check is a database round trip per step: report only
+        # when a pruner will read the values, and ask it only once it could say yes.
+        report = isinstance(self.study.pruner, optuna.pruners.MedianPruner)
+        check = report and completed_before >= MEDIAN_STARTUP_TRIALS
+
+        def on_step(step: int, metrics: Mapping[str, float]) -> None:
+            steps(step, metrics)
+            if report and objective in metrics:
+                trial.report(float(metrics[objective]), step)
+                if check and step >= MEDIAN_WARMUP_STEPS and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at step {step}")
+
+        started = time.process_time()
+        wall = time.perf_counter()
+        logged: dict[str, Any] = params
+        try:
+            spec = resolve(self.env.framework, params, self.prepared.data.task)
+            logged = logged_params(params, spec, self.prepared)
+            trained = fit(spec, self.prepared.data, seed=self.prepared.seed, on_step=on_step)
+            cost = time.process_time() - started
+            trial.set_user_attr(contract.TRIAL_ATTR_FIT_SECONDS, time.perf_counter() - wall)
+            metrics = {**trained.metrics, contract.METRIC_COST: cost}
+            values = objective_values(self.tuning, metrics, cost)
+        except optuna.TrialPruned:
+            cost = time.process_time() - started
+            trial.set_user_attr(contract.TRIAL_ATTR_FIT_SECONDS, time.perf_counter() - wall)
+            trial.set_user_attr(contract.TRIAL_ATTR_COST, cost)
+            self.tracker.log(
+                run_id,
+                params=logged,
+                metrics={contract.METRIC_COST: cost},
+                steps=steps.take(),
+                step=steps.last_step,
+                tags={contract.TAG_TRIAL_STATE: TrialState.PRUNED.name},
+            )
+            self.tracker.finish(run_id, "KILLED")
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return None
+        except Exception as err:
+            message = (
+                f"{type(err).__name__}: {err}" if not isinstance(err, TrainingError) else str(err)
+            )
+            log.warning("trial %d failed: %s", trial.number, message)
+            self.tracker.log(
+                run_id,
+                params=logged,
+                steps=steps.take(),
+                tags={contract.TAG_TRIAL_STATE: TrialState.FAIL.name},
+            )
+            self.tracker.finish(run_id, "FAILED", error=message)
+            trial.set_user_attr("error", message[:1000])
+            self.study.tell(trial, state=TrialState.FAIL)
+            return message
+        trial.set_user_attr(contract.TRIAL_ATTR_COST, cost)
+        # The model first: MLflow copies metrics already on the run onto the logged model,
+        # one request per metric name.
+        self.tracker.log_model(run_id, trained, self.prepared.data)
+        self.tracker.log(
+            run_id,
+            params=logged,
+            metrics={**metrics, "objective": values[0]} if len(values) == 1 else metrics,
+            steps=steps.take(),
+            tags={contract.TAG_TRIAL_STATE: TrialState.COMPLETE.name},
+            step=steps.last_step,
+        )
+        self.tracker.finish(run_id, "FINISHED")
+        self.study.tell(trial, values)
+        return None
+
+    def record_on_parent(self, summary: TuningSummary) -> None:
+        counts = {
+            "total": summary.total,
+            "completed": summary.completed,
+            "pruned": summary.pruned,
+            "failed": summary.failed,
+            "running": summary.running,
+        }
+        tags = {contract.TAG_TRIAL_COUNTS: json.dumps(counts)}
+        metrics: dict[str, float] = {}
+        if summary.best is not None:
+            tags[contract.TAG_BEST_TRIAL_NUMBER] = str(summary.best.number)
+            tags[contract.TAG_BEST_TRIAL_PARAMS] = json.dumps(summary.best.params, default=str)
+            if summary.best.run_id:
+                tags[contract.TAG_BEST_TRIAL_RUN_ID] = summary.best.run_id
+            if len(self.tuning.objectives) == 1:
+                metrics[contract.METRIC_BEST_VALUE] = summary.best.values[0]
+        if len(self.tuning.objectives) > 1:
+            front = [vars(t) for t in summary.pareto_front]
+            self.tracker.log_json(self.parent_run_id, front, contract.PARETO_FRONT_ARTIFACT)
+            tags[contract.TAG_PARETO_FRONT] = json.dumps([t.number for t in summary.pareto_front])
+        self.tracker.log(self.parent_run_id, metrics=metrics, tags=tags)
+
+
+def run_worker(env: TrainerEnvironment) -> TuningSummary:
+    """Run trials of the study until it holds `tuning.trials` of them; return its summary."""
+    if env.tuning is None:
+        raise TrainingError(f"{contract.TUNING} is not set")
+    if not env.optuna_storage or not env.optuna_study:
+        raise TrainingError(f"tuning needs {contract.OPTUNA_STORAGE} and {contract.OPTUNA_STUDY}")
+    tuning = parse_tuning(env.tuning)
+    dists = distributions(tuning.space)
+    prepared = prepare(env, env.params)
+    # Check names now, with the search space's parameters present: a typo should stop the
+    # worker before it creates trials, not fail every trial.
+    resolve(env.framework, {**env.params, **dict.fromkeys(dists)}, prepared.data.task)
+    known = {*metric_names(prepared.data.task), contract.METRIC_COST}
+    unknown = [o.metric for o in tuning.objectives if o.metric not in known]
+    if unknown:
+        raise TrainingError(
+            f"objective metric(s) {', '.join(unknown)} are not logged by the"
+            f" {prepared.data.task.value} trainers; choose from {', '.join(sorted(known))}"
+        )
+    url = storage_url(env.optuna_storage)
+    storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    # Loads the operator's study (or creates it when run standalone), with this worker's
+    # sampler: seeds differ per worker so parallel workers do not propose the same points.
+    study = create_study(storage, env.optuna_study, tuning, seed=env.seed + env.worker_index)
+    tracker = Tracker(env.tracking_uri)
+    experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
+    parent_run_id = env.parent_run_id or _standalone_parent(study, tracker, experiment_id, env)
+    tracker.log(parent_run_id, tags={**lineage_tags(env), "maestro.study": env.optuna_study})
+    tracker.log_dataset(
+        parent_run_id,
+        prepared.frame,
+        uri=env.dataset_uri or "",
+        target=prepared.target,
+        version=env.dataset_version,
+    )
+    worker = _Worker(env, tuning, prepared, study, tracker, experiment_id, parent_run_id)
+    errors: list[str] = []
+    ran = 0
+    slots = SlotLock(url, env.optuna_study)
+    try:
+        while True:
+            with slots.claim():
+                taken = study.get_trials(deepcopy=False, states=SLOT_STATES)
+                if len(taken) >= tuning.trials:
+                    break
+                trial = study.ask()
+            ran += 1
+            completed = sum(1 for t in taken if t.state is TrialState.COMPLETE)
+            error = worker.run_trial(trial, completed)
+            if error is not None:
+                errors.append(error)
+    finally:
+        slots.close()
+    summary = summarize(study)
+    worker.record_on_parent(summary)
+    log.info("worker %d ran %d trial(s); study: %s", env.worker_index, ran, summary)
+    if ran and len(errors) == ran:
+        raise TrialsFailed(f"all {ran} trial(s) of this worker failed; first error: {errors[0]}")
+    return summary
+
+
+def _standalone_parent(
+    study: optuna.Study, tracker: Tracker, experiment_id: str, env: TrainerEnvironment
+) -> str:
+    existing = study.user_attrs.get(STUDY_ATTR_PARENT_RUN)
+    if existing:
+        return str(existing)
+    run_id = tracker.create_run(
+        experiment_id, name=run_name(env) or study.study_name, tags=lineage_tags(env)
+    )
+    study.set_user_attr(STUDY_ATTR_PARENT_RUN, run_id)
+    return run_id
