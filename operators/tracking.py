@@ -52,6 +52,9 @@ class Tracking:
                 import mlflow
                 from mlflow import MlflowClient
 
+                from maestro.training.mlflow_plugins import load_mlflow_plugins_without_feast
+
+                load_mlflow_plugins_without_feast()
                 # mlflow.register_model resolves runs:/ URIs (also MLflow 3 logged models)
                 # through the process-wide tracking URI; the operator has exactly one.
                 mlflow.set_tracking_uri(self.tracking_uri)

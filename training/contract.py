@@ -41,6 +41,8 @@ MODEL_ARTIFACT_PATH = "model"  # every trainer logs its model under this artifac
 TAG_TRAININGRUN = "maestro.trainingrun"  # "<namespace>/<name>" on every run
 TAG_TRAININGRUN_UID = "maestro.trainingrun.uid"
 TAG_TRIAL_NUMBER = "maestro.trial.number"  # on each trial's nested run
+# "logged", or why not: a trial dominated by a finished one stores no model.
+TAG_TRIAL_MODEL = "maestro.trial.model"
 TAG_DATASET_URI = "maestro.lineage.dataset.uri"
 TAG_DATASET_VERSION = "maestro.lineage.dataset.version"
 TAG_FEATURE_SERVICE = "maestro.lineage.feature_service"

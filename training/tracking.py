@@ -29,6 +29,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_I
 from maestro.training import contract
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import Split
+from maestro.training.mlflow_plugins import load_mlflow_plugins_without_feast
 from maestro.training.trainers import XGBOOST, Trained
 
 log = logging.getLogger(__name__)
@@ -58,44 +59,11 @@ def param_strings(params: Mapping[str, Any]) -> dict[str, str]:
     return {key: str(value)[:MAX_PARAM_LENGTH] for key, value in params.items()}
 
 
-def _register_header_providers_without_feast() -> None:
-    """Load MLflow's request-header plugins, except Feast's.
-
-    Feast registers an `mlflow.request_header_provider` plugin that adds a token only inside
-    Feast's own MLflow data-source calls (a ContextVar the trainer never sets), yet loading
-    it imports all of Feast: about 5 s of every trainer pod's start, before the first
-    request. MLflow loads the plugins when its registry module is first imported; this
-    imports it first with Feast's entry point left out. Feast itself still loads when a
-    feature service is used.
-    """
-    import sys
-
-    registry = "mlflow.tracking.request_header.registry"
-    if registry in sys.modules:
-        return
-    from mlflow.utils import plugins
-
-    load = plugins._get_entry_points
-
-    def without_feast(group: str) -> list[Any]:
-        return [
-            ep
-            for ep in load(group)
-            if not (group == "mlflow.request_header_provider" and ep.name == "feast")
-        ]
-
-    plugins._get_entry_points = without_feast
-    try:
-        importlib.import_module(registry)
-    finally:
-        plugins._get_entry_points = load
-
-
 class Tracker:
     """One MlflowClient plus the per-process caches that keep per-run cost low."""
 
     def __init__(self, tracking_uri: str | None) -> None:
-        _register_header_providers_without_feast()
+        load_mlflow_plugins_without_feast()
         # Unless told otherwise: no run URLs on stdout (it carries `maestro train`'s result),
         # and no uv project detection, which would add the working directory's uv.lock to
         # every model although the requirements are given explicitly.

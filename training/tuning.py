@@ -180,6 +180,31 @@ def objective_values(tuning: Tuning, metrics: Mapping[str, float], cost: float) 
     return values
 
 
+def dominated(
+    values: Sequence[float], by: Sequence[float], directions: Sequence[StudyDirection]
+) -> bool:
+    """Whether `by` is at least as good as `values` on every objective and better on one."""
+    sign = [1.0 if d == StudyDirection.MAXIMIZE else -1.0 for d in directions]
+    mine = [s * v for s, v in zip(sign, values, strict=True)]
+    theirs = [s * v for s, v in zip(sign, by, strict=True)]
+    return all(t >= m for t, m in zip(theirs, mine, strict=True)) and theirs != mine
+
+
+def keeps_model(
+    values: Sequence[float],
+    front: Sequence[Sequence[float]],
+    directions: Sequence[StudyDirection],
+) -> bool:
+    """A finished trial's model is worth storing unless a finished trial dominates it.
+
+    The best trial (or every Pareto-optimal one) is dominated by nothing, so it always
+    keeps its model and can be registered; the rest skip the most expensive step of a
+    trial's bookkeeping. Dominated by some finished trial means dominated by a member of
+    the current front, so comparing with the front is enough.
+    """
+    return not any(dominated(values, other, directions) for other in front)
+
+
 @dataclass(frozen=True)
 class TrialSummary:
     """One trial worth reporting: the best one, or a point of the Pareto front."""

@@ -36,7 +36,9 @@ from maestro.training.tuning import (
     SLOT_STATES,
     TuningSummary,
     create_study,
+    directions,
     distributions,
+    keeps_model,
     objective_values,
     storage_url,
     suggest,
@@ -191,15 +193,21 @@ class _Worker:
             self.study.tell(trial, state=TrialState.FAIL)
             return message
         trial.set_user_attr(contract.TRIAL_ATTR_COST, cost)
-        # The model first: MLflow copies metrics already on the run onto the logged model,
-        # one request per metric name.
-        self.tracker.log_model(run_id, trained, self.prepared.data)
+        front = [t.values for t in self.study.best_trials]
+        keep = keeps_model(values, front, directions(self.tuning))
+        if keep:
+            # The model first: MLflow copies metrics already on the run onto the logged
+            # model, one request per metric name.
+            self.tracker.log_model(run_id, trained, self.prepared.data)
         self.tracker.log(
             run_id,
             params=logged,
             metrics={**metrics, "objective": values[0]} if len(values) == 1 else metrics,
             steps=steps.take(),
-            tags={contract.TAG_TRIAL_STATE: TrialState.COMPLETE.name},
+            tags={
+                contract.TAG_TRIAL_STATE: TrialState.COMPLETE.name,
+                contract.TAG_TRIAL_MODEL: "logged" if keep else "skipped: dominated",
+            },
             step=steps.last_step,
         )
         self.tracker.finish(run_id, "FINISHED")

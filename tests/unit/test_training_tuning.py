@@ -7,6 +7,7 @@ from typing import Any
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from maestro.operators.api.trainingrun import SearchParam, Tuning
@@ -15,6 +16,7 @@ from maestro.training.errors import TrainingError
 from maestro.training.tuning import (
     create_study,
     distributions,
+    keeps_model,
     make_pruner,
     make_sampler,
     objective_values,
@@ -261,3 +263,37 @@ def test_summarize_multi_objective_pareto_front() -> None:
 def test_summarize_empty_study() -> None:
     summary = summarize(optuna.create_study())
     assert summary.total == 0 and summary.best is None
+
+
+MAX, MIN = StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE
+
+
+@pytest.mark.parametrize(
+    ("values", "front", "dirs", "keep"),
+    [
+        ([0.9], [], [MAX], True),
+        ([0.9], [[0.8]], [MAX], True),
+        ([0.9], [[0.9]], [MAX], True),
+        ([0.7], [[0.8]], [MAX], False),
+        ([0.7], [[0.8]], [MIN], True),
+        ([0.9, 5.0], [[0.8, 3.0]], [MAX, MIN], True),
+        ([0.7, 5.0], [[0.8, 3.0]], [MAX, MIN], False),
+        ([0.8, 3.0], [[0.8, 3.0]], [MAX, MIN], True),
+        ([0.7, 2.0], [[0.8, 3.0], [0.6, 1.0]], [MAX, MIN], True),
+    ],
+    ids=[
+        "first-trial",
+        "new-best",
+        "tie-keeps",
+        "worse-skips",
+        "worse-when-minimising-is-better",
+        "pareto-new-point",
+        "pareto-dominated",
+        "pareto-equal-keeps",
+        "pareto-between-points",
+    ],
+)
+def test_a_trial_keeps_its_model_unless_dominated(
+    values: list[float], front: list[list[float]], dirs: list[StudyDirection], keep: bool
+) -> None:
+    assert keeps_model(values, front, dirs) is keep
