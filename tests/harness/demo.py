@@ -28,6 +28,8 @@ def up() -> None:
     platform.wait_for_conditions(cfg, DEMO_NAMESPACE, timeout=30)
     print(f"\nready in {time.monotonic() - started:.0f}s\n")
     print(cluster.kubectl(cfg, "get", "tr,md,abt,dc", "-n", DEMO_NAMESPACE).stdout)
+    print("The TrainingRun keeps training (an 8-trial Optuna search, about 30 s) and then")
+    print("registers its best model as iris@candidate; follow it with `get tr -w`.\n")
     print(f"MLflow UI:  {ml.url}")
     print(
         f"kubectl:    .maestro/bin/kubectl --kubeconfig {cfg.kubeconfig.relative_to(cluster.REPO)} "
