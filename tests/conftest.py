@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.harness import cluster as local_cluster
-from tests.harness import mlflow_server
+from tests.harness import mlflow_server, platform
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,6 +88,18 @@ def namespace(cluster: Cluster) -> Iterator[str]:
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def deployed_operator(cluster: Cluster) -> Iterator[local_cluster.ClusterConfig]:
+    """The operator from manifests/overlays/local, run by the pod runner as its
+    ServiceAccount with exactly the RBAC of manifests/base; removed after the module."""
+    cfg = local_cluster.ClusterConfig()
+    platform.deploy_operator(cfg)
+    try:
+        yield cfg
+    finally:
+        platform.remove_operator(cfg)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ grants nothing beyond what it uses."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,16 +16,6 @@ from tests.harness.wait import eventually
 pytestmark = pytest.mark.cluster
 
 SA = f"system:serviceaccount:{platform.OPERATOR_NAMESPACE}:{platform.OPERATOR_SERVICE_ACCOUNT}"
-
-
-@pytest.fixture(scope="module")
-def deployed_operator(cluster: Cluster) -> Iterator[ClusterConfig]:
-    cfg = ClusterConfig()
-    platform.deploy_operator(cfg)
-    try:
-        yield cfg
-    finally:
-        platform.remove_operator(cfg)
 
 
 def test_every_example_gets_conditions_within_10s(

@@ -9,7 +9,6 @@ status and Events, and MLflow and Optuna themselves.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import optuna
@@ -27,16 +26,6 @@ pytestmark = pytest.mark.cluster
 API_VERSION = "mlops.maestro.dev/v1alpha1"
 OPTUNA_STORAGE = "postgresql+psycopg2://maestro:maestro@127.0.0.1:5432/optuna"
 IRIS = {"uri": "sklearn://iris"}
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster) -> Iterator[ClusterConfig]:
-    cfg = ClusterConfig()
-    platform.deploy_operator(cfg)
-    try:
-        yield cfg
-    finally:
-        platform.remove_operator(cfg)
 
 
 @pytest.fixture
@@ -115,7 +104,7 @@ def owned_job(cluster: Cluster, namespace: str, run: dict[str, Any]) -> dict[str
 
 
 def test_sklearn_run_trains_registers_a_candidate_and_cleans_up_on_delete(
-    operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
 ) -> None:
     model_name = f"iris-{namespace}"
     apply(
@@ -129,7 +118,7 @@ def test_sklearn_run_trains_registers_a_candidate_and_cleans_up_on_delete(
             registerAs={"name": model_name},
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "iris", ("Succeeded", "Failed"))
+    run = wait_phase(deployed_operator, cluster, namespace, "iris", ("Succeeded", "Failed"))
     status = run["status"]
     assert status["phase"] == "Succeeded", status
     assert ready(run)["status"] == "True" and ready(run)["reason"] == "Succeeded"
@@ -164,7 +153,7 @@ def test_sklearn_run_trains_registers_a_candidate_and_cleans_up_on_delete(
 
 
 def test_tuning_runs_8_trials_on_2_workers_sharing_one_study(
-    operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
 ) -> None:
     apply(
         cluster,
@@ -186,7 +175,9 @@ def test_tuning_runs_8_trials_on_2_workers_sharing_one_study(
             },
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "tune", ("Succeeded", "Failed"), timeout=90)
+    run = wait_phase(
+        deployed_operator, cluster, namespace, "tune", ("Succeeded", "Failed"), timeout=90
+    )
     status = run["status"]
     assert status["phase"] == "Succeeded", status
     trials = status["trials"]
@@ -218,7 +209,7 @@ def test_tuning_runs_8_trials_on_2_workers_sharing_one_study(
 
 
 def test_multi_objective_tuning_reports_the_pareto_front(
-    operator: ClusterConfig, cluster: Cluster, namespace: str
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
     apply(
         cluster,
@@ -240,7 +231,9 @@ def test_multi_objective_tuning_reports_the_pareto_front(
             },
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "pareto", ("Succeeded", "Failed"), timeout=90)
+    run = wait_phase(
+        deployed_operator, cluster, namespace, "pareto", ("Succeeded", "Failed"), timeout=90
+    )
     status = run["status"]
     assert status["phase"] == "Succeeded", status
     assert "bestTrial" not in status
@@ -252,7 +245,7 @@ def test_multi_objective_tuning_reports_the_pareto_front(
 
 
 def test_pytorch_run_is_a_pytorchjob_completed_by_the_training_operator(
-    operator: ClusterConfig, cluster: Cluster, namespace: str
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
     apply(
         cluster,
@@ -267,7 +260,7 @@ def test_pytorch_run_is_a_pytorchjob_completed_by_the_training_operator(
             activeDeadlineSeconds=600,
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "ddp", ("Running",))
+    run = wait_phase(deployed_operator, cluster, namespace, "ddp", ("Running",))
     eventually(
         lambda: (get(cluster, namespace, "trainingrun", "ddp") or {})["status"].get("jobRef"),
         timeout=10,
@@ -323,12 +316,12 @@ def test_pytorch_run_is_a_pytorchjob_completed_by_the_training_operator(
         "-p",
         json.dumps(succeeded),
     )
-    done = wait_phase(operator, cluster, namespace, "ddp", ("Succeeded", "Failed"))
+    done = wait_phase(deployed_operator, cluster, namespace, "ddp", ("Succeeded", "Failed"))
     assert done["status"]["phase"] == "Succeeded", done["status"]
 
 
 def test_a_failing_trainer_fails_the_run_with_the_reason_and_exit_code(
-    operator: ClusterConfig, cluster: Cluster, namespace: str
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
     apply(
         cluster,
@@ -340,7 +333,7 @@ def test_a_failing_trainer_fails_the_run_with_the_reason_and_exit_code(
             backoffLimit=0,
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "broken", ("Succeeded", "Failed"))
+    run = wait_phase(deployed_operator, cluster, namespace, "broken", ("Succeeded", "Failed"))
     assert run["status"]["phase"] == "Failed"
     condition = ready(run)
     assert (condition["status"], condition["reason"]) == ("False", "BackoffLimitExceeded")
@@ -351,12 +344,14 @@ def test_a_failing_trainer_fails_the_run_with_the_reason_and_exit_code(
 
 
 def test_runs_beyond_the_namespace_limit_queue_and_start_in_order(
-    operator: ClusterConfig, cluster: Cluster, namespace: str
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
     sleep = ["python", "-c", "import time; time.sleep(3)"]
     names = [f"r{i}" for i in range(5)]  # the local operator allows 4 at once
     apply(cluster, namespace, *(training_run(n, framework="Generic", command=sleep) for n in names))
-    runs = [wait_phase(operator, cluster, namespace, n, ("Succeeded", "Failed")) for n in names]
+    runs = [
+        wait_phase(deployed_operator, cluster, namespace, n, ("Succeeded", "Failed")) for n in names
+    ]
     assert all(r["status"]["phase"] == "Succeeded" for r in runs), [r["status"] for r in runs]
     queued = [
         r
@@ -371,7 +366,7 @@ def test_runs_beyond_the_namespace_limit_queue_and_start_in_order(
 
 
 def test_champion_alias_is_refused(
-    operator: ClusterConfig, cluster: Cluster, namespace: str
+    deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
     apply(
         cluster,
@@ -383,6 +378,6 @@ def test_champion_alias_is_refused(
             registerAs={"name": "iris", "alias": "champion"},
         ),
     )
-    run = wait_phase(operator, cluster, namespace, "promote", ("Failed",), timeout=20)
+    run = wait_phase(deployed_operator, cluster, namespace, "promote", ("Failed",), timeout=20)
     assert ready(run)["reason"] == "AliasNotAllowed"
     assert "jobRef" not in run["status"] and "mlflowRunId" not in run["status"]
