@@ -63,6 +63,12 @@ environment (set by the TrainingRun operator; see maestro.training.contract):
   MAESTRO_DATASET_URI            sklearn://iris, file:///data/x.parquet, x.csv, s3://b/k.parquet
   MAESTRO_DATASET_VERSION        dataset version, recorded as lineage
   MAESTRO_FEATURE_SERVICE        Feast feature service to join onto the dataset's entities
+                                 (the dataset is then the entity frame: keys, event_timestamp,
+                                 target)
+  MAESTRO_FEAST_REPO             Feast repo folder with feature_store.yaml (default: packaged)
+  MAESTRO_FEAST_REGISTRY         Feast registry file, overriding feature_store.yaml's
+  MAESTRO_FEAST_REDIS            Redis online store, host:port[,db=N] (default 127.0.0.1:6379)
+  MAESTRO_FEAST_PROJECT          Feast project, overriding feature_store.yaml's (maestro)
   MAESTRO_SEED                   seed of the split, the estimator and the sampler
 tuning (an Optuna worker; run several against one study for parallel trials):
   MAESTRO_TUNING                 JSON of spec.tuning (camelCase, as in the CRD)

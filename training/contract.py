@@ -25,6 +25,13 @@ PARAMS = "MAESTRO_PARAMS"  # JSON object of spec.params
 DATASET_URI = "MAESTRO_DATASET_URI"
 DATASET_VERSION = "MAESTRO_DATASET_VERSION"
 FEATURE_SERVICE = "MAESTRO_FEATURE_SERVICE"
+# Feast (read only when FEATURE_SERVICE is set). The repo folder holds feature_store.yaml;
+# the others override it: the registry file (relative paths are taken from the repo folder),
+# the Redis online store's connection string (host:port[,db=N]) and the Feast project.
+FEAST_REPO = "MAESTRO_FEAST_REPO"  # default: the repo packaged in maestro.training.feature_repo
+FEAST_REGISTRY = "MAESTRO_FEAST_REGISTRY"
+FEAST_REDIS = "MAESTRO_FEAST_REDIS"
+FEAST_PROJECT = "MAESTRO_FEAST_PROJECT"
 SEED = "MAESTRO_SEED"
 # Tuning only:
 OPTUNA_STORAGE = "MAESTRO_OPTUNA_STORAGE"  # always from a Secret (secretKeyRef), never inline
@@ -82,6 +89,10 @@ class TrainerEnvironment(BaseModel):
     dataset_uri: str | None = None
     dataset_version: str | None = None
     feature_service: str | None = None
+    feast_repo: str | None = None
+    feast_registry: str | None = None
+    feast_redis: str | None = None
+    feast_project: str | None = None
     seed: int = 0
     optuna_storage: str | None = None
     optuna_study: str | None = None
@@ -107,6 +118,10 @@ class TrainerEnvironment(BaseModel):
             dataset_uri=opt(DATASET_URI),
             dataset_version=opt(DATASET_VERSION),
             feature_service=opt(FEATURE_SERVICE),
+            feast_repo=opt(FEAST_REPO),
+            feast_registry=opt(FEAST_REGISTRY),
+            feast_redis=opt(FEAST_REDIS),
+            feast_project=opt(FEAST_PROJECT),
             seed=int(env.get(SEED) or 0),
             optuna_storage=opt(OPTUNA_STORAGE),
             optuna_study=opt(OPTUNA_STUDY),

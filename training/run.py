@@ -53,9 +53,14 @@ def prepare(env: TrainerEnvironment, params: Mapping[str, Any]) -> Prepared:
     if not isinstance(test_size, int | float) or isinstance(test_size, bool):
         raise TrainingError(f"params.test_size must be a number, got {test_size!r}")
     if env.feature_service:
-        from maestro.training.features import load_historical_features
+        from maestro.training.features import FeastSettings, load_historical_features
 
-        frame = load_historical_features(env.dataset_uri, env.feature_service, params)
+        frame = load_historical_features(
+            env.dataset_uri,
+            env.feature_service,
+            FeastSettings.from_environment(env),
+            target=target,
+        )
     else:
         frame = load_frame(env.dataset_uri)
     data = split(
