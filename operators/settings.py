@@ -94,6 +94,14 @@ class OperatorConfig(BaseSettings):
             ' {"maestro.dev/local-run": "true"} on the local platform.'
         ),
     )
+    trainer_feast: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Feast settings for trainer pods of runs that name a featureService (JSON object"
+            " in the environment) with keys repo, registry, redis and project; unset keys"
+            " leave the trainer's defaults (the feature repo packaged in the image)."
+        ),
+    )
     trainer_service_account: str | None = Field(
         default=None,
         description=(

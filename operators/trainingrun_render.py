@@ -105,6 +105,14 @@ KUBEFLOW_JOBS = {
 JOB_KINDS = (BATCH_JOB, *KUBEFLOW_JOBS.values())
 
 
+FEAST_ENV = {
+    "repo": contract.FEAST_REPO,
+    "registry": contract.FEAST_REGISTRY,
+    "redis": contract.FEAST_REDIS,
+    "project": contract.FEAST_PROJECT,
+}
+
+
 @dataclass(frozen=True)
 class TrainerSettings:
     """The operator settings that shape trainer workloads."""
@@ -115,6 +123,8 @@ class TrainerSettings:
     service_account: str | None = None
     kubeflow: bool = True
     secret_key: str = "storage"
+    # Feast settings by key (repo, registry, redis, project) for runs with a feature service.
+    feast: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> TrainerSettings:
@@ -125,6 +135,7 @@ class TrainerSettings:
             service_account=config.trainer_service_account,
             kubeflow=config.kubeflow,
             secret_key=config.optuna_secret_key,
+            feast=dict(config.trainer_feast),
         )
 
 
@@ -233,6 +244,11 @@ def trainer_env(
             env.append(_value(contract.DATASET_VERSION, spec.dataset.version))
     if spec.feature_service is not None:
         env.append(_value(contract.FEATURE_SERVICE, spec.feature_service))
+        env += [
+            _value(FEAST_ENV[key], value)
+            for key, value in sorted(settings.feast.items())
+            if key in FEAST_ENV
+        ]
     if spec.tuning is not None and ids.study is not None:
         env += [
             {

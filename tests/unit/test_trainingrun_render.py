@@ -181,3 +181,32 @@ def test_names_stay_valid_dns_labels(name: str) -> None:
         assert len(derived) <= 53
     assert len(label_value(name)) <= 63
     assert job_name(name, UID) != job_name(name, "ffffffff-0000")
+
+
+@pytest.mark.parametrize(
+    ("case", "feast", "expected"),
+    [
+        ("tuning", {}, {}),
+        (
+            "tuning",
+            {"registry": "s3://features/registry.db", "redis": "redis.mlops:6379", "bogus": "x"},
+            {
+                contract.FEAST_REGISTRY: "s3://features/registry.db",
+                contract.FEAST_REDIS: "redis.mlops:6379",
+            },
+        ),
+        ("sklearn", {"redis": "redis.mlops:6379"}, {}),
+    ],
+    ids=["feature-service-defaults", "feature-service-configured", "no-feature-service"],
+)
+def test_feast_settings_reach_only_runs_with_a_feature_service(
+    case: str, feast: dict[str, str], expected: dict[str, str]
+) -> None:
+    spec = TrainingRunSpec.model_validate(CASES[case])
+    settings = TrainerSettings(SETTINGS.tracking_uri, SETTINGS.image, feast=feast)
+    job = next(
+        o for o in render(spec, settings, ids(spec), optuna_storage=STORAGE) if o["kind"] == "Job"
+    )
+    env = env_of(job["spec"]["template"]["spec"]["containers"][0])
+    feast_env = {k: v for k, v in env.items() if k.startswith("MAESTRO_FEAST_")}
+    assert feast_env == expected
