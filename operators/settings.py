@@ -69,7 +69,7 @@ class OperatorConfig(BaseSettings):
         default=None,
         description=(
             "Optuna RDB storage URL (with credentials), e.g."
-            " postgresql+psycopg2://user:pw@db/optuna. Fill it from a Secret; the operator"
+            " postgresql://user:pw@db/optuna. Fill it from a Secret; the operator"
             " hands it to trainer pods only through a Secret of their own, never inline."
             " Needed by runs with spec.tuning."
         ),

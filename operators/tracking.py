@@ -155,8 +155,11 @@ class Tracking:
                     raise RuntimeError("no Optuna storage configured")
                 import optuna
 
-                # One engine (connection pool) for the operator's lifetime.
-                self._storage = optuna.storages.RDBStorage(self.optuna_storage)
+                from maestro.training.tuning import storage_url
+
+                # One engine (connection pool) for the operator's lifetime; the URL names
+                # the installed driver the same way the trainers' does.
+                self._storage = optuna.storages.RDBStorage(storage_url(self.optuna_storage))
             return self._storage
 
     def create_study(self, study: str, tuning: Tuning) -> None:

@@ -27,11 +27,12 @@ from typing import Any
 
 import optuna
 
+from maestro.training.tuning import storage_url
 from tests.bench.report import table, write_section
 from tests.harness import cluster, mlflow_server, platform
 from tests.harness.wait import eventually
 
-OPTUNA_DB = "postgresql+psycopg2://maestro:maestro@127.0.0.1:5432/optuna"
+OPTUNA_DB = "postgresql://maestro:maestro@127.0.0.1:5432/optuna"
 SPACE = {
     "n_estimators": {"type": "int", "low": 10, "high": 120},
     "max_depth": {"type": "int", "low": 2, "high": 12},
@@ -114,7 +115,7 @@ def maestro_search(trials: int, parallelism: int) -> dict[str, float]:
         obj = eventually(finished, timeout=600, what="TrainingRun Succeeded", interval=0.2)
         wall = time.perf_counter() - started
         study = optuna.load_study(
-            study_name=f"trainingrun-{obj['metadata']['uid']}", storage=OPTUNA_DB
+            study_name=f"trainingrun-{obj['metadata']['uid']}", storage=storage_url(OPTUNA_DB)
         )
         pods = json.loads(
             cluster.kubectl(
