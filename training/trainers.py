@@ -31,11 +31,13 @@ StepCallback = Callable[[int, Mapping[str, float]], None]
 RESERVED_PARAMS = frozenset(
     {"model", "target", "test_size", "task", "seed", "epochs", "steps", "model_format"}
 )
-# How scikit-learn models are serialised (MLflow's serialization_format). skops loads
-# without running code from the file, cloudpickle saves and loads about 3x faster, which
-# matters when every trial of a study logs its model (see the training benchmark).
+# How scikit-learn models are serialised (MLflow's serialization_format). cloudpickle is
+# MLflow's own default. skops loads without running code from the file, for registries
+# that hold models from untrusted sources, but importing it takes seconds (it imports every
+# scikit-learn estimator), paid by each worker pod of a search: opt in with
+# params.model_format=skops.
 MODEL_FORMATS = ("skops", "cloudpickle")
-DEFAULT_MODEL_FORMAT = "skops"
+DEFAULT_MODEL_FORMAT = "cloudpickle"
 DEFAULT_EPOCHS = 20
 DEFAULT_STEPS = 10
 XGBOOST = "xgboost"

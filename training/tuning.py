@@ -238,6 +238,18 @@ class TuningSummary:
         return asdict(self)
 
 
+def model_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The finished trials whose models a search keeps, by trial number.
+
+    Several objectives: the Pareto front. One objective: the earliest of the trials tied
+    for the best value. Optuna's own `best_trial` breaks ties however the database
+    orders rows; the earliest is stable, which workers ending at different times rely on
+    to agree on which model the best trial is.
+    """
+    trials = sorted(study.best_trials, key=_number)
+    return trials if len(study.directions) > 1 else trials[:1]
+
+
 def summarize(study: optuna.Study) -> TuningSummary:
     """Count the study's trials and pick its best trial(s). Reads the storage, writes nothing."""
     trials = study.get_trials(deepcopy=False)
@@ -247,11 +259,10 @@ def summarize(study: optuna.Study) -> TuningSummary:
     best: TrialSummary | None = None
     front: list[TrialSummary] = []
     if counts[TrialState.COMPLETE]:
-        if len(study.directions) == 1:
-            best = _trial_summary(study.best_trial)
-        else:
-            front = [_trial_summary(t) for t in sorted(study.best_trials, key=_number)]
-            best = front[0] if front else None
+        optimal = [_trial_summary(t) for t in model_trials(study)]
+        best = optimal[0] if optimal else None
+        if len(study.directions) > 1:
+            front = optimal
     return TuningSummary(
         total=len(trials),
         completed=counts[TrialState.COMPLETE],

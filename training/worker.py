@@ -14,9 +14,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -29,7 +29,7 @@ from maestro.training.contract import TrainerEnvironment
 from maestro.training.errors import TrainingError
 from maestro.training.run import Prepared, logged_params, prepare
 from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
-from maestro.training.trainers import fit, metric_names, resolve
+from maestro.training.trainers import Trained, fit, metric_names, resolve
 from maestro.training.tuning import (
     MEDIAN_STARTUP_TRIALS,
     MEDIAN_WARMUP_STEPS,
@@ -39,6 +39,7 @@ from maestro.training.tuning import (
     directions,
     distributions,
     keeps_model,
+    model_trials,
     objective_values,
     storage_url,
     suggest,
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 # Study user attribute naming the parent run when no operator created one (standalone use),
 # so that workers started by hand still nest their trials under one run.
 STUDY_ATTR_PARENT_RUN = "maestro.mlflow_parent_run_id"
+# Values of the TAG_TRIAL_MODEL tag on a completed trial's run.
+MODEL_LOGGED = "logged"
+MODEL_SKIPPED = "skipped: dominated"
 
 
 class TrialsFailed(RuntimeError):
@@ -105,6 +109,15 @@ class SlotLock:
             self._engine.dispose()
 
 
+@dataclass(frozen=True)
+class _KeptModel:
+    """A finished trial's model, held in memory while it may still be on the front."""
+
+    values: list[float]
+    run_id: str
+    trained: Trained
+
+
 @dataclass
 class _Worker:
     env: TrainerEnvironment
@@ -114,6 +127,11 @@ class _Worker:
     tracker: Tracker
     experiment_id: str
     parent_run_id: str
+    # Models are logged when the worker runs out of trials, not per trial: only trials on
+    # the study's final front (the best trial, or the Pareto front) need one, and logging
+    # a model costs more than a small trial's training. Until then this worker keeps the
+    # models of its own trials that no finished trial dominates.
+    kept: dict[int, _KeptModel] = field(default_factory=dict)
 
     def run_trial(self, trial: optuna.Trial, completed_before: int) -> str | None:
         """Run one trial to its end; returns its error message if it failed.
@@ -193,26 +211,53 @@ class _Worker:
             self.study.tell(trial, state=TrialState.FAIL)
             return message
         trial.set_user_attr(contract.TRIAL_ATTR_COST, cost)
+        tags = {contract.TAG_TRIAL_STATE: TrialState.COMPLETE.name}
         front = [t.values for t in self.study.best_trials]
-        keep = keeps_model(values, front, directions(self.tuning))
-        if keep:
-            # The model first: MLflow copies metrics already on the run onto the logged
-            # model, one request per metric name.
-            self.tracker.log_model(run_id, trained, self.prepared.data)
+        if keeps_model(values, front, directions(self.tuning)):
+            self.kept[trial.number] = _KeptModel(values, run_id, trained)
+        else:
+            tags[contract.TAG_TRIAL_MODEL] = MODEL_SKIPPED
         self.tracker.log(
             run_id,
             params=logged,
             metrics={**metrics, "objective": values[0]} if len(values) == 1 else metrics,
             steps=steps.take(),
-            tags={
-                contract.TAG_TRIAL_STATE: TrialState.COMPLETE.name,
-                contract.TAG_TRIAL_MODEL: "logged" if keep else "skipped: dominated",
-            },
+            tags=tags,
             step=steps.last_step,
         )
         self.tracker.finish(run_id, "FINISHED")
         self.study.tell(trial, values)
+        self.forget_dominated([*front, values])
         return None
+
+    def forget_dominated(self, front: Sequence[Sequence[float]]) -> None:
+        """Drop kept models a finished trial dominates: one of `front`, the values of the
+        finished trials' front (or a superset of it)."""
+        dirs = directions(self.tuning)
+        for number, kept in list(self.kept.items()):
+            if not keeps_model(kept.values, front, dirs):
+                del self.kept[number]
+                self.tracker.log(kept.run_id, tags={contract.TAG_TRIAL_MODEL: MODEL_SKIPPED})
+
+    def log_front_models(self) -> int:
+        """Log the models of this worker's trials still on the study's front.
+
+        A trial on the final front is dominated by no trial, so it is on the front at every
+        moment after it finished, in particular when its own worker ends: every final-front
+        trial gets its model (with one objective, the earliest trial tied for the best value
+        likewise stays the earliest). A trial another worker beats after this point keeps
+        a model it no longer needs, which costs only storage.
+        """
+        wanted = {t.number for t in model_trials(self.study)}
+        logged = 0
+        for number, kept in self.kept.items():
+            if number in wanted:
+                self.tracker.log_model(kept.run_id, kept.trained, self.prepared.data)
+                logged += 1
+            tag = MODEL_LOGGED if number in wanted else MODEL_SKIPPED
+            self.tracker.log(kept.run_id, tags={contract.TAG_TRIAL_MODEL: tag})
+        self.kept.clear()
+        return logged
 
     def record_on_parent(self, summary: TuningSummary) -> None:
         counts = {
@@ -258,7 +303,15 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
             f" {prepared.data.task.value} trainers; choose from {', '.join(sorted(known))}"
         )
     url = storage_url(env.optuna_storage)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    # A study the operator created lives in tables it created and checked: workers skip
+    # both (a second per pod, most of it importing Alembic).
+    managed = env.parent_run_id is not None
+    storage = optuna.storages.RDBStorage(
+        url,
+        engine_kwargs={"pool_pre_ping": True},
+        skip_compatibility_check=managed,
+        skip_table_creation=managed,
+    )
     # Loads the operator's study (or creates it when run standalone), with this worker's
     # sampler: seeds differ per worker so parallel workers do not propose the same points.
     study = create_study(storage, env.optuna_study, tuning, seed=env.seed + env.worker_index)
@@ -291,9 +344,16 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
                 errors.append(error)
     finally:
         slots.close()
+    models = worker.log_front_models()
     summary = summarize(study)
     worker.record_on_parent(summary)
-    log.info("worker %d ran %d trial(s); study: %s", env.worker_index, ran, summary)
+    log.info(
+        "worker %d ran %d trial(s), logged %d model(s); study: %s",
+        env.worker_index,
+        ran,
+        models,
+        summary,
+    )
     if ran and len(errors) == ran:
         raise TrialsFailed(f"all {ran} trial(s) of this worker failed; first error: {errors[0]}")
     return summary
