@@ -24,21 +24,19 @@ timers, which would put finalizers on users' objects.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 from pydantic import ValidationError
 
-from maestro.operators import driftcheck
+from maestro.operators import controller, driftcheck
 from maestro.operators.api.common import API_VERSION, GROUP, VERSION, Condition
 from maestro.operators.api.trainingrun import TrainingRun, TrainingRunSpec, TrainingRunStatus
+from maestro.operators.controller import Obj, WorkQueue
 from maestro.operators.decisions import Verdict, invalid_spec
 from maestro.operators.handlers import (
     TRAININGRUNS_INDEX,
@@ -89,93 +87,26 @@ if TYPE_CHECKING:  # imported lazily: it is the module that loads MLflow and Opt
     from maestro.operators.tracking import Tracking
 
 PLURAL = TrainingRun.INFO.plural
-FIELD_MANAGER = "maestro-operator"
-RETRY_MAX_SECONDS = 60.0
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
-Obj = dict[str, Any]
 
-
-class Kube:
-    """The few API calls the controller makes, as plain JSON over the kubernetes client."""
-
-    def __init__(self, api_client: Any, timeout: float) -> None:
-        self.api = api_client
-        self.timeout = timeout
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        return self.api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            response_type="object",
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _request_timeout=self.timeout,
-        )
-
-    def _get(self, path: str, query: list[tuple[str, str]] | None = None) -> Obj | None:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            return cast(Obj, self._call("GET", path, query=query))
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
-    @staticmethod
-    def _path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
-        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        path = f"{base}/namespaces/{namespace}/{plural}"
-        return f"{path}/{name}" if name else path
+class Kube(controller.Kube):
+    """The generic client plus the TrainingRun-specific reads and writes."""
 
     def get_run(self, namespace: str, name: str) -> Obj | None:
-        return self._get(self._path(API_VERSION, PLURAL, namespace, name))
+        return self.get(API_VERSION, PLURAL, namespace, name)
 
     def list_runs(self, namespace: str) -> list[Obj]:
-        found = self._get(self._path(API_VERSION, PLURAL, namespace)) or {}
-        return list(found.get("items") or [])
+        return self.list(API_VERSION, PLURAL, namespace)
 
     def patch_run_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self._call(
-            "PATCH",
-            self._path(API_VERSION, PLURAL, namespace, name) + "/status",
-            body={"status": dict(status)},
-            content_type="application/merge-patch+json",
-        )
+        self.patch_status(API_VERSION, PLURAL, namespace, name, status)
 
     def get_job(self, kind: JobKind, namespace: str, name: str) -> Obj | None:
-        return self._get(self._path(kind.api_version, kind.plural, namespace, name))
+        return self.get(kind.api_version, kind.plural, namespace, name)
 
     def list_pods(self, namespace: str, selector: str) -> list[Obj]:
-        found = self._get(self._path("v1", "pods", namespace), [("labelSelector", selector)])
-        return list((found or {}).get("items") or [])
-
-    def apply(self, obj: Mapping[str, Any]) -> None:
-        """Server-side apply under the operator's one field manager."""
-        meta = obj["metadata"]
-        plural = {"Secret": "secrets"}.get(obj["kind"]) or next(
-            k.plural for k in JOB_KINDS if k.kind == obj["kind"]
-        )
-        self._call(
-            "PATCH",
-            self._path(obj["apiVersion"], plural, meta["namespace"], meta["name"]),
-            body=dict(obj),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            content_type="application/apply-patch+yaml",
-        )
+        return self.list("v1", "pods", namespace, selector)
 
 
 @dataclass
@@ -185,19 +116,15 @@ class Controller:
     runtime: Runtime
     config: OperatorConfig
     settings: TrainerSettings = field(init=False)
-    loop: asyncio.AbstractEventLoop | None = None
+    queue: WorkQueue = field(init=False)
     _kube: Kube | None = None
     _tracking: Tracking | None = None
-    _guard: threading.Lock = field(default_factory=threading.Lock)
-    _locks: dict[Key, threading.Lock] = field(default_factory=dict)
-    _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
     # Runs admitted and being started, whose status does not show it yet.
     _starting: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
-    _failures: dict[Key, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.settings = TrainerSettings.from_config(self.config)
+        self.queue = WorkQueue(TrainingRun.INFO.kind, self.reconcile)
 
     # --- clients -----------------------------------------------------------------------
 
@@ -226,57 +153,15 @@ class Controller:
             kubeflow=self.config.kubeflow,
         )
 
-    # --- locking and requeueing ----------------------------------------------------------
-
-    @contextmanager
-    def _lock(self, locks: dict[Any, threading.Lock], key: Any) -> Iterator[None]:
-        with self._guard:
-            lock = locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
-
     def requeue(self, namespace: str, name: str, delay: float) -> None:
-        """Reconcile the run again after `delay` seconds (an earlier pending one wins)."""
-        loop = self.loop
-        if loop is None:
-            return
-        key = (namespace, name)
-
-        def fire() -> None:
-            with self._guard:
-                self._timers.pop(key, None)
-            # Kopf's context (where kopf.event posts to) follows into the worker thread.
-            ctx = contextvars.copy_context()
-            future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
-            future.add_done_callback(_log_error)
-
-        def schedule() -> None:
-            due = loop.time() + delay
-            with self._guard:
-                pending = self._timers.get(key)
-                if pending is not None and pending.when() <= due:
-                    return
-                if pending is not None:
-                    pending.cancel()
-                self._timers[key] = loop.call_at(due, fire)
-
-        loop.call_soon_threadsafe(schedule, context=contextvars.copy_context())
-
-    def forget(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        with self._guard:
-            self._locks.pop(key, None)
-            self._failures.pop(key, None)
-            timer = self._timers.pop(key, None)
-        if timer is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(timer.cancel)
+        self.queue.requeue(namespace, name, delay)
 
     def deleted(self, body: Mapping[str, Any]) -> None:
         """The run is gone: its jobs go with it (owner references), its MLflow run stays,
         marked KILLED if it was still running, and a queued run may take its slot."""
         meta, status = body["metadata"], body.get("status") or {}
         namespace, name = meta.get("namespace") or "", meta["name"]
-        self.forget(namespace, name)
+        self.queue.forget(namespace, name)
         run_id = status.get("mlflowRunId")
         if run_id and status.get("phase") not in TERMINAL and self.config.mlflow_tracking_uri:
             try:
@@ -294,8 +179,7 @@ class Controller:
     # --- reconcile ---------------------------------------------------------------------
 
     def reconcile(self, namespace: str, name: str) -> None:
-        key = (namespace, name)
-        with self._lock(self._locks, key):
+        with self.queue.lock((namespace, name)):
             obj = self.kube.get_run(namespace, name)
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return
@@ -303,22 +187,10 @@ class Controller:
             try:
                 step.run()
             except Exception as err:
-                attempt = self._failures.get(key, 0) + 1
-                self._failures[key] = attempt
-                delay = min(RETRY_MAX_SECONDS, 2.0**attempt)
-                log.warning(
-                    "[%s/%s] TrainingRun step failed (attempt %d, retry in %.0fs): %s",
-                    namespace,
-                    name,
-                    attempt,
-                    delay,
-                    err,
-                    exc_info=attempt == 1,
-                )
                 step.report_error(err)
-                self.requeue(namespace, name, delay)
+                self.queue.failed(namespace, name, err)
             else:
-                self._failures.pop(key, None)
+                self.queue.succeeded(namespace, name)
 
 
 class _Step:
@@ -420,7 +292,7 @@ class _Step:
             self.write(refused)
             return False
         c = self.c
-        with c._lock(c._namespace_locks, self.namespace):
+        with c.queue.lock(self.namespace):
             runs = [_run_facts(obj) for obj in c.kube.list_runs(self.namespace)]
             queued = admit(
                 _run_facts(self.obj),
@@ -458,7 +330,7 @@ class _Step:
                 extra["trials"] = trials_status(StudyFacts(), spec.tuning.trials)
             self.write(starting(), extra)
         finally:
-            with c._lock(c._namespace_locks, self.namespace):
+            with c.queue.lock(self.namespace):
                 c._starting[self.namespace].discard(self.name)
         return True
 
@@ -608,10 +480,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     @kopf.on.startup(registry=registry)
     async def trainingrun_startup(**_: Any) -> None:
-        controller.loop = asyncio.get_running_loop()
+        controller.queue.loop = asyncio.get_running_loop()
         if runtime.config.mlflow_tracking_uri:
             # Importing MLflow and Optuna takes seconds: do it now, not in the first run.
-            controller.loop.run_in_executor(None, _warm_up).add_done_callback(_log_error)
+            controller.queue.loop.run_in_executor(None, _warm_up).add_done_callback(_log_error)
 
     @kopf.index(GROUP, VERSION, PLURAL, id=TRAININGRUNS_INDEX, registry=registry)
     def trainingruns(*, namespace: str | None, name: str, **_: Any) -> dict[tuple[str, str], bool]:

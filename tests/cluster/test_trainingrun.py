@@ -192,7 +192,8 @@ def test_tuning_runs_8_trials_on_2_workers_sharing_one_study(
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) == 8
     best = status["bestTrial"]
-    assert best["number"] == study.best_trial.number
+    # Ties for the best value go to the earliest trial, whose model is the one logged.
+    assert best["number"] == min(t.number for t in study.best_trials)
     assert best["values"] == [pytest.approx(study.best_value)]
     assert set(best["params"]) == {"max_depth", "criterion"}
 
