@@ -145,6 +145,23 @@ class Tracking:
         client.set_registered_model_alias(name, alias, version)
         return version, model_uri
 
+    def resolve_model_version(self, uri: str) -> str | None:
+        """The registry version a models:/ URI names now (an alias or `latest` resolved);
+        None for URIs outside the registry (runs:/, s3://, file://...)."""
+        reference = parse_registry_uri(uri)
+        if reference is None:
+            return None
+        name, version, alias = reference
+        if alias is not None:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        if version == "latest":
+            versions = self.client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise ModelNotFound(f"registered model {name} has no versions")
+            return str(max(int(v.version) for v in versions))
+        self.client.get_model_version(name, version)  # raises when it does not exist
+        return version
+
     # --- Optuna ------------------------------------------------------------------------
 
     @property
@@ -195,6 +212,20 @@ class Tracking:
             best=facts(summary.best) if summary.best is not None and not pareto else None,
             pareto=pareto,
         )
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None] | None:
+    """models:/<name>/<version>, models:/<name>@<alias> -> (name, version, alias)."""
+    if not uri.startswith("models:/"):
+        return None
+    rest = uri[len("models:/") :].strip("/")
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        return name, None, alias
+    name, _, version = rest.rpartition("/")
+    if not name:
+        return rest, "latest", None
+    return name, version, None
 
 
 def _scalar(value: Any) -> str | int | float | bool:

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config
 
 from tests.harness import cluster as local_cluster
-from tests.harness import mlflow_server, platform
+from tests.harness import mlflow_server, platform, prometheus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,3 +114,18 @@ def mlflow_url() -> Iterator[str]:
     yield cfg.url
     if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
         mlflow_server.down(cfg)
+
+
+@pytest.fixture(scope="session")
+def prometheus_url(cluster: Cluster) -> Iterator[str]:
+    """Debian's Prometheus scraping the local cluster's annotated pods (started here
+    unless already up)."""
+    cfg = prometheus.PrometheusConfig()
+    started_here = not prometheus.ready(cfg)
+    try:
+        prometheus.up(cfg)
+    except prometheus.PrometheusError as err:
+        pytest.fail(str(err), pytrace=False)
+    yield cfg.url
+    if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
+        prometheus.down(cfg)

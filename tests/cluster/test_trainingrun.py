@@ -13,9 +13,9 @@ from typing import Any
 
 import optuna
 import pytest
-import yaml
 from mlflow import MlflowClient
 
+from tests.cluster.objects import apply, events, get, ready
 from tests.conftest import Cluster
 from tests.harness import platform
 from tests.harness.cluster import ClusterConfig
@@ -40,30 +40,6 @@ def training_run(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": spec,
     }
-
-
-def apply(cluster: Cluster, namespace: str, *objs: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objs))
-
-
-def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    proc = cluster.kubectl(
-        "get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found", check=False
-    )
-    return json.loads(proc.stdout) if proc.stdout.strip() else None
-
-
-def ready(obj: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
-
-
-def events(cluster: Cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    out = cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-    return [
-        (e["type"], e["reason"], e.get("message", ""))
-        for e in json.loads(out)["items"]
-        if e["involvedObject"]["name"] == name
-    ]
 
 
 def wait_phase(

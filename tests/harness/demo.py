@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from tests.harness import cluster, mlflow_server, platform
+from tests.harness import cluster, mlflow_server, platform, prometheus
 
 DEMO_NAMESPACE = "maestro-demo"
 
@@ -20,6 +20,9 @@ def up() -> None:
     print("starting MLflow on PostgreSQL ...", flush=True)
     ml = mlflow_server.MlflowConfig()
     mlflow_server.up(ml)
+    print("starting Prometheus (scrapes the serving pods) ...", flush=True)
+    prom = prometheus.PrometheusConfig()
+    prometheus.up(prom)
     print("deploying the operator (manifests/overlays/local) ...", flush=True)
     platform.deploy_operator(cfg)
     cluster.kubectl(cfg, "create", "namespace", DEMO_NAMESPACE, check=False)
@@ -31,6 +34,7 @@ def up() -> None:
     print("The TrainingRun keeps training (an 8-trial Optuna search, about 30 s) and then")
     print("registers its best model as iris@candidate; follow it with `get tr -w`.\n")
     print(f"MLflow UI:  {ml.url}")
+    print(f"Prometheus: {prom.url}")
     print(
         f"kubectl:    .maestro/bin/kubectl --kubeconfig {cfg.kubeconfig.relative_to(cluster.REPO)} "
         f"get tr,md,abt,dc -n {DEMO_NAMESPACE}"
@@ -42,6 +46,7 @@ def down() -> None:
     cfg = cluster.ClusterConfig()
     if cluster.is_up(cfg):
         platform.remove_operator(cfg)
+    prometheus.down(prometheus.PrometheusConfig())
     mlflow_server.down(mlflow_server.MlflowConfig())
     cluster.down(cfg)
     print("local platform stopped")
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         up() if args.command == "up" else down()
-    except (cluster.ClusterError, mlflow_server.MlflowError) as err:
+    except (cluster.ClusterError, mlflow_server.MlflowError, prometheus.PrometheusError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
