@@ -54,6 +54,13 @@ class OperatorConfig(BaseSettings):
             " slow run must not hold up the others."
         ),
     )
+    prometheus_url: str | None = Field(
+        default=None,
+        description=(
+            "Base URL of the Prometheus HTTP API that canary and shadow analyses query,"
+            " e.g. http://prometheus-operated.monitoring:9090."
+        ),
+    )
     log_format: str = Field(default="plain", description="Kopf log format: plain, full or json.")
     verbose: bool = Field(default=False, description="Debug logging.")
 
@@ -125,4 +132,86 @@ class OperatorConfig(BaseSettings):
         default=10.0,
         gt=0,
         description="Seconds between refreshes of a running study's trial counts in status.",
+    )
+
+    # --- ModelDeployment -----------------------------------------------------------------
+    serving_image: str = Field(
+        default="ghcr.io/maestro-ml/maestro:0.1.0",
+        min_length=1,
+        description="Image of serving pods whose ModelDeployment names none (spec.image).",
+    )
+    serving_pod_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra labels on every serving pod (JSON object in the environment), e.g."
+            ' {"maestro.dev/local-run": "true"} on the local platform.'
+        ),
+    )
+    serving_pod_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra annotations on every serving pod (JSON object in the environment).",
+    )
+    serving_service_account: str | None = Field(
+        default=None,
+        description=(
+            "ServiceAccount of serving pods (the one the Vault role is bound to); unset uses"
+            " the namespace's default."
+        ),
+    )
+    serving_egress_ports: list[int] = Field(
+        default_factory=list,
+        description=(
+            "TCP ports serving pods may reach besides DNS, MLflow and Vault (JSON list), e.g."
+            " [443] for an S3 artifact store or [4318] for an OTLP collector."
+        ),
+    )
+    prediction_log_dir: str | None = Field(
+        default=None,
+        description=(
+            "Directory serving pods write sampled prediction logs to (JSON lines, one file per"
+            " pod under <namespace>/<deployment>/<revision>/); unset writes none."
+        ),
+    )
+    prediction_log_claim: str | None = Field(
+        default=None,
+        description=(
+            "PersistentVolumeClaim mounted at prediction_log_dir so drift checks can read the"
+            " logs; unset mounts an emptyDir (the logs live as long as the pod)."
+        ),
+    )
+    prediction_log_sample: float = Field(
+        default=0.1, ge=0, le=1, description="Share of predictions logged (0-1)."
+    )
+    istio: bool = Field(
+        default=True,
+        description=(
+            "Route ModelDeployment traffic with Istio (VirtualService + DestinationRule);"
+            " false splits canary traffic by replica counts through the Service."
+        ),
+    )
+    istio_namespace: str = Field(
+        default="istio-system", description="Namespace of the Istio control plane and gateways."
+    )
+    prometheus_operator: bool = Field(
+        default=True,
+        description="Create a ServiceMonitor and a PrometheusRule for each ModelDeployment.",
+    )
+    monitoring_namespace: str = Field(
+        default="monitoring",
+        description="Namespace Prometheus scrapes from (allowed through the NetworkPolicy).",
+    )
+    runbook_base_url: str = Field(
+        default="https://github.com/maestro-ml/maestro/blob/main/docs/runbooks",
+        description="Base URL of the runbooks the serving alerts link to (<base>/<alert>.md).",
+    )
+    vault_role: str = Field(
+        default="maestro-serving",
+        min_length=1,
+        description="Vault Kubernetes-auth role of serving pods that have spec.secrets.",
+    )
+    vault_port: int = Field(
+        default=8200, ge=1, le=65535, description="Port of Vault, allowed through egress."
+    )
+    cluster_domain: str = Field(
+        default="cluster.local", description="DNS domain of the cluster (Service FQDNs)."
     )

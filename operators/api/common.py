@@ -128,6 +128,22 @@ class Reason(StrEnum):
     TRIAL_BUDGET_SPENT = "TrialBudgetSpent"
     REGISTRATION_FAILED = "RegistrationFailed"
     TRACKING_UNAVAILABLE = "TrackingUnavailable"
+    # ModelDeployment rollouts (conditions and Events).
+    MODEL_NOT_FOUND = "ModelNotFound"
+    DEPLOYING = "Deploying"
+    AVAILABLE = "Available"
+    REPLICAS_UNAVAILABLE = "ReplicasUnavailable"
+    AWAITING_PROMOTION = "AwaitingPromotion"
+    CANARY_PROGRESSING = "CanaryProgressing"
+    SHADOWING = "Shadowing"
+    ANALYSIS_FAILED = "AnalysisFailed"
+    ROLLOUT_STARTED = "RolloutStarted"
+    ROLLOUT_ABORTED = "RolloutAborted"
+    STEP_ADVANCED = "StepAdvanced"
+    CHECK_FAILED = "AnalysisCheckFailed"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    SCALED_DOWN = "PreviousRevisionRemoved"
 
 
 class Condition(StatusModel):

@@ -231,9 +231,11 @@ class SecretRef(SpecModel):
     key: str = Field(min_length=1, max_length=253, description="Key inside the Vault secret.")
     env: str = Field(
         min_length=1,
-        max_length=253,
+        # It also names the Vault Agent annotations (agent-inject-template-<env>), whose
+        # name part Kubernetes limits to 63 characters.
+        max_length=41,
         pattern=ENV_NAME_PATTERN,
-        description="Environment variable name the value is exposed as.",
+        description="Environment variable name the value is exposed as (at most 41 characters).",
     )
 
 
@@ -295,6 +297,9 @@ class ShadowResult(StatusModel):
     latency_delta_ms: float | None = Field(
         default=None, description="Shadow p95 minus stable p95, milliseconds."
     )
+    requests: int | None = Field(
+        default=None, ge=0, description="Mirrored requests the figures are computed from."
+    )
 
 
 class ModelDeploymentStatus(StatusBase):
@@ -311,6 +316,34 @@ class ModelDeploymentStatus(StatusBase):
     shadow: ShadowResult | None = Field(default=None, description="Shadow comparison figures.")
     ready_replicas: int | None = Field(default=None, ge=0, description="Ready serving replicas.")
     url: str | None = Field(default=None, description="In-cluster URL of the inference service.")
+    stable_model_uri: str | None = Field(
+        default=None,
+        description="Model URI the stable revision serves, aliases resolved (models:/<name>/<n>).",
+    )
+    canary_model_uri: str | None = Field(
+        default=None, description="Model URI of the revision being rolled out, aliases resolved."
+    )
+    step_started_at: datetime | None = Field(
+        default=None,
+        description="When the rollout's current step began taking traffic (canary or shadow).",
+    )
+    failed_checks: int | None = Field(
+        default=None, ge=0, description="Failed canary analyses of the current rollout."
+    )
+    previous_revision: str | None = Field(
+        default=None,
+        description="Blue/green: the revision switched away from, kept for instant rollback.",
+    )
+    previous_model_uri: str | None = Field(
+        default=None, description="Model URI of the previous revision."
+    )
+    scale_down_at: datetime | None = Field(
+        default=None, description="When the previous revision is removed (scaleDownDelay)."
+    )
+    rolled_back_revision: str | None = Field(
+        default=None,
+        description="Revision that failed its rollout; not retried until the model changes.",
+    )
 
 
 class ModelDeployment(Resource):

@@ -18,6 +18,8 @@ PURE = [
     "maestro.operators.settings",
     "maestro.operators.trainingrun_render",
     "maestro.operators.trainingrun_decisions",
+    "maestro.operators.modeldeployment_render",
+    "maestro.operators.modeldeployment_decisions",
     "maestro.operators.cli",
 ]
 

@@ -1,0 +1,497 @@
+"""ModelDeployment renderers against golden YAML files (tests/golden/modeldeployment/).
+
+Regenerate after an intended change with MAESTRO_UPDATE_GOLDEN=1 and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from maestro.operators.api.modeldeployment import ModelDeploymentSpec
+from maestro.operators.modeldeployment_decisions import Mirror, Revision, RevisionPlan, Role
+from maestro.operators.modeldeployment_render import (
+    LABEL_REVISION,
+    OWNED_KINDS,
+    DeploymentIds,
+    ServingSettings,
+    base_name,
+    label_value,
+    object_name,
+    owned_kinds,
+    render,
+    selector,
+    service_url,
+    stale,
+    tracking_port,
+)
+from maestro.operators.settings import OperatorConfig
+from tests.unit.test_kustomize_build import restricted_violations
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "modeldeployment"
+IDS = DeploymentIds(namespace="ml", name="iris", uid="5f0c2a9e-1b3d-4e5f-8a7b-9c0d1e2f3a4b")
+SETTINGS = ServingSettings(
+    tracking_uri="http://mlflow.mlops:5000",
+    image="ghcr.io/maestro-ml/maestro:0.1.0",
+    pod_labels={"maestro.dev/local-run": "true"},
+)
+PLAIN = ServingSettings(
+    tracking_uri="http://mlflow.mlops:5000",
+    image="ghcr.io/maestro-ml/maestro:0.1.0",
+    istio=False,
+    prometheus_operator=False,
+)
+V3, V4 = "models:/iris/3", "models:/iris/4"
+
+
+def rev(name: str, uri: str, role: Role, replicas: int, shadow: str | None = None) -> Revision:
+    return Revision(name, uri, role, replicas, max(replicas, 4), shadow)
+
+
+STABLE = rev("v3", V3, Role.STABLE, 1)
+HELD = rev("v3", V3, Role.STABLE, 4)
+PLANS = {
+    "steady": RevisionPlan((STABLE,), {"v3": 100}),
+    "canary": RevisionPlan((HELD, rev("v4", V4, Role.CANARY, 1)), {"v3": 90, "v4": 10}),
+    "blue-green": RevisionPlan((HELD, rev("v4", V4, Role.PREVIEW, 4)), {"v3": 100}),
+    "shadow": RevisionPlan(
+        (STABLE, rev("v4", V3, Role.SHADOW, 1, shadow=V4)), {"v3": 100}, Mirror("v4", 10)
+    ),
+}
+SECRETS = [
+    {"vaultPath": "secret/data/maestro/iris", "key": "feature-store-token", "env": "FS_TOKEN"},
+    {"vaultPath": "secret/data/maestro/db", "key": "password", "env": "DB_PASSWORD"},
+]
+CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
+    "rolling": ({"model": {"uri": "models:/iris@champion"}}, "steady", SETTINGS),
+    "canary": (
+        {
+            "model": {"uri": "models:/iris@champion", "name": "iris-classifier"},
+            "strategy": {
+                "type": "Canary",
+                "canary": {"analysis": {"maxErrorRate": 0.02, "maxLatencyP95Ms": 300}},
+            },
+            "replicas": {"min": 2, "max": 4},
+            "autoscaling": {
+                "targetCPUUtilization": 60,
+                "targetMemoryUtilization": 80,
+                "targetRequestsPerSecond": 50,
+            },
+            "resources": {
+                "requests": {"cpu": "500m", "memory": "1Gi"},
+                "limits": {"memory": "2Gi"},
+            },
+            "secrets": SECRETS,
+        },
+        "canary",
+        ServingSettings(
+            tracking_uri="https://mlflow.example.com",
+            image="ghcr.io/maestro-ml/maestro:0.1.0",
+            service_account="iris-serving",
+            egress_ports=(443,),
+            prediction_log_dir="/var/log/maestro/predictions",
+            prediction_log_claim="prediction-logs",
+            prediction_log_sample=0.25,
+        ),
+    ),
+    "blue-green-plain": (
+        {
+            "model": {"uri": "models:/iris/4"},
+            "image": "registry.example/serving:1.2",
+            "port": 9000,
+            "strategy": {"type": "BlueGreen", "blueGreen": {"autoPromote": False}},
+            "autoscaling": {"enabled": False},
+        },
+        "blue-green",
+        PLAIN,
+    ),
+    "shadow": (
+        {"model": {"uri": "models:/iris@challenger"}, "strategy": {"type": "Shadow"}},
+        "shadow",
+        SETTINGS,
+    ),
+}
+
+
+def rendered(case: str) -> list[dict[str, Any]]:
+    spec_fields, plan, settings = CASES[case]
+    return render(IDS, ModelDeploymentSpec.model_validate(spec_fields), PLANS[plan], settings)
+
+
+def only(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''}"
+    return found[0]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_render_matches_golden(case: str) -> None:
+    text = yaml.safe_dump_all(rendered(case), sort_keys=False)
+    path = GOLDEN / f"{case}.yaml"
+    if os.environ.get("MAESTRO_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with MAESTRO_UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{case} differs from {path}"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_pod_meets_the_restricted_profile_with_a_read_only_root(case: str) -> None:
+    for deployment in (o for o in rendered(case) if o["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert restricted_violations(pod) == []
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        tmp = next(m for m in container["volumeMounts"] if m["mountPath"] == "/tmp")
+        assert {"name": tmp["name"], "emptyDir": {}} in pod["volumes"]
+        assert pod["automountServiceAccountToken"] is False
+        assert (
+            pod["terminationGracePeriodSeconds"]
+            > container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_everything_is_owned_labelled_and_validly_named(case: str) -> None:
+    objects = rendered(case)
+    kinds = {(k.api_version, k.kind) for k in OWNED_KINDS}
+    for obj in objects:
+        meta = obj["metadata"]
+        assert (obj["apiVersion"], obj["kind"]) in kinds
+        (owner,) = meta["ownerReferences"]
+        assert owner["uid"] == IDS.uid and owner["controller"] and owner["blockOwnerDeletion"]
+        assert meta["namespace"] == "ml"
+        assert meta["labels"]["mlops.maestro.dev/deployment"] == "iris"
+        assert meta["labels"]["app.kubernetes.io/instance"] == "iris"
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", meta["name"]) and len(meta["name"]) <= 63
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pods_carry_the_contract_labels_and_scrape_annotations(case: str) -> None:
+    spec_fields, plan, _ = CASES[case]
+    port = str(spec_fields.get("port", 8080))
+    for revision in PLANS[plan].revisions:
+        deployment = only(rendered(case), "Deployment", f"iris-{revision.name}")
+        template = deployment["spec"]["template"]["metadata"]
+        assert {
+            "app.kubernetes.io/name": "maestro-serving",
+            "app.kubernetes.io/instance": "iris",
+            "mlops.maestro.dev/deployment": "iris",
+            "mlops.maestro.dev/revision": revision.name,
+        }.items() <= template["labels"].items()
+        # A promotion changes the role; pods must not restart for it.
+        assert "mlops.maestro.dev/role" not in template["labels"]
+        assert deployment["metadata"]["labels"]["mlops.maestro.dev/role"] == revision.role.value
+        assert {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": port,
+            "prometheus.io/path": "/metrics",
+        }.items() <= template["annotations"].items()
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= template["labels"].items()
+
+
+def test_the_server_gets_the_contract_env_and_args() -> None:
+    objects = rendered("canary")
+    container = only(objects, "Deployment", "iris-v4")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == [
+        "--model-uri",
+        V4,
+        "--model-name",
+        "iris-classifier",
+        "--port",
+        "8080",
+    ]
+    env = env_of(container)
+    assert {
+        "MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+        "MAESTRO_DEPLOYMENT": "iris",
+        "MAESTRO_REVISION": "v4",
+        "MAESTRO_MODEL_VERSION": "4",
+        "MAESTRO_SERVE_MODEL_URI": V4,
+        "MAESTRO_SERVE_MODEL_NAME": "iris-classifier",
+        "MAESTRO_SERVE_PORT": "8080",
+        "MAESTRO_SERVE_PREDICTION_LOG": (
+            "/var/log/maestro/predictions/ml/iris/v4/$(POD_NAME).jsonl"
+        ),
+        "MAESTRO_SERVE_PREDICTION_LOG_SAMPLE": "0.25",
+    }.items() <= env.items()
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # $(POD_NAME) expands only from variables defined before it.
+    names = [e["name"] for e in container["env"]]
+    assert names.index("POD_NAME") < names.index("MAESTRO_SERVE_PREDICTION_LOG")
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    pod = only(objects, "Deployment", "iris-v4")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "iris-serving"
+    assert {"name": "predictions", "persistentVolumeClaim": {"claimName": "prediction-logs"}} in (
+        pod["volumes"]
+    )
+
+
+def test_the_plain_command_is_maestro_serve() -> None:
+    container = only(rendered("rolling"), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["maestro", "serve"]
+    assert "MAESTRO_SERVE_PREDICTION_LOG" not in env_of(container)
+
+
+def test_shadow_pods_serve_the_stable_model_and_shadow_the_candidate() -> None:
+    objects = rendered("shadow")
+    container = only(objects, "Deployment", "iris-v4")["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][-2:] == ["--shadow-model-uri", V4]
+    assert container["args"][:2] == ["--model-uri", V3]
+    route = only(objects, "VirtualService")["spec"]["http"][0]
+    assert [(r["destination"]["subset"], r["weight"]) for r in route["route"]] == [("v3", 100)]
+    assert route["mirror"]["subset"] == "v4"
+    assert route["mirrorPercentage"] == {"value": 10.0}
+
+
+def test_secrets_come_from_vault_agent_files_sourced_before_the_server() -> None:
+    deployment = only(rendered("canary"), "Deployment", "iris-v3")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    vault = {k: v for k, v in annotations.items() if k.startswith("vault.hashicorp.com/")}
+    assert vault["vault.hashicorp.com/agent-inject"] == "true"
+    assert vault["vault.hashicorp.com/role"] == "maestro-serving"
+    assert vault["vault.hashicorp.com/agent-inject-secret-FS_TOKEN"] == "secret/data/maestro/iris"
+    template = vault["vault.hashicorp.com/agent-inject-template-FS_TOKEN"]
+    assert 'with secret "secret/data/maestro/iris"' in template
+    assert 'export FS_TOKEN=\'{{ index .Data.data "feature-store-token"' in template
+    for key in vault:
+        assert len(key.split("/", 1)[1]) <= 63, key
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:2] == ["/bin/sh", "-c"]
+    script = container["command"][2]
+    assert script == (
+        '. /vault/secrets/FS_TOKEN && . /vault/secrets/DB_PASSWORD && exec maestro serve "$@"'
+    )
+    # Values never appear in the pod spec.
+    assert "FS_TOKEN" not in env_of(container)
+    token = next(
+        v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "vault-token"
+    )
+    assert token["projected"]["sources"][0]["serviceAccountToken"]["path"] == "token"
+
+
+def test_the_vault_template_escapes_quotes_for_the_shell(tmp_path: Path) -> None:
+    """Render the template's output by hand for a value with a quote, then source it."""
+    deployment = only(rendered("canary"), "Deployment", "iris-v3")
+    template = deployment["spec"]["template"]["metadata"]["annotations"][
+        "vault.hashicorp.com/agent-inject-template-DB_PASSWORD"
+    ]
+    line = next(x for x in template.splitlines() if x.startswith("export"))
+    value = "it's $HOME `x`"
+    # What consul-template prints: the value with ' replaced by '\'' inside the quotes.
+    printed = re.sub(r"\{\{.*\}\}", lambda _: value.replace("'", "'\\''"), line)
+    (tmp_path / "DB_PASSWORD").write_text(printed + "\n")
+    out = subprocess.run(
+        ["/bin/sh", "-c", f'. {tmp_path}/DB_PASSWORD && printf %s "$DB_PASSWORD"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == value
+
+
+def test_autoscaling_targets_become_hpa_metrics() -> None:
+    hpa = only(rendered("canary"), "HorizontalPodAutoscaler", "iris-v4")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "iris-v4",
+    }
+    metrics = {
+        m.get("resource", m.get("pods", {})).get("name") or m["pods"]["metric"]["name"]: m
+        for m in hpa["spec"]["metrics"]
+    }
+    assert metrics["cpu"]["resource"]["target"]["averageUtilization"] == 60
+    assert metrics["memory"]["resource"]["target"]["averageUtilization"] == 80
+    assert metrics["maestro_requests_per_second"]["pods"]["target"]["averageValue"] == "50"
+    # The Deployment leaves its replica count to the HPA.
+    assert "replicas" not in only(rendered("canary"), "Deployment", "iris-v4")["spec"]
+
+
+def test_without_autoscaling_replicas_are_pinned_and_no_hpa_exists() -> None:
+    objects = rendered("blue-green-plain")
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+    assert only(objects, "Deployment", "iris-v4")["spec"]["replicas"] == 4
+
+
+def test_canary_weights_route_by_subset_with_every_revision_behind_the_service() -> None:
+    objects = rendered("canary")
+    route = only(objects, "VirtualService")["spec"]["http"][0]["route"]
+    assert [(r["destination"]["subset"], r["weight"]) for r in route] == [("v3", 90), ("v4", 10)]
+    host = "iris.ml.svc.cluster.local"
+    assert {r["destination"]["host"] for r in route} == {host}
+    rule = only(objects, "DestinationRule")["spec"]
+    assert rule["host"] == host
+    assert rule["subsets"] == [
+        {"name": "v3", "labels": {LABEL_REVISION: "v3"}},
+        {"name": "v4", "labels": {LABEL_REVISION: "v4"}},
+    ]
+    assert LABEL_REVISION not in only(objects, "Service", "iris")["spec"]["selector"]
+
+
+@pytest.mark.parametrize(
+    ("plan", "selected"),
+    [("steady", "v3"), ("blue-green", "v3"), ("shadow", "v3"), ("canary", None)],
+)
+def test_without_istio_the_service_selects_the_revisions_with_traffic(
+    plan: str, selected: str | None
+) -> None:
+    spec = ModelDeploymentSpec.model_validate({"model": {"uri": V3}})
+    objects = render(IDS, spec, PLANS[plan], PLAIN)
+    assert only(objects, "Service", "iris")["spec"]["selector"].get(LABEL_REVISION) == selected
+    kinds = {o["kind"] for o in objects}
+    assert not kinds & {"VirtualService", "DestinationRule", "ServiceMonitor", "PrometheusRule"}
+
+
+def test_a_pdb_per_revision_never_blocks_a_drain() -> None:
+    objects = rendered("canary")
+    for name in ("iris-v3", "iris-v4"):
+        pdb = only(objects, "PodDisruptionBudget", name)["spec"]
+        assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+        assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
+    policy = only(rendered("canary"), "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "maestro-serving",
+        "app.kubernetes.io/instance": "iris",
+    }
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 8080}]
+    namespaces = {
+        p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for p in ingress["from"]
+        if "namespaceSelector" in p
+    }
+    assert namespaces == {"istio-system", "monitoring"}
+    assert {"podSelector": {}} in ingress["from"]
+    egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+    # DNS, MLflow over https, Vault (the spec has secrets), istiod, the configured extra port.
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 8200), ("TCP", 15012)}
+
+
+@pytest.mark.parametrize(
+    ("uri", "port"),
+    [
+        ("http://mlflow.mlops:5000", 5000),
+        ("https://mlflow.example.com", 443),
+        ("http://mlflow", 80),
+        ("databricks", None),
+    ],
+)
+def test_tracking_port(uri: str, port: int | None) -> None:
+    assert tracking_port(uri) == port
+
+
+def test_alerts_use_the_analysis_limits_and_link_runbooks() -> None:
+    rule = only(rendered("canary"), "PrometheusRule")
+    (group,) = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert set(alerts) == {
+        "MaestroModelErrorRateHigh",
+        "MaestroModelLatencyP95High",
+        "MaestroModelNotReady",
+    }
+    assert alerts["MaestroModelErrorRateHigh"]["expr"].endswith("> 0.02")
+    assert 'code=~"5.."' in alerts["MaestroModelErrorRateHigh"]["expr"]
+    assert alerts["MaestroModelLatencyP95High"]["expr"].endswith("> 0.3")
+    for name, alert in alerts.items():
+        assert alert["labels"]["severity"] in ("warning", "critical")
+        assert {"summary", "description", "runbook_url"} <= alert["annotations"].keys()
+        assert alert["annotations"]["runbook_url"].endswith(f"/{name}.md")
+        assert 'namespace="ml",deployment="iris"' in alert["expr"]
+
+
+def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is missing: install Debian's prometheus with `make services`")
+    rule = only(rendered("canary"), "PrometheusRule")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_service_monitor_scrapes_each_revision_service_once() -> None:
+    objects = rendered("canary")
+    monitor = only(objects, "ServiceMonitor")["spec"]
+    selected = [
+        o["metadata"]["name"]
+        for o in objects
+        if o["kind"] == "Service"
+        and monitor["selector"]["matchLabels"].items() <= o["metadata"]["labels"].items()
+        and LABEL_REVISION in o["metadata"]["labels"]
+    ]
+    assert selected == ["iris-v3", "iris-v4"]
+    assert monitor["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+
+
+def test_an_empty_plan_renders_nothing() -> None:
+    spec = ModelDeploymentSpec.model_validate({"model": {"uri": V3}})
+    assert render(IDS, spec, RevisionPlan(), SETTINGS) == []
+
+
+def test_stale_objects_are_the_live_ones_no_longer_rendered() -> None:
+    desired = rendered("rolling")
+    live = rendered("canary")
+    gone = {(o["kind"], o["metadata"]["name"]) for o in stale(desired, live)}
+    assert ("Deployment", "iris-v4") in gone and ("Service", "iris-v4") in gone
+    assert ("Deployment", "iris-v3") not in gone and ("Service", "iris") not in gone
+    assert stale(desired, desired) == []
+
+
+def test_owned_kinds_follow_the_settings() -> None:
+    assert owned_kinds(SETTINGS) == OWNED_KINDS
+    groups = {k.api_version.split("/")[0] for k in owned_kinds(PLAIN)}
+    assert not groups & {"networking.istio.io", "monitoring.coreos.com"}
+
+
+def test_settings_come_from_the_operator_config() -> None:
+    config = OperatorConfig(
+        mlflow_tracking_uri="http://mlflow:5000",
+        serving_pod_labels={"maestro.dev/local-run": "true"},
+        istio=False,
+        serving_egress_ports=[443],
+    )
+    settings = ServingSettings.from_config(config)
+    assert settings.tracking_uri == "http://mlflow:5000"
+    assert settings.pod_labels == {"maestro.dev/local-run": "true"}
+    assert settings.istio is False and settings.egress_ports == (443,)
+    assert service_url(IDS, settings) == "http://iris.ml.svc.cluster.local"
+    assert selector(IDS) == "mlops.maestro.dev/deployment=iris"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["iris", "a" * 253, "9lives.v2", "x" * 46 + "-" + "y" * 10, "iris.prod"],
+    ids=["short", "longest", "digit-and-dot", "dash-at-cut", "dotted"],
+)
+def test_names_stay_valid_dns_labels(name: str) -> None:
+    base = base_name(name)
+    for derived in (base, object_name(name, "v1234567890123"), object_name(name, "0a1b2c3d")):
+        assert re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", derived), derived
+        assert len(derived) <= 63
+    assert len(label_value(name)) <= 63
+    if name == "iris":
+        assert base == "iris"
+    else:
+        assert base_name(name + "x") != base
