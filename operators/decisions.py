@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from maestro.operators.api.abtest import ABTestSpec
 from maestro.operators.api.common import Reason
 from maestro.operators.api.driftcheck import DriftCheckSpec
-from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 
 PENDING = "Pending"
 FAILED = "Failed"
@@ -115,10 +114,6 @@ def _training_run_missing(name: str | None, existing: Set[str], field: str) -> C
         )
 
     return check
-
-
-def decide_modeldeployment(spec: ModelDeploymentSpec) -> Verdict:
-    return accepted("ModelDeployment")
 
 
 def decide_abtest(spec: ABTestSpec, deployments: Mapping[str, DeploymentFacts]) -> Verdict:

@@ -135,6 +135,14 @@ class OperatorConfig(BaseSettings):
     )
 
     # --- ModelDeployment -----------------------------------------------------------------
+    registry_poll_interval: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds between looks at the MLflow registry for ModelDeployments that name an"
+            " alias (models:/name@alias): a moved alias starts a rollout."
+        ),
+    )
     serving_image: str = Field(
         default="ghcr.io/maestro-ml/maestro:0.1.0",
         min_length=1,

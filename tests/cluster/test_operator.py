@@ -164,7 +164,8 @@ def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
 # (tests/cluster/test_trainingrun.py runs them against the real services).
 SETTLED = {
     "TrainingRun": ("False", "OperatorNotConfigured", "Warning"),
-    "ModelDeployment": ("True", "Accepted", "Normal"),
+    # Both need MLflow, which this operator is not given.
+    "ModelDeployment": ("False", "OperatorNotConfigured", "Warning"),
     "ABTest": ("True", "Accepted", "Normal"),
     "DriftCheck": ("True", "Accepted", "Normal"),
 }

@@ -1,0 +1,255 @@
+"""ModelDeployments end to end on the local platform.
+
+The operator is deployed from manifests/overlays/local; the pod runner runs the serving
+pods (`maestro serve`) as processes on their pod IPs; the models come from MLflow's
+registry on PostgreSQL; Debian's Prometheus scrapes the serving processes and the canary
+analysis reads it. No Istio data plane runs here, so the test plays the mesh: it sends
+requests straight to the pods of every revision, as a weighted route would.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tests.cluster.objects import apply, events, get, items, ready
+from tests.conftest import Cluster
+from tests.harness.cluster import ClusterConfig
+from tests.harness.wait import eventually
+
+pytestmark = pytest.mark.cluster
+
+API_VERSION = "mlops.maestro.dev/v1alpha1"
+ALIAS = "production"
+OWNED = (
+    "deployments,services,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,"
+    "servicemonitors,prometheusrules"
+)
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_url: str) -> Iterator[tuple[str, Any]]:
+    """A registered model with three versions: two good pipelines and a broken one."""
+    name = f"md-{uuid.uuid4().hex[:6]}"
+    data = load_breast_cancer(as_frame=True)
+    features = data.frame.drop(columns=["target"]).astype("float64")
+    features.columns = [c.replace(" ", "_") for c in features.columns]
+    target = data.frame["target"]
+    mlflow.set_tracking_uri(mlflow_url)
+    mlflow.set_experiment(f"test-modeldeployment-{name}")
+    signature = infer_signature(features.head(5), target.head(5))
+    for c in (1.0, 0.1):
+        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
+        pipeline.fit(features, target)
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(
+                pipeline,
+                name="model",
+                signature=signature,
+                input_example=features.head(3),
+                registered_model_name=name,
+            )
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(__file__).with_name("failing_model.py")),
+            signature=signature,
+            registered_model_name=name,
+        )
+    client = MlflowClient(mlflow_url, mlflow_url)
+    client.set_registered_model_alias(name, ALIAS, "1")
+    yield name, features
+    client.delete_registered_model(name)
+
+
+def model_deployment(name: str, model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": f"models:/{model}@{ALIAS}", "name": "cancer"},
+            "replicas": {"min": 1, "max": 2},
+            "strategy": {
+                "type": "Canary",
+                "canary": {
+                    "steps": [50, 100],
+                    "stepDuration": "6s",
+                    "analysis": {
+                        "interval": "3s",
+                        "maxErrorRate": 0.05,
+                        "maxLatencyP95Ms": 2000,
+                        "minRequests": 5,
+                        "maxFailedChecks": 2,
+                    },
+                },
+            },
+        },
+    }
+
+
+class Mesh:
+    """Steady traffic to every ready serving pod of one ModelDeployment, as Istio would
+    send it; remembers the answers of each revision."""
+
+    def __init__(self, cluster: Cluster, namespace: str, name: str, body: dict[str, Any]):
+        self.cluster, self.namespace, self.name = cluster, namespace, name
+        self.body = body
+        self.codes: dict[str, list[int]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def pods(self) -> list[tuple[str, str]]:
+        selector = f"mlops.maestro.dev/deployment={self.name}"
+        pods = items(self.cluster, self.namespace, "pods", selector)
+        found = []
+        for pod in pods:
+            conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+            if conditions.get("Ready") == "True" and pod["status"].get("podIP"):
+                revision = pod["metadata"]["labels"]["mlops.maestro.dev/revision"]
+                found.append((revision, f"http://{pod['status']['podIP']}:8080"))
+        return found
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as http:
+            while not self.stop.is_set():
+                try:
+                    targets = self.pods()
+                except AssertionError:
+                    targets = []
+                for revision, url in targets:
+                    for _ in range(5):
+                        try:
+                            code = http.post(f"{url}/invocations", json=self.body).status_code
+                        except httpx.HTTPError:
+                            continue
+                        self.codes.setdefault(revision, []).append(code)
+                self.stop.wait(0.2)
+
+    def __enter__(self) -> Mesh:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def wait_status(
+    cluster: Cluster, namespace: str, name: str, what: str, check: Any, timeout: float = 90
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        obj = get(cluster, namespace, "modeldeployment", name)
+        status = (obj or {}).get("status") or {}
+        return obj if check(status) else None
+
+    return eventually(probe, timeout=timeout, what=what, interval=0.5)
+
+
+def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
+    deployed_operator: ClusterConfig,
+    cluster: Cluster,
+    namespace: str,
+    registered: tuple[str, Any],
+    mlflow_url: str,
+    prometheus_url: str,
+) -> None:
+    model, features = registered
+    client = MlflowClient(mlflow_url, mlflow_url)
+    apply(cluster, namespace, model_deployment("cancer", model))
+
+    # The first version is deployed directly and answers through its pod.
+    obj = wait_status(
+        cluster,
+        namespace,
+        "cancer",
+        "cancer Available on v1",
+        lambda s: s.get("phase") == "Available" and s.get("readyReplicas", 0) >= 1,
+        timeout=120,
+    )
+    status = obj["status"]
+    assert status["stableRevision"] == "v1"
+    assert status["stableModelUri"] == f"models:/{model}/1"
+    assert status["url"].startswith("http://cancer.")
+    assert ready(obj)["status"] == "True"
+
+    rows = features.head(4).to_numpy().tolist()
+    body = {"dataframe_split": {"columns": list(features.columns), "data": rows}}
+    with Mesh(cluster, namespace, "cancer", body) as mesh:
+        ((revision, url),) = mesh.pods()
+        assert revision == "v1"
+        answer = httpx.post(f"{url}/invocations", json=body)
+        assert answer.status_code == 200, answer.text
+        expected = mlflow.sklearn.load_model(f"models:/{model}/1").predict(features.head(4))
+        assert answer.json()["predictions"] == expected.tolist()
+
+        # Moving the alias to a good version runs the canary, which passes and promotes.
+        client.set_registered_model_alias(model, ALIAS, "2")
+        wait_status(
+            cluster,
+            namespace,
+            "cancer",
+            "a canary of v2",
+            lambda s: s.get("canaryRevision") == "v2" and s.get("phase") == "Progressing",
+        )
+        obj = wait_status(
+            cluster,
+            namespace,
+            "cancer",
+            "v2 promoted to stable",
+            lambda s: s.get("stableRevision") == "v2" and s.get("phase") == "Available",
+            timeout=120,
+        )
+        analysis = obj["status"]["lastAnalysis"]
+        assert analysis["passed"] is True
+        assert analysis["errorRate"] == 0
+        assert analysis["requests"] >= 5
+        assert "canaryRevision" not in obj["status"]
+        assert mesh.codes.get("v2") and set(mesh.codes["v2"]) == {200}
+
+        # A version that fails every prediction is rolled back by the analysis.
+        client.set_registered_model_alias(model, ALIAS, "3")
+        obj = wait_status(
+            cluster,
+            namespace,
+            "cancer",
+            "v3 rolled back",
+            lambda s: s.get("phase") == "RolledBack",
+            timeout=120,
+        )
+    status = obj["status"]
+    assert status["stableRevision"] == "v2"
+    assert status["lastAnalysis"]["passed"] is False
+    assert status["lastAnalysis"]["errorRate"] > 0.05
+    condition = ready(obj)
+    assert condition["reason"] == "AnalysisFailed", condition
+    assert "v3" in condition["message"]
+    assert 500 in mesh.codes.get("v3", [])
+    reasons = {reason for _, reason, _ in events(cluster, namespace, "cancer")}
+    assert {"AnalysisFailed"} <= reasons, reasons
+    # The broken revision's objects are gone; the stable one keeps serving.
+    deployments = items(cluster, namespace, "deployments", "mlops.maestro.dev/deployment=cancer")
+    assert [d["metadata"]["labels"]["mlops.maestro.dev/revision"] for d in deployments] == ["v2"]
+
+    # Deleting the ModelDeployment removes every object it owns.
+    cluster.kubectl("delete", "modeldeployment", "cancer", "-n", namespace)
+
+    def gone() -> bool:
+        left = cluster.kubectl("get", OWNED, "-n", namespace, "-o", "json").stdout
+        return not json.loads(left)["items"]
+
+    eventually(gone, timeout=60, what="every owned object deleted", interval=1)
