@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,6 +187,21 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
     assert status["stableModelUri"] == f"models:/{model}/1"
     assert status["url"].startswith("http://cancer.")
     assert ready(obj)["status"] == "True"
+
+    # Settled, a reconcile writes nothing: the registry polls (every 2 s here) and the
+    # Deployments' events leave every object as it was. HPAs are left out: the HPA
+    # controller writes their status.
+    def versions() -> dict[str, str]:
+        kinds = OWNED.replace("horizontalpodautoscalers,", "") + ",modeldeployments"
+        found = json.loads(cluster.kubectl("get", kinds, "-n", namespace, "-o", "json").stdout)
+        return {
+            f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+            for o in found["items"]
+        }
+
+    before = versions()
+    time.sleep(6)
+    assert versions() == before
 
     rows = features.head(4).to_numpy().tolist()
     body = {"dataframe_split": {"columns": list(features.columns), "data": rows}}
