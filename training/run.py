@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # Exit codes: 2 for bad input (fix the spec; retrying will not help), 1 for anything else.
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+# Trained by torch_trainer (imported only then: torch is the optional `pytorch` extra).
+PYTORCH = "pytorch"
 
 
 @dataclass(frozen=True)
@@ -142,12 +144,23 @@ def main(environ: Mapping[str, str], *, out: TextIO = sys.stdout, err: TextIO = 
     except (ValueError, ValidationError) as exc:
         print(f"error: bad trainer environment: {exc}", file=err)
         return EXIT_BAD_INPUT
+    pytorch = env.framework.lower() == PYTORCH
     try:
         if env.tuning is not None:
+            if pytorch:
+                raise TrainingError(
+                    f"spec.tuning is not supported for framework {env.framework}: tune an"
+                    " SKLearn or XGBoost model, or train the PyTorch model without tuning"
+                )
             from maestro.training.worker import run_worker
 
             summary = run_worker(env)
             print(json.dumps({"study": env.optuna_study, **summary.to_dict()}), file=out)
+        elif pytorch:
+            from maestro.training.torch_trainer import DistributedEnvironment, run_torch_training
+
+            replica = run_torch_training(env, DistributedEnvironment.from_env(environ))
+            print(json.dumps(replica.to_dict()), file=out)
         else:
             outcome = run_training(env)
             print(

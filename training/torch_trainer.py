@@ -1,0 +1,504 @@
+"""`maestro train` for framework PyTorch: an MLP on tabular data, data-parallel across replicas.
+
+Kubeflow's PyTorchJob gives every replica MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
+(the Master is rank 0, Workers 1..N-1). With WORLD_SIZE > 1 each replica joins one gloo
+process group (CPU is enough), trains a DistributedDataParallel copy of the same network
+on its shard of the training rows (DistributedSampler) and DDP averages the gradients, so
+every replica ends each step with the same weights. Without WORLD_SIZE (or 1) it is one
+process.
+
+Every replica loads and splits the dataset the same way (same seed), so the held-out split
+is the same everywhere: rank 0 evaluates it and alone logs to MLflow, with the conventions of
+the other trainers (run.py, tracking.py): one run, lineage tags, params, the dataset input,
+metrics per epoch and final, the model under `model` with its signature and input example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from maestro.training import contract, torch_model
+from maestro.training.contract import TrainerEnvironment
+from maestro.training.data import Split, Task
+from maestro.training.errors import TrainingError
+from maestro.training.run import Prepared, prepare
+from maestro.training.torch_model import TabularNet, TabularNetPyfunc, build_mlp
+from maestro.training.trainers import StepCallback, coerce, evaluate
+
+log = logging.getLogger(__name__)
+
+MODEL = "mlp"
+# Params this trainer reads; any other name is a typo and fails before training starts.
+TORCH_PARAMS = frozenset(
+    {
+        "model",
+        "target",
+        "test_size",
+        "task",
+        "seed",
+        "hidden_sizes",
+        "lr",
+        "epochs",
+        "batch_size",
+        "weight_decay",
+    }
+)
+DEFAULT_HIDDEN_SIZES = (64, 32)
+DEFAULT_LR = 0.01
+DEFAULT_EPOCHS = 20
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_WEIGHT_DECAY = 0.0
+TAG_WORLD_SIZE = "maestro.world_size"
+# The SHA-256 of the final weights, the same on every replica (checked before logging).
+TAG_PARAMETERS_SHA256 = "maestro.torch.parameters_sha256"
+METRIC_TRAIN_LOSS = "train_loss"
+# How long a replica waits for the others to join the process group (Kubeflow starts the
+# Workers and the Master independently, e.g. after different image pulls).
+RENDEZVOUS_TIMEOUT = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class TorchSpec:
+    """Validated hyperparameters of the MLP trainer."""
+
+    task: Task
+    hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES
+    lr: float = DEFAULT_LR
+    epochs: int = DEFAULT_EPOCHS
+    # Per replica, as in PyTorch's DDP: one optimiser step consumes batch_size x WORLD_SIZE rows.
+    batch_size: int = DEFAULT_BATCH_SIZE
+    weight_decay: float = DEFAULT_WEIGHT_DECAY
+
+    def as_params(self) -> dict[str, Any]:
+        """What the run records as params (hidden_sizes as "64,32")."""
+        return {
+            "model": MODEL,
+            "task": self.task.value,
+            "hidden_sizes": ",".join(map(str, self.hidden_sizes)),
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay,
+        }
+
+
+def resolve_torch(params: Mapping[str, Any], task: Task) -> TorchSpec:
+    """Validate `params` for the MLP trainer; errors name the param (pure)."""
+    unknown = sorted(set(params) - TORCH_PARAMS)
+    if unknown:
+        raise TrainingError(
+            f"unknown param(s) {', '.join(unknown)} for the PyTorch trainer;"
+            f" valid: {', '.join(sorted(TORCH_PARAMS))}"
+        )
+    model = str(params.get("model", MODEL))
+    if model != MODEL:
+        raise TrainingError(f"framework PyTorch trains params.model={MODEL}, got {model!r}")
+    return TorchSpec(
+        task=task,
+        hidden_sizes=parse_hidden_sizes(params.get("hidden_sizes", DEFAULT_HIDDEN_SIZES)),
+        lr=_number(params, "lr", DEFAULT_LR, minimum=0.0, inclusive=False),
+        epochs=_positive_int(params, "epochs", DEFAULT_EPOCHS),
+        batch_size=_positive_int(params, "batch_size", DEFAULT_BATCH_SIZE),
+        weight_decay=_number(params, "weight_decay", DEFAULT_WEIGHT_DECAY, minimum=0.0),
+    )
+
+
+def parse_hidden_sizes(value: Any) -> tuple[int, ...]:
+    """Widths of the hidden layers: "64,32", "[64, 32]", 64 or a list; "" means none.
+
+    CRD params are scalars, so a list usually arrives as a string.
+    """
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+        else:
+            items = [part.strip() for part in text.split(",") if part.strip()]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    sizes: list[int] = []
+    if isinstance(items, list | tuple):
+        for item in items:
+            size = coerce(item, 0) if isinstance(item, str | float) else item
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                break
+            sizes.append(size)
+        else:
+            return tuple(sizes)
+    raise TrainingError(
+        f'params.hidden_sizes must be positive layer widths such as "64,32", got {value!r}'
+    )
+
+
+def _positive_int(params: Mapping[str, Any], name: str, default: int) -> int:
+    value = coerce(params.get(name, default), default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise TrainingError(f"params.{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _number(
+    params: Mapping[str, Any], name: str, default: float, *, minimum: float, inclusive: bool = True
+) -> float:
+    value = coerce(params.get(name, default), default)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = value >= minimum if inclusive else value > minimum
+    if not ok:
+        bound = f">= {minimum}" if inclusive else f"> {minimum}"
+        raise TrainingError(f"params.{name} must be a number {bound}, got {value!r}")
+    return float(value)
+
+
+class DistributedEnvironment(BaseModel):
+    """Where this replica sits in the job: the variables Kubeflow's PyTorchJob injects."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    world_size: int = Field(default=1, ge=1, alias="WORLD_SIZE")
+    rank: int = Field(default=0, ge=0, alias="RANK")
+    master_addr: str | None = Field(default=None, min_length=1, alias="MASTER_ADDR")
+    master_port: int | None = Field(default=None, ge=1, le=65535, alias="MASTER_PORT")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistributedEnvironment:
+        if self.rank >= self.world_size:
+            raise ValueError(f"RANK {self.rank} must be below WORLD_SIZE {self.world_size}")
+        if self.world_size > 1 and (self.master_addr is None or self.master_port is None):
+            raise ValueError("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT")
+        return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DistributedEnvironment:
+        names = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
+        try:
+            return cls.model_validate({n: env[n] for n in names if env.get(n)})
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'environment'}: {e['msg']}" for e in err.errors()
+            )
+            raise TrainingError(f"bad distributed environment: {problems}") from err
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def shard_rows(rows: int, world_size: int) -> int:
+    """Rows each replica trains on per epoch.
+
+    DistributedSampler (drop_last=False) pads the shards with repeated rows to equal size, so
+    every replica runs the same number of steps: DDP's all-reduce needs all of them at each.
+    """
+    return math.ceil(rows / world_size)
+
+
+def batches_per_epoch(rows: int, world_size: int, batch_size: int) -> int:
+    return math.ceil(shard_rows(rows, world_size) / batch_size)
+
+
+def make_sampler(
+    dataset: TensorDataset, dist: DistributedEnvironment, seed: int
+) -> DistributedSampler[Any]:
+    """This replica's shard, reshuffled every epoch (set_epoch) from the seed."""
+    return DistributedSampler(
+        dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed
+    )
+
+
+def parameters_sha256(net: nn.Module) -> str:
+    """A digest of the weights, to show replicas ended identical (and runs reproduce)."""
+    digest = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class TrainedTorch:
+    model: TabularNet
+    metrics: dict[str, float]
+    parameters_sha256: str
+    shard_rows: int
+
+
+def _standardise(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    mean = values.mean(axis=0)
+    scale = values.std(axis=0)
+    # A constant column would divide by zero; it carries no signal either way.
+    scale = np.where(scale > 0, scale, 1.0)
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
+def fit_torch(
+    spec: TorchSpec,
+    data: Split,
+    *,
+    seed: int,
+    dist: DistributedEnvironment,
+    on_step: StepCallback | None = None,
+) -> TrainedTorch:
+    """Train the MLP; in a process group when `dist.distributed` (which must be initialised).
+
+    `on_step(epoch, metrics)` gets the epoch's train loss (over all replicas) and the
+    held-out metrics; pass it on rank 0 only, as evaluating costs a pass over the test split.
+    """
+    # Same seed on every replica: the same initial weights (DDP broadcasts rank 0's anyway)
+    # and, with the seeded sampler, the same run twice.
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    features = [str(c) for c in data.x_train.columns]
+    x_train = data.x_train.to_numpy(dtype=np.float32)
+    gaps = np.isnan(x_train).any(axis=0) | data.x_test.isna().any(axis=0).to_numpy()
+    missing = [c for c, bad in zip(features, gaps, strict=True) if bad]
+    if missing:
+        raise TrainingError(
+            f"feature column(s) {', '.join(missing)} have missing values: fill them in the"
+            " dataset (the PyTorch trainer does not impute)"
+        )
+    x_mean, x_scale = _standardise(x_train)
+    classes: list[Any] = []
+    y_mean, y_scale = 0.0, 1.0
+    if spec.task is Task.CLASSIFICATION:
+        classes = data.classes
+        index = {label: i for i, label in enumerate(classes)}
+        y = torch.tensor([index[v] for v in data.y_train], dtype=torch.long)
+        loss_fn: nn.Module = nn.CrossEntropyLoss()
+        n_outputs = len(classes)
+    else:
+        y_values = data.y_train.to_numpy(dtype=np.float64)
+        y_mean = float(y_values.mean())
+        y_scale = float(y_values.std()) or 1.0
+        # Standardised, so that one learning rate suits targets of any magnitude.
+        y = torch.tensor((y_values - y_mean) / y_scale, dtype=torch.float32).unsqueeze(1)
+        loss_fn = nn.MSELoss()
+        n_outputs = 1
+    x = torch.from_numpy((x_train - x_mean) / x_scale)
+    net = build_mlp(len(features), spec.hidden_sizes, n_outputs)
+    model: nn.Module = DistributedDataParallel(net) if dist.distributed else net
+    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    dataset = TensorDataset(x, y)
+    sampler = make_sampler(dataset, dist, seed)
+    loader = DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler)
+    tabular = TabularNet(
+        net,
+        task=spec.task.value,
+        features=features,
+        x_mean=x_mean,
+        x_scale=x_scale,
+        classes=classes,
+        y_mean=y_mean,
+        y_scale=y_scale,
+    )
+    for epoch in range(spec.epochs):
+        sampler.set_epoch(epoch)
+        model.train()
+        totals = torch.zeros(2, dtype=torch.float64)  # sum of losses, rows
+        for xb, yb in loader:
+            optimiser.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()  # DDP all-reduces (averages) the gradients here
+            optimiser.step()
+            totals += torch.tensor([loss.item() * len(xb), len(xb)], dtype=torch.float64)
+        if dist.distributed:
+            torch_dist.all_reduce(totals)
+        net.eval()
+        if on_step is not None:
+            train_loss = float(totals[0] / totals[1])
+            on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular, data)})
+    digest = parameters_sha256(net)
+    if dist.distributed:
+        _check_replicas_agree(digest, dist.world_size)
+    return TrainedTorch(tabular, _evaluate(tabular, data), digest, len(sampler))
+
+
+def _evaluate(model: TabularNet, data: Split) -> dict[str, float]:
+    return evaluate(model, data.x_test, data.y_test, data)
+
+
+def _check_replicas_agree(digest: str, world_size: int) -> None:
+    """DDP keeps replicas in step; a difference would mean the model logged is not theirs."""
+    digests: list[Any] = [None] * world_size
+    torch_dist.all_gather_object(digests, digest)
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"replicas ended with different weights: {digests}")
+
+
+@dataclass
+class TorchOutcome:
+    """What `maestro train` prints for one replica (rank 0 alone has a run and a model)."""
+
+    rank: int
+    world_size: int
+    metrics: dict[str, float]
+    parameters_sha256: str
+    shard_rows: int
+    run_id: str | None = None
+    model_uri: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) -> TorchOutcome:
+    """Train as one replica of the job; rank 0 logs the run and the model to MLflow."""
+    # Validate before joining the group: every replica fails fast on the same bad input.
+    prepared = prepare(env, env.params)
+    spec = resolve_torch(env.params, prepared.data.task)
+    if dist.distributed:
+        torch_dist.init_process_group(
+            "gloo",
+            init_method=f"tcp://{dist.master_addr}:{dist.master_port}",
+            world_size=dist.world_size,
+            rank=dist.rank,
+            timeout=RENDEZVOUS_TIMEOUT,
+        )
+    try:
+        if dist.is_main:
+            outcome = _train_and_log(env, dist, prepared, spec)
+        else:
+            trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist)
+            outcome = TorchOutcome(
+                dist.rank,
+                dist.world_size,
+                trained.metrics,
+                trained.parameters_sha256,
+                trained.shard_rows,
+            )
+    finally:
+        # Closing the group also tells the other replicas when this one fails.
+        if dist.distributed:
+            torch_dist.destroy_process_group()
+    log.info(
+        "rank %d of %d trained on %d rows per epoch; parameters sha256 %s",
+        outcome.rank,
+        outcome.world_size,
+        outcome.shard_rows,
+        outcome.parameters_sha256,
+    )
+    return outcome
+
+
+def _train_and_log(
+    env: TrainerEnvironment, dist: DistributedEnvironment, prepared: Prepared, spec: TorchSpec
+) -> TorchOutcome:
+    from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
+
+    tracker = Tracker(env.tracking_uri)
+    experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
+    tags = {
+        **lineage_tags(env),
+        "maestro.framework": env.framework,
+        TAG_WORLD_SIZE: str(dist.world_size),
+    }
+    existing: dict[str, str] = {}
+    if env.parent_run_id:
+        run_id = env.parent_run_id
+        existing = tracker.resume(run_id)
+    else:
+        run_id = tracker.create_run(experiment_id, name=run_name(env), tags=tags)
+    try:
+        params = {
+            **env.params,
+            **spec.as_params(),
+            "seed": prepared.seed,
+            "target": prepared.target,
+        }
+        tracker.log(
+            run_id, params={k: v for k, v in params.items() if k not in existing}, tags=tags
+        )
+        tracker.log_dataset(
+            run_id,
+            prepared.frame,
+            uri=env.dataset_uri or "",
+            target=prepared.target,
+            version=env.dataset_version,
+        )
+        steps = StepRecorder(tracker, run_id)
+        started = time.process_time()
+        trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps)
+        cost = time.process_time() - started
+        model_uri = log_torch_model(run_id, trained.model, prepared.data)
+        metrics = {**trained.metrics, contract.METRIC_COST: cost}
+        tracker.log(
+            run_id,
+            metrics=metrics,
+            steps=steps.take(),
+            step=steps.last_step,
+            tags={TAG_PARAMETERS_SHA256: trained.parameters_sha256},
+        )
+    except BaseException as err:
+        tracker.finish(run_id, "FAILED", error=f"{type(err).__name__}: {err}")
+        raise
+    tracker.finish(run_id, "FINISHED")
+    return TorchOutcome(
+        dist.rank,
+        dist.world_size,
+        metrics,
+        trained.parameters_sha256,
+        trained.shard_rows,
+        run_id=run_id,
+        model_uri=model_uri,
+    )
+
+
+def pip_requirements() -> list[str]:
+    """What the logged model needs to load (the public version: no local +cuXXX suffix)."""
+    import cloudpickle
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"cloudpickle=={cloudpickle.__version__}"]
+
+
+def log_torch_model(run_id: str, model: TabularNet, data: Split) -> str:
+    """Log `model` as a pyfunc under MODEL_ARTIFACT_PATH with signature and input example.
+
+    The (active) experiment must be the run's: Tracker.use_experiment sets it.
+    """
+    import cloudpickle
+    import mlflow.pyfunc
+    from mlflow.models import Model, infer_signature
+
+    example = data.example()
+    signature = infer_signature(example, model.predict(example))
+    # By value: the model's classes travel in its pickle, so loading it needs torch, pandas
+    # and MLflow but not Maestro.
+    cloudpickle.register_pickle_by_value(torch_model)
+    try:
+        info = Model.log(
+            artifact_path=None,
+            name=contract.MODEL_ARTIFACT_PATH,
+            flavor=mlflow.pyfunc,
+            python_model=TabularNetPyfunc(model),
+            run_id=run_id,
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+        )
+    finally:
+        cloudpickle.unregister_pickle_by_value(torch_model)
+    return str(info.model_uri)
