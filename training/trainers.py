@@ -155,9 +155,11 @@ def resolve(framework: str, params: Mapping[str, Any], task: Task) -> TrainerSpe
     elif fw in ("sklearn", "generic"):
         model = str(params.get("model", DEFAULT_MODEL))
     else:
+        # PyTorch runs are dispatched to maestro.training.torch_trainer before this point.
         raise TrainingError(
-            f"framework {framework} has no built-in trainer in this image (built in: SKLearn,"
-            " XGBoost); set spec.command to your own training entrypoint"
+            f"framework {framework} has no built-in scikit-learn-style trainer (built in:"
+            " SKLearn, XGBoost, and PyTorch without tuning); set spec.command to your own"
+            " training entrypoint"
         )
     by_task = ESTIMATORS.get(model)
     if by_task is None:

@@ -68,7 +68,7 @@ def test_resolve(framework: str, params: dict[str, Any], task: Task, cls: str) -
 
 
 RESOLVE_ERRORS = [
-    ("pytorch", "PyTorch", {}, Task.CLASSIFICATION, "framework PyTorch has no built-in trainer"),
+    ("pytorch", "PyTorch", {}, Task.CLASSIFICATION, "framework PyTorch has no built-in scikit-learn-style trainer"),
     (
         "unknown-model",
         "SKLearn",
