@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
-        test test-unit e2e bench-training demo down kind-up kind-down clean
+        test test-unit e2e bench-training bench-serving demo down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,8 +25,10 @@ $(UV):
 	$(PYTHON) -m venv .maestro/uv/venv
 	.maestro/uv/venv/bin/pip install -q uv==$(UV_VERSION)
 
+# Bytecode compiled once here: the environment may set PYTHONDONTWRITEBYTECODE, and then
+# every process (each trainer and serving pod) would recompile what it imports.
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(VENV)/.installed ## create .venv with every component's dependencies (uv, locked)
@@ -76,6 +78,10 @@ e2e: install ## the e2e suite against KUBECONFIG (any cluster)
 
 bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone -> docs/benchmarks.md
 	$(PY) -m tests.bench.training
+
+bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk) -> docs/benchmarks.md
+	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh
+	$(PY) -m tests.bench.serving
 
 demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
 	$(PY) -m tests.harness.demo up
