@@ -41,6 +41,10 @@ TUNING = "MAESTRO_TUNING"  # JSON of spec.tuning (camelCase, as in the CRD)
 # Indexed Jobs; the worker seeds its sampler with MAESTRO_SEED + index so that parallel
 # workers do not propose the same parameters.
 WORKER_INDEX = "JOB_COMPLETION_INDEX"
+# Seconds between a running trial's heartbeats; a trial without one for twice that is
+# failed by the next worker that claims a slot (its pod was killed mid-trial).
+OPTUNA_HEARTBEAT = "MAESTRO_OPTUNA_HEARTBEAT_SECONDS"
+DEFAULT_HEARTBEAT_SECONDS = 10
 POD_NAME = "HOSTNAME"  # Kubernetes sets it to the pod's name; recorded on each trial
 
 # --- MLflow conventions ---------------------------------------------------------------
@@ -99,6 +103,7 @@ class TrainerEnvironment(BaseModel):
     tuning: dict[str, Any] | None = None
     worker_index: int = 0
     pod_name: str | None = None
+    heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TrainerEnvironment:
@@ -128,4 +133,5 @@ class TrainerEnvironment(BaseModel):
             tuning=json.loads(tuning) if tuning else None,
             worker_index=int(env.get(WORKER_INDEX) or 0),
             pod_name=opt(POD_NAME),
+            heartbeat_seconds=int(env.get(OPTUNA_HEARTBEAT) or DEFAULT_HEARTBEAT_SECONDS),
         )

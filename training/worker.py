@@ -109,6 +109,38 @@ class SlotLock:
             self._engine.dispose()
 
 
+class Heartbeat:
+    """Records a running trial's heartbeat every `seconds` from a background thread.
+
+    Optuna beats only for trials run by `study.optimize`; these workers ask and tell.
+    """
+
+    def __init__(self, storage: Any, trial: optuna.Trial, seconds: int) -> None:
+        self._storage = storage
+        # Optuna's storages address trials by this id; the Trial keeps it private.
+        self._trial_id: int = trial._trial_id
+        self._seconds = seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="optuna-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self._storage.record_heartbeat(self._trial_id)
+            except Exception as err:  # a missed beat only risks a late stale check
+                log.warning("trial heartbeat not recorded: %s", err)
+            if self._stop.wait(self._seconds):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class _KeptModel:
     """A finished trial's model, held in memory while it may still be on the front."""
@@ -311,6 +343,7 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
         engine_kwargs={"pool_pre_ping": True},
         skip_compatibility_check=managed,
         skip_table_creation=managed,
+        heartbeat_interval=env.heartbeat_seconds,
     )
     # Loads the operator's study (or creates it when run standalone), with this worker's
     # sampler: seeds differ per worker so parallel workers do not propose the same points.
@@ -333,13 +366,17 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
     try:
         while True:
             with slots.claim():
+                # A trial whose worker pod died keeps RUNNING forever without this: it is
+                # failed (and counted as such) once its heartbeat is overdue.
+                optuna.storages.fail_stale_trials(study)
                 taken = study.get_trials(deepcopy=False, states=SLOT_STATES)
                 if len(taken) >= tuning.trials:
                     break
                 trial = study.ask()
             ran += 1
             completed = sum(1 for t in taken if t.state is TrialState.COMPLETE)
-            error = worker.run_trial(trial, completed)
+            with Heartbeat(storage, trial, env.heartbeat_seconds):
+                error = worker.run_trial(trial, completed)
             if error is not None:
                 errors.append(error)
     finally:

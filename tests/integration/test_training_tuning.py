@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from maestro.operators.api.trainingrun import Tuning
 from maestro.training import contract
 from maestro.training.tuning import create_study, storage_url, summarize
+from tests.harness.wait import eventually
 from tests.integration.test_training_runs import MAESTRO, ok, trainer_env, unique
 
 pytestmark = pytest.mark.services
@@ -279,3 +280,37 @@ def test_bad_tuning_input_exits_2_before_any_trial(
     proc = finish(start_worker(env, 0))
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert message in proc.stderr.strip().splitlines()[-1]
+
+
+def test_a_trial_of_a_killed_worker_is_failed_and_the_study_still_ends(
+    mlflow_url: str, optuna_storage: str, study_name: str
+) -> None:
+    spec = {
+        "trials": 3,
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "space": {"n_estimators": {"type": "int", "low": 400, "high": 500}},
+    }
+    env, _ = tuning_env(
+        mlflow_url, optuna_storage, study_name, spec, {"model": "random_forest", "steps": 20}
+    )
+    env[contract.OPTUNA_HEARTBEAT] = "1"
+    doomed = start_worker(env, 0)
+
+    def trial_running() -> bool | None:
+        trials = load(optuna_storage, study_name).trials
+        return any(t.state is TrialState.RUNNING for t in trials) or None
+
+    try:
+        # Killed mid-trial, as a pod evicted or OOM-killed would be: no tell, no cleanup.
+        eventually(trial_running, timeout=120, what="the first worker's trial running")
+    finally:
+        doomed.kill()
+        doomed.wait()
+    survivor = ok(finish(start_worker(env, 1)))
+
+    trials = load(optuna_storage, study_name).trials
+    states = sorted(t.state.name for t in trials)
+    # The killed worker's trial was failed once its heartbeat was overdue; the slots it did
+    # not use went to the survivor, so the study ends with its 3 trials and none RUNNING.
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"], states
+    assert survivor["total"] == 3 and survivor["running"] == 0
