@@ -61,8 +61,10 @@ def test_registry_builds_with_all_handlers() -> None:
 
     registry = build_registry(OperatorConfig(standalone=True))
     watched = {h.id for h in registry._watching.get_all_handlers()}
-    # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds).
+    # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds),
+    # ModelDeployments the Deployments of their revisions.
     assert watched == {
+        "modeldeployment-deployments",
         "trainingrun",
         "modeldeployment",
         "abtest",

@@ -68,7 +68,13 @@ def test_resolve(framework: str, params: dict[str, Any], task: Task, cls: str) -
 
 
 RESOLVE_ERRORS = [
-    ("pytorch", "PyTorch", {}, Task.CLASSIFICATION, "framework PyTorch has no built-in scikit-learn-style trainer"),
+    (
+        "pytorch",
+        "PyTorch",
+        {},
+        Task.CLASSIFICATION,
+        "framework PyTorch has no built-in scikit-learn-style trainer",
+    ),
     (
         "unknown-model",
         "SKLearn",
