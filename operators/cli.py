@@ -48,6 +48,117 @@ def _train(args: argparse.Namespace) -> int:
     return main(os.environ)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from maestro.serving.server import run
+    from maestro.serving.settings import ServeSettings
+
+    models: dict[str, str] = {}
+    for item in args.model or ():
+        name, sep, uri = item.partition("=")
+        if not sep or not name or not uri:
+            print(f"error: --model {item!r}: expected NAME=URI", file=sys.stderr)
+            return 2
+        models[name] = uri
+    # Only flags the user gave override MAESTRO_SERVE_* environment variables.
+    flags = {
+        "model_uri": args.model_uri,
+        "model_name": args.model_name,
+        "models": models or None,
+        "ensemble": args.ensemble,
+        "ensemble_name": args.ensemble_name,
+        "shadow_model_uri": args.shadow_model_uri,
+        "host": args.host,
+        "port": args.port,
+        "max_batch_size": args.max_batch_size,
+        "max_batch_wait_ms": args.max_batch_wait_ms,
+        "max_queue": args.max_queue,
+        "max_body_bytes": args.max_body_bytes,
+        "prediction_log": args.prediction_log,
+        "prediction_log_sample": args.prediction_log_sample,
+        "drain_seconds": args.drain_seconds,
+    }
+    try:
+        settings = ServeSettings(**{k: v for k, v in flags.items() if v is not None})
+        settings.named_uris()
+    except (ValidationError, ValueError) as err:
+        print(f"error: invalid settings: {err}", file=sys.stderr)
+        return 2
+    return run(settings)
+
+
+def _predict_batch(args: argparse.Namespace) -> int:
+    import os
+
+    from maestro.serving.batch import run
+
+    return run(
+        args.model_uri,
+        args.input,
+        args.output,
+        chunk_size=args.chunk_size,
+        prefix=args.prediction_column,
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
+    )
+
+
+SERVE_EPILOG = """\
+model URIs (MLflow): models:/NAME/VERSION, models:/NAME@ALIAS, models:/NAME/latest,
+  runs:/RUN_ID/PATH, s3://BUCKET/PATH, file:///PATH; models:/ URIs are pinned to the
+  concrete registry version at load, reported in metrics and GET /v2/models/NAME.
+
+endpoints:
+  POST /v2/models/NAME/infer     Open Inference Protocol v2 ({"id", "inputs": [{name, shape,
+                                 datatype, data}]}; one tensor, or one input per column)
+  POST /invocations              MLflow scoring: dataframe_split | dataframe_records |
+                                 instances | inputs (JSON), or text/csv
+  POST /predict                  {"instances": [...]}
+  POST /feedback                 {"request_id": ..., "outcome": ...} (a response's x-request-id)
+  GET  /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/ready], /metrics
+  /invocations and /predict serve the main model (the ensemble when --ensemble is given).
+
+environment (flags override; set by the ModelDeployment operator):
+  MLFLOW_TRACKING_URI              MLflow server the models:/ and runs:/ URIs resolve against
+  MAESTRO_DEPLOYMENT               ModelDeployment name (metrics label deployment)
+  MAESTRO_REVISION                 revision name, e.g. v3 (metrics label revision)
+  MAESTRO_MODEL_VERSION            registry version, used when the URI has none (runs:/)
+  MAESTRO_BIND_HOST                default --host (the local pod runner sets the pod IP)
+  MAESTRO_SERVE_MODEL_URI          --model-uri
+  MAESTRO_SERVE_MODEL_NAME         --model-name
+  MAESTRO_SERVE_MODELS             further models as JSON {"name": "uri"} (--model)
+  MAESTRO_SERVE_ENSEMBLE           --ensemble (mean | vote)
+  MAESTRO_SERVE_SHADOW_MODEL_URI   --shadow-model-uri
+  MAESTRO_SERVE_HOST, MAESTRO_SERVE_PORT                      --host, --port (8080)
+  MAESTRO_SERVE_MAX_BATCH_SIZE, MAESTRO_SERVE_MAX_BATCH_WAIT_MS  batching (64, 1.0 ms)
+  MAESTRO_SERVE_MAX_QUEUE          queued requests per model before 503 (1024)
+  MAESTRO_SERVE_MAX_BODY_BYTES     larger bodies get 413 (16 MiB)
+  MAESTRO_SERVE_DRAIN_SECONDS      SIGTERM: time for in-flight requests (30)
+  MAESTRO_SERVE_PREDICTION_LOG     JSON-lines file of sampled predictions and feedback
+  MAESTRO_SERVE_PREDICTION_LOG_SAMPLE  fraction of predictions logged, 0-1 (1.0)
+  OTEL_EXPORTER_OTLP_ENDPOINT      export a span per request and per batch over OTLP/HTTP
+                                   (OTEL_EXPORTER_OTLP_HEADERS etc. are honoured)
+
+metrics (labels deployment, revision, model, model_version): maestro_requests_total (+ code,
+  protocol), maestro_request_duration_seconds, maestro_batch_size, maestro_model_info,
+  maestro_model_load_seconds, maestro_shadow_requests_total, maestro_shadow_agreements_total,
+  maestro_shadow_latency_delta_seconds, maestro_feedback_total, maestro_feedback_outcome.
+
+exit status: 0 after a drain (SIGTERM), 1 a model failed to load, 2 bad settings
+"""
+
+PREDICT_BATCH_EPILOG = """\
+The model is loaded as `maestro serve` loads it and called on each chunk; rows are checked
+against its signature (a bad value names its column and rows). The output is the input with
+the prediction column(s) appended: PREFIX for one label/score per row, PREFIX_0.. for several
+(probabilities), the output's own names for models answering a DataFrame.
+
+environment:
+  MLFLOW_TRACKING_URI   MLflow server the models:/ and runs:/ URIs resolve against
+
+exit status: 0 done (a JSON summary on stdout), 1 prediction failed, 2 bad input
+"""
+
 TRAIN_EPILOG = """\
 environment (set by the TrainingRun operator; see maestro.training.contract):
   MLFLOW_TRACKING_URI            MLflow server, e.g. http://mlflow:5000
@@ -55,11 +166,13 @@ environment (set by the TrainingRun operator; see maestro.training.contract):
   MAESTRO_MLFLOW_PARENT_RUN_ID   the operator's run: trained into, or parent of the trials
   MAESTRO_TRAININGRUN            <namespace>/<name>, tagged on every run
   MAESTRO_TRAININGRUN_UID        the TrainingRun's uid, tagged on every run
-  MAESTRO_FRAMEWORK              SKLearn | XGBoost | Generic (= SKLearn)
+  MAESTRO_FRAMEWORK              SKLearn | XGBoost | PyTorch | Generic (= SKLearn)
   MAESTRO_PARAMS                 JSON params: model (random_forest, gradient_boosting,
                                  logistic_regression, ridge, sgd, xgboost), target,
                                  test_size, task, epochs, steps, seed; the rest are the
-                                 estimator's hyperparameters
+                                 estimator's hyperparameters; PyTorch (an MLP): hidden_sizes
+                                 ("64,32"), lr, epochs, batch_size (per replica),
+                                 weight_decay, target, test_size, task, seed
   MAESTRO_DATASET_URI            sklearn://iris, file:///data/x.parquet, x.csv, s3://b/k.parquet
   MAESTRO_DATASET_VERSION        dataset version, recorded as lineage
   MAESTRO_FEATURE_SERVICE        Feast feature service to join onto the dataset's entities
@@ -70,7 +183,12 @@ environment (set by the TrainingRun operator; see maestro.training.contract):
   MAESTRO_FEAST_REDIS            Redis online store, host:port[,db=N] (default 127.0.0.1:6379)
   MAESTRO_FEAST_PROJECT          Feast project, overriding feature_store.yaml's (maestro)
   MAESTRO_SEED                   seed of the split, the estimator and the sampler
-tuning (an Optuna worker; run several against one study for parallel trials):
+PyTorch data-parallel training (DDP, gloo on CPU; Kubeflow's PyTorchJob sets these, the
+Master is rank 0 and alone logs to MLflow; unset or WORLD_SIZE=1: one process):
+  WORLD_SIZE                     number of replicas
+  RANK                           this replica, 0..WORLD_SIZE-1
+  MASTER_ADDR, MASTER_PORT       where rank 0 waits for the others
+tuning (an Optuna worker; run several against one study for parallel trials; not PyTorch):
   MAESTRO_TUNING                 JSON of spec.tuning (camelCase, as in the CRD)
   MAESTRO_OPTUNA_STORAGE         study storage, e.g. postgresql://user:pw@host/optuna
   MAESTRO_OPTUNA_STUDY           study name (created by the operator, or here if missing)
@@ -167,6 +285,102 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.set_defaults(handler=_train)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve MLflow models over HTTP (Open Inference Protocol v2, MLflow scoring)",
+        description=(
+            "Serve one or more MLflow models as a ModelDeployment pod does: adaptive"
+            " micro-batching on one inference thread per model, input checked against the"
+            " model signature, Prometheus metrics, OpenTelemetry traces, a sampled prediction"
+            " log, readiness after load and warm-up, and a graceful drain on SIGTERM."
+        ),
+        epilog=SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--model-uri", metavar="URI", help="the main model's MLflow URI")
+    serve.add_argument(
+        "--model-name",
+        metavar="NAME",
+        help="name of the main model (default: registered model name, else 'model')",
+    )
+    serve.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=URI",
+        help="a further model served as NAME (repeatable)",
+    )
+    serve.add_argument(
+        "--ensemble",
+        choices=["mean", "vote"],
+        help="also serve all models as one: mean of their outputs, or majority vote",
+    )
+    serve.add_argument(
+        "--ensemble-name", metavar="NAME", help="name of the ensemble (default: ensemble)"
+    )
+    serve.add_argument(
+        "--shadow-model-uri",
+        metavar="URI",
+        help="mirror each request of the main model to this model after answering; count"
+        " agreement and latency delta, never return its answer",
+    )
+    serve.add_argument("--host", help="address to bind (default: MAESTRO_BIND_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: 8080)")
+    serve.add_argument(
+        "--max-batch-size", type=int, metavar="N", help="requests per predict (default: 64)"
+    )
+    serve.add_argument(
+        "--max-batch-wait-ms",
+        type=float,
+        metavar="MS",
+        help="wait for a batch to fill under concurrency (default: 1.0)",
+    )
+    serve.add_argument(
+        "--max-queue", type=int, metavar="N", help="queued requests before 503 (default: 1024)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, metavar="N", help="413 above this (default: 16 MiB)"
+    )
+    serve.add_argument(
+        "--prediction-log", type=Path, metavar="PATH", help="JSON-lines prediction log"
+    )
+    serve.add_argument(
+        "--prediction-log-sample",
+        type=float,
+        metavar="RATE",
+        help="fraction of predictions logged, 0-1 (default: 1.0)",
+    )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        metavar="S",
+        help="on SIGTERM, time for in-flight requests to finish (default: 30)",
+    )
+    serve.set_defaults(handler=_serve)
+
+    batch = commands.add_parser(
+        "predict-batch",
+        help="predict a parquet or CSV file with an MLflow model, in chunks",
+        description="Batch inference: the serving model loader over a file, chunk by chunk,"
+        " with a progress bar on stderr; writes parquet.",
+        epilog=PREDICT_BATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("--model-uri", required=True, metavar="URI", help="MLflow model URI")
+    batch.add_argument(
+        "--input", required=True, type=Path, metavar="PATH", help="input .parquet or .csv"
+    )
+    batch.add_argument("--output", required=True, type=Path, metavar="PATH", help="output .parquet")
+    batch.add_argument(
+        "--chunk-size", type=int, default=10_000, metavar="N", help="rows per chunk (10000)"
+    )
+    batch.add_argument(
+        "--prediction-column",
+        default="prediction",
+        metavar="NAME",
+        help="name (prefix) of the appended column(s) (default: prediction)",
+    )
+    batch.set_defaults(handler=_predict_batch)
     return parser
 
 

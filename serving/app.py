@@ -1,0 +1,383 @@
+"""The FastAPI model server: `create_app(settings, ...)` builds it, models load in the
+background (liveness answers at once, readiness once every model is loaded and warmed).
+
+The request path is kept lean: the body is parsed once with `json`, no pydantic models,
+responses are pre-serialised bytes; request metrics, the request id and the request span come
+from one pure-ASGI middleware that skips /metrics and the health paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import importlib.metadata
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from maestro.serving import protocols
+from maestro.serving.errors import (
+    BodyTooLarge,
+    InputError,
+    ModelNotFound,
+    ServingError,
+    Unavailable,
+)
+from maestro.serving.metrics import ServingMetrics
+from maestro.serving.middleware import RequestContext, RequestMiddleware
+from maestro.serving.outputs import v2_datatype
+from maestro.serving.predlog import PredictionLog
+from maestro.serving.runtime import Answer, ServedModel
+from maestro.serving.schema import Payload
+from maestro.serving.settings import ServeSettings
+from maestro.serving.state import Loader, ServerState, load_models
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+
+
+# --- helpers for handlers -----------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(protocols.dumps(document), status_code=status, media_type=JSON, headers=headers)
+
+
+def v2_error(err: ServingError) -> Response:
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Unavailable) else None
+    return _json({"error": err.message}, err.status, headers)
+
+
+_MLFLOW_CODES = {
+    400: "MALFORMED_REQUEST",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "BAD_REQUEST",
+    422: "BAD_REQUEST",
+    500: "INTERNAL_ERROR",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def mlflow_error(err: ServingError) -> Response:
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Unavailable) else None
+    code = _MLFLOW_CODES.get(err.status, "BAD_REQUEST")
+    return _json({"error_code": code, "message": err.message}, err.status, headers)
+
+
+def metadata(served: ServedModel, state: ServerState) -> dict[str, Any]:
+    """The v2 model metadata, with the concrete registry version it serves."""
+    model = served.model
+    schema = model.schema
+    if schema.columns:
+        inputs = [
+            {"name": c.name, "datatype": _V2_BY_TYPE.get(c.type, "BYTES"), "shape": [-1, 1]}
+            for c in schema.columns
+        ]
+    elif schema.tensor is not None:
+        t = schema.tensor
+        inputs = [
+            {"name": t.name or "input", "datatype": v2_datatype(t.dtype), "shape": list(t.shape)}
+        ]
+    else:
+        inputs = []
+    return {
+        "name": model.name,
+        "versions": [model.version] if model.version else [],
+        "platform": f"mlflow-{model.flavor}",
+        "inputs": inputs,
+        "outputs": [{"name": model.output_name, "datatype": "", "shape": [-1]}],
+        "parameters": {
+            "uri": model.uri,
+            "model_version": model.version,
+            "flavor": model.flavor,
+            "convention": model.convention,
+            "deployment": state.settings.deployment,
+            "revision": state.settings.revision,
+            "load_seconds": round(model.load_seconds, 3),
+            "warmup_error": model.warmup_error,
+            "shadow": state.shadow.model.uri
+            if state.shadow and model.name == state.default
+            else "",
+        },
+    }
+
+
+_V2_BY_TYPE = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "binary": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+# --- the app ----------------------------------------------------------------------------------
+
+
+def create_app(
+    settings: ServeSettings,
+    *,
+    loader: Loader = load_models,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
+    on_fatal: Callable[[str], None] | None = None,
+    freeze_gc: bool = True,
+) -> FastAPI:
+    """The server app. `loader` runs in a thread at start-up; `on_fatal` is told when it
+    fails (the CLI then exits 1, so the pod restarts and shows the error). `freeze_gc`
+    moves everything alive after loading out of the collector's reach (off for apps
+    embedded in a longer-lived process, such as a test run)."""
+    provider = tracer_provider or trace.NoOpTracerProvider()
+    metrics = ServingMetrics(
+        registry or CollectorRegistry(), deployment=settings.deployment, revision=settings.revision
+    )
+    predlog = None
+    if settings.prediction_log is not None:
+        predlog = PredictionLog(
+            settings.prediction_log,
+            sample=settings.prediction_log_sample,
+            deployment=settings.deployment,
+            revision=settings.revision,
+        )
+    state = ServerState(settings, metrics, provider.get_tracer("maestro.serving"), predlog)
+
+    async def load() -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            loaded = await asyncio.to_thread(loader, settings)
+            state.install(loaded, loop)
+        except Exception as err:
+            state.load_error = f"{type(err).__name__}: {err}"
+            log.error("cannot load the models: %s", state.load_error)
+            if on_fatal is not None:
+                on_fatal(state.load_error)
+            return
+        # Everything loaded now lives until exit: keep it out of the collector's full passes
+        # (they otherwise walk every model object and cause 100 ms+ tail latencies).
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
+        state.ready = True
+        for served in state.models.values():
+            log.info(
+                "model ready",
+                extra={
+                    "model": served.name,
+                    "uri": served.model.uri,
+                    "model_version": served.version,
+                    "flavor": served.model.flavor,
+                    "convention": served.model.convention,
+                    "load_seconds": round(served.model.load_seconds, 3),
+                    "warmup_error": served.model.warmup_error,
+                },
+            )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loading = asyncio.get_running_loop().create_task(load())
+        yield
+        if not loading.done():
+            loading.cancel()
+        await state.shutdown()
+
+    app = FastAPI(
+        title="Maestro model server",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.serving = state
+    app.add_middleware(RequestMiddleware, state=state)
+    limit = settings.max_body_bytes
+
+    async def predict(
+        request: Request, name: str, parse: Callable[[bytes, Request], Any]
+    ) -> tuple[ServedModel, Any, Answer] | ServingError:
+        context: RequestContext = request.scope["maestro"]
+        try:
+            served = state.served(name)
+            context.metrics = served.metrics
+            parsed = parse(await read_body(request, limit), request)
+            payload = parsed[0] if isinstance(parsed, tuple) else parsed
+            started = time.perf_counter()
+            answer = await served.infer(payload)
+        except ServingError as err:
+            return err
+        state.after_answer(
+            served, payload, answer, context.request_id, time.perf_counter() - started
+        )
+        return served, parsed, answer
+
+    # --- Open Inference Protocol v2 -------------------------------------------------------
+    @app.get("/v2/health/live")
+    async def live() -> Response:
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready() -> Response:
+        ok = state.ready and not state.draining
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    @app.get("/v2")
+    async def server_metadata() -> Response:
+        return _json({"name": "maestro-serving", "version": _version(), "extensions": []})
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(name: str, version: str | None = None) -> Response:
+        try:
+            served = _versioned(state.served(name), version)
+        except ServingError as err:
+            return v2_error(err)
+        return _json(metadata(served, state))
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(name: str, version: str | None = None) -> Response:
+        try:
+            _versioned(state.served(name), version)
+        except ServingError as err:
+            return v2_error(err)
+        ok = state.ready and not state.draining
+        return _json({"name": name, "ready": ok}, 200 if ok else 503)
+
+    def parse_v2(body: bytes, _: Request) -> tuple[Payload, str | None]:
+        return protocols.parse_v2(protocols.parse_json(body))
+
+    # The three prediction routes are plain Starlette routes: FastAPI's dependency solving
+    # and response handling would add to every request and give nothing here (the body is
+    # parsed and checked by the protocols and the signature, the response is bytes).
+    async def v2_infer(request: Request) -> Response:
+        name = request.path_params["name"]
+        version = request.path_params.get("version")
+        if version is not None:
+            try:
+                _versioned(state.served(name), version)
+            except ServingError as err:
+                return v2_error(err)
+        result = await predict(request, name, parse_v2)
+        if isinstance(result, ServingError):
+            return v2_error(result)
+        served, (_, request_id), answer = result
+        return _json(protocols.v2_response(served.name, served.version, request_id, answer.outputs))
+
+    # --- MLflow scoring protocol and /predict ----------------------------------------------
+    def parse_invocations(body: bytes, request: Request) -> Payload:
+        return protocols.parse_invocations(body, request.headers.get("content-type", JSON))
+
+    async def invocations(request: Request) -> Response:
+        result = await predict(request, state.default, parse_invocations)
+        if isinstance(result, ServingError):
+            return mlflow_error(result)
+        return _json(protocols.mlflow_response(result[2].outputs))
+
+    def parse_predict(body: bytes, _: Request) -> Payload:
+        return protocols.parse_predict(body)
+
+    async def predict_instances(request: Request) -> Response:
+        result = await predict(request, state.default, parse_predict)
+        if isinstance(result, ServingError):
+            return mlflow_error(result)
+        return _json(protocols.mlflow_response(result[2].outputs))
+
+    app.router.add_route("/invocations", invocations, methods=["POST"])
+    app.router.add_route("/predict", predict_instances, methods=["POST"])
+    app.router.add_route("/v2/models/{name}/infer", v2_infer, methods=["POST"])
+    app.router.add_route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"])
+
+    @app.get("/ping")
+    @app.get("/health")
+    async def ping() -> Response:
+        """MLflow's scoring-server health path: 200 once ready."""
+        ok = state.ready and not state.draining
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    # --- outcomes and metrics -------------------------------------------------------------
+    @app.post("/feedback")
+    async def feedback(request: Request) -> Response:
+        try:
+            body = protocols.parse_json(await read_body(request, limit))
+            request_id, outcome, name = _feedback_fields(body, state.default)
+            served = state.served(name)
+        except ServingError as err:
+            return v2_error(err)
+        served.metrics.feedback.inc()
+        if isinstance(outcome, bool | int | float):
+            served.metrics.outcome.observe(float(outcome))
+        if state.predlog is not None:
+            state.predlog.record_feedback(request_id=request_id, model=served.name, outcome=outcome)
+        return _json({"request_id": request_id, "model": served.name, "recorded": True})
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _versioned(served: ServedModel, version: str | None) -> ServedModel:
+    if version is not None and version != served.version:
+        raise ModelNotFound(
+            f"model {served.name!r} serves version {served.version or '(none)'}, not {version!r}"
+        )
+    return served
+
+
+FEEDBACK_FIELDS = ("request_id", "outcome", "model")
+
+
+def _feedback_fields(body: Any, default: str) -> tuple[str, Any, str]:
+    """request_id (string), outcome (boolean, number or string), optional model."""
+    if not isinstance(body, dict):
+        raise InputError("body", "expected a JSON object {request_id, outcome}")
+    for key in body:
+        if key not in FEEDBACK_FIELDS:
+            raise InputError(key, f"unknown field; expected {', '.join(FEEDBACK_FIELDS)}")
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InputError("request_id", "required non-empty string (the x-request-id answered)")
+    if "outcome" not in body:
+        raise InputError("outcome", "required: a boolean, number or string")
+    outcome = body["outcome"]
+    if not isinstance(outcome, bool | int | float | str):
+        raise InputError("outcome", f"expected a boolean, number or string, got {outcome!r}")
+    model = body.get("model", default)
+    if not isinstance(model, str):
+        raise InputError("model", "expected a model name")
+    return request_id, outcome, model
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("maestro-ml")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"

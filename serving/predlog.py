@@ -1,0 +1,164 @@
+"""The prediction log: JSON lines of sampled predictions and of every feedback, written by a
+background thread so the request path only appends to a queue.
+
+One line per record (the drift job reads them back as reference-vs-current data):
+  {"kind": "prediction", "timestamp": "2025-01-01T12:00:00.123456+00:00", "request_id": "...",
+   "deployment": "...", "revision": "...", "model": "...", "model_version": "3",
+   "inputs": [{"column": value, ...}, ...],          # one object per row (column signature)
+   "outputs": {"predict": [...]}}                     # per output name, one value per row
+  {"kind": "feedback", "timestamp": ..., "request_id": "...", "model": ..., "outcome": ...}
+Inputs of a model without column names are written as nested lists.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import queue
+import random
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maestro.serving.outputs import Outputs
+
+log = logging.getLogger(__name__)
+
+# Records waiting for the writer; past this the newest are dropped (and counted) rather
+# than letting a slow disk hold memory or requests.
+MAX_PENDING = 10_000
+_STOP = object()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+class PredictionLog:
+    """Append-only JSON-lines writer; `record_*` methods are cheap and never block."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sample: float,
+        deployment: str,
+        revision: str,
+        seed: int | None = None,
+    ) -> None:
+        self.path = path
+        self.sample = sample
+        self._identity = {"deployment": deployment, "revision": revision}
+        self._random = random.Random(seed)
+        self._queue: queue.Queue[Any] = queue.Queue(MAX_PENDING)
+        self.dropped = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def sampled(self) -> bool:
+        return self.sample >= 1.0 or self._random.random() < self.sample
+
+    def record_prediction(
+        self,
+        *,
+        request_id: str,
+        model: str,
+        model_version: str,
+        inputs: np.ndarray[Any, Any],
+        columns: Sequence[str],
+        outputs: Outputs,
+    ) -> None:
+        """Queue one prediction line (sampling is the caller's `sampled()` check)."""
+        self._put(
+            ("prediction", _now(), request_id, model, model_version, inputs, columns, outputs)
+        )
+
+    def record_feedback(self, *, request_id: str, model: str, outcome: Any) -> None:
+        self._put(("feedback", _now(), request_id, model, outcome))
+
+    def _put(self, item: tuple[Any, ...]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self.dropped:
+            log.warning("prediction log dropped %d records (writer behind)", self.dropped)
+
+    # --- the writer thread ------------------------------------------------------------------
+    def _line(self, item: tuple[Any, ...]) -> str:
+        if item[0] == "feedback":
+            _, timestamp, request_id, model, outcome = item
+            record = {
+                "kind": "feedback",
+                "timestamp": timestamp,
+                "request_id": request_id,
+                **self._identity,
+                "model": model,
+                "outcome": outcome,
+            }
+        else:
+            _, timestamp, request_id, model, version, inputs, columns, outputs = item
+            rows = inputs.tolist()
+            if columns and inputs.ndim == 2:
+                rows = [dict(zip(columns, row, strict=False)) for row in rows]
+            record = {
+                "kind": "prediction",
+                "timestamp": timestamp,
+                "request_id": request_id,
+                **self._identity,
+                "model": model,
+                "model_version": version,
+                "inputs": rows,
+                "outputs": {
+                    name: array.tolist()
+                    for name, array in zip(outputs.names, outputs.arrays, strict=True)
+                },
+            }
+        return json.dumps(record, default=_jsonable)
+
+    def _write(self) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            while True:
+                item = self._queue.get()
+                lines = []
+                stop = item is _STOP
+                if not stop:
+                    lines.append(item)
+                # Write everything already queued in one go, then flush once.
+                while not stop:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                    else:
+                        lines.append(item)
+                for entry in lines:
+                    try:
+                        out.write(self._line(entry) + "\n")
+                    except Exception:  # one bad record must not end the log
+                        log.exception("cannot write a prediction log record")
+                out.flush()
+                if stop:
+                    return

@@ -1,0 +1,97 @@
+"""`maestro serve`: the app under uvicorn (uvloop, httptools, one worker, no access log),
+with JSON logs, tracing when configured, and a graceful drain on SIGTERM.
+
+On SIGTERM uvicorn stops listening, lets in-flight requests finish (up to drain_seconds),
+then the app's shutdown answers whatever is still queued and flushes the prediction log and
+spans; the process exits 0. Readiness turns 503 as soon as the drain starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+from types import FrameType
+
+import uvicorn
+
+from maestro.serving.app import create_app
+from maestro.serving.settings import ServeSettings
+from maestro.serving.state import ServerState
+from maestro.serving.telemetry import configure_logging, shutdown_tracing, tracer_provider
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when the drain starts."""
+
+    def __init__(self, config: uvicorn.Config, state: ServerState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._state.draining = True
+        super().handle_exit(sig, frame)
+
+
+def run(settings: ServeSettings) -> int:
+    """Serve until SIGTERM/SIGINT (exit 0) or a model fails to load (exit 1)."""
+    configure_logging()
+    # MLflow draws download progress bars on stderr, which would break the JSON lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    provider = tracer_provider(
+        os.environ,
+        {
+            "maestro.deployment": settings.deployment,
+            "maestro.revision": settings.revision,
+        },
+    )
+    failure: list[str] = []
+    server: _Server | None = None
+
+    def fatal(message: str) -> None:
+        failure.append(message)
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, tracer_provider=provider, on_fatal=fatal)
+    config = uvicorn.Config(
+        app,
+        host=settings.listen_host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=max(1, math.ceil(settings.drain_seconds)),
+        timeout_keep_alive=30,
+    )
+    server = _Server(config, app.state.serving)
+    # uvicorn re-raises the signal it caught once it has shut down; with this handler in
+    # place (it restores it first) that ends the drain with exit status 0, not -15.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info(
+            "starting",
+            extra={
+                "host": settings.listen_host,
+                "port": settings.port,
+                "models": settings.named_uris(),
+                "deployment": settings.deployment,
+                "revision": settings.revision,
+            },
+        )
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shutdown_tracing(provider)
+    if failure:
+        log.error("exiting: %s", failure[0])
+        return 1
+    log.info("stopped")
+    return 0

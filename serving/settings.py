@@ -1,0 +1,131 @@
+"""Settings of `maestro serve` and `maestro predict-batch`: one typed class, read from the
+environment (MAESTRO_SERVE_* for server knobs, plus the names the ModelDeployment operator
+sets) and overridden by command-line flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MAESTRO_SERVE_"
+
+
+class ServeSettings(BaseSettings):
+    """Everything the model server is told; nothing is read at import time."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        populate_by_name=True,
+        protected_namespaces=(),
+    )
+
+    # --- what to serve ------------------------------------------------------------------
+    model_uri: str = Field(
+        "",
+        description="MLflow model URI: models:/name/version, models:/name@alias, runs:/id/path,"
+        " s3://..., file://... (the main model)",
+    )
+    model_name: str = Field(
+        "",
+        description="name the main model is served under (default: the registered model's name,"
+        " else 'model')",
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="further models to serve, name -> URI (MAESTRO_SERVE_MODELS as JSON)",
+    )
+    ensemble: Literal["mean", "vote"] | None = Field(
+        None, description="serve all models (main and further) as one: mean of outputs or vote"
+    )
+    ensemble_name: str = Field("ensemble", description="name the ensemble is served under")
+    shadow_model_uri: str = Field(
+        "",
+        description="a model that gets a copy of each request of the default model after the"
+        " answer; its agreement is counted, its answer never returned",
+    )
+
+    # --- where ----------------------------------------------------------------------------
+    host: str = Field("", description="address to bind (default: MAESTRO_BIND_HOST or 0.0.0.0)")
+    port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+
+    # --- batching and limits --------------------------------------------------------------
+    max_batch_size: int = Field(64, ge=1, description="most requests merged into one predict")
+    max_batch_wait_ms: float = Field(
+        1.0,
+        ge=0,
+        description="longest a batch waits for more requests, only once requests arrive"
+        " concurrently (a lone request never waits)",
+    )
+    max_queue: int = Field(
+        1024, ge=1, description="requests waiting per model before answering 503 + Retry-After"
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1, description="largest request body accepted; larger gets 413"
+    )
+    drain_seconds: float = Field(
+        30.0, gt=0, description="on SIGTERM, how long in-flight requests may take to finish"
+    )
+
+    # --- prediction log -------------------------------------------------------------------
+    prediction_log: Path | None = Field(
+        None, description="JSON-lines file of sampled predictions and all feedback"
+    )
+    prediction_log_sample: float = Field(
+        1.0, ge=0.0, le=1.0, description="fraction of requests written to the prediction log"
+    )
+
+    # --- identity, set by the ModelDeployment operator (no MAESTRO_SERVE_ prefix) ---------
+    tracking_uri: str = Field(
+        "", validation_alias=AliasChoices("tracking_uri", "MLFLOW_TRACKING_URI")
+    )
+    deployment: str = Field("", validation_alias=AliasChoices("deployment", "MAESTRO_DEPLOYMENT"))
+    revision: str = Field("", validation_alias=AliasChoices("revision", "MAESTRO_REVISION"))
+    model_version: str = Field(
+        "", validation_alias=AliasChoices("model_version", "MAESTRO_MODEL_VERSION")
+    )
+    bind_host: str = Field("", validation_alias=AliasChoices("bind_host", "MAESTRO_BIND_HOST"))
+
+    @field_validator("models")
+    @classmethod
+    def _names_are_simple(cls, models: dict[str, str]) -> dict[str, str]:
+        for name, uri in models.items():
+            if not name or "/" in name or not uri:
+                raise ValueError(f"models: {name!r}={uri!r} needs a name without '/' and a URI")
+        return models
+
+    @model_validator(mode="after")
+    def _something_to_serve(self) -> ServeSettings:
+        if not self.model_uri and not self.models:
+            raise ValueError(
+                "model_uri: no model to serve; give --model-uri (MAESTRO_SERVE_MODEL_URI)"
+                " or --model NAME=URI"
+            )
+        named = self.named_uris()
+        if self.ensemble and len(named) < 2:
+            raise ValueError("ensemble: needs at least two models (--model-uri and --model)")
+        return self
+
+    @property
+    def listen_host(self) -> str:
+        return self.host or self.bind_host or "0.0.0.0"
+
+    def main_model_name(self) -> str:
+        """The main model's name: given, else the registered model's, else 'model'."""
+        if self.model_name:
+            return self.model_name
+        from maestro.serving.uris import registered_name
+
+        return registered_name(self.model_uri) or "model"
+
+    def named_uris(self) -> dict[str, str]:
+        """Every model to load by name, the main model first."""
+        named = {self.main_model_name(): self.model_uri} if self.model_uri else {}
+        for name, uri in self.models.items():
+            if name in named:
+                raise ValueError(f"models: the name {name!r} is used twice")
+            named[name] = uri
+        return named

@@ -1,0 +1,89 @@
+"""JSON logs (one object per line on stderr) and OpenTelemetry tracing for the server."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
+
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+SERVICE_NAME = "maestro-serving"
+
+# Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, the `extra` fields, the
+    exception, and the trace and span ids when logged inside a span."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            entry["trace_id"] = format(context.trace_id, "032x")
+            entry["span_id"] = format(context.span_id, "016x")
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Route every logger (uvicorn's included) through one JSON handler on stderr."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Library warnings (sklearn, MLflow) become log records too, so stderr stays JSON.
+    logging.captureWarnings(True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # MLflow and friends are chatty at INFO while loading; their warnings still show.
+    for name in ("mlflow", "urllib3", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def tracer_provider(environ: Mapping[str, str], attributes: Mapping[str, str]) -> TracerProvider:
+    """An SDK provider exporting over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the
+    exporter reads the endpoint and headers from the environment itself); otherwise a no-op
+    provider, so an unconfigured server pays nothing for spans."""
+    if not environ.get(OTLP_ENDPOINT_ENV):
+        return trace.NoOpTracerProvider()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    resource = Resource.create({"service.name": SERVICE_NAME, **attributes})
+    provider = SdkTracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def shutdown_tracing(provider: TracerProvider) -> None:
+    """Flush pending spans (SDK providers only)."""
+    shutdown = getattr(provider, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
