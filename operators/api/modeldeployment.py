@@ -371,10 +371,23 @@ class ModelDeployment(Resource):
                 description="Rollout strategy.",
             ),
             PrinterColumn(
+                name="Revision",
+                type="string",
+                json_path=".status.stableRevision",
+                description="Revision serving most traffic.",
+            ),
+            PrinterColumn(
                 name="Replicas",
                 type="integer",
                 json_path=".status.readyReplicas",
                 description="Ready replicas.",
+            ),
+            PrinterColumn(
+                name="Candidate",
+                type="string",
+                json_path=".status.canaryRevision",
+                description="Revision being rolled out.",
+                priority=1,
             ),
             PrinterColumn(
                 name="Canary",
