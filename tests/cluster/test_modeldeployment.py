@@ -199,9 +199,14 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
             for o in found["items"]
         }
 
-    before = versions()
-    time.sleep(6)
-    assert versions() == before
+    def unchanged_for_6s() -> bool | None:
+        before = versions()
+        time.sleep(6)  # three registry polls, each a full reconcile
+        return versions() == before or None
+
+    # Controllers finish their own status writes (Deployment, PDB) first; an operator that
+    # wrote on every reconcile would never let this hold.
+    eventually(unchanged_for_6s, timeout=60, what="no object written for 6 s", interval=0)
 
     rows = features.head(4).to_numpy().tolist()
     body = {"dataframe_split": {"columns": list(features.columns), "data": rows}}

@@ -1,0 +1,25 @@
+-- wrk script of `make bench-serving`: POSTs one JSON body (read from the file named by
+-- MAESTRO_WRK_BODY) to the URL given on wrk's command line, and prints one machine-readable
+-- line at the end, so the harness never has to parse wrk's human summary.
+-- wrk's latencies and durations are in microseconds.
+local path = os.getenv("MAESTRO_WRK_BODY")
+if path == nil or path == "" then
+  error("set MAESTRO_WRK_BODY to the file holding the request body")
+end
+local file = assert(io.open(path, "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "maestro-wrk requests=%.0f duration_us=%.0f bytes=%.0f p50_us=%.0f p90_us=%.0f"
+      .. " p99_us=%.0f max_us=%.0f mean_us=%.1f errors_connect=%.0f errors_read=%.0f"
+      .. " errors_write=%.0f errors_status=%.0f errors_timeout=%.0f\n",
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end

@@ -1,0 +1,160 @@
+"""The pure parts of `make bench-serving`: request bodies, answers, wrk's report, the goals."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from tests.bench.serving import Result, goals, render
+from tests.bench.serving_cases import (
+    CELLS,
+    FLOOR_CELL,
+    GOAL_CELL,
+    BenchError,
+    Cell,
+    Data,
+    body,
+    predictions,
+)
+from tests.bench.wrk import parse_wrk
+
+pytestmark = pytest.mark.unit
+
+DATA = Data(
+    columns=["mean radius", "mean texture"],
+    rows=[[1.5, 2.25], [3.0, 4.125], [5.0, 6.0]],
+    expected=[1, 0, 1],
+    accuracy=0.98,
+)
+LABELS = {"floor": "floor", "maestro": "maestro serve", "mlflow": "mlflow", "mlserver": "MLServer"}
+
+WRK_OUTPUT = """\
+Running 8s test @ http://127.0.0.1:18202/invocations
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.10ms    1.20ms  30.00ms   90.00%
+  40000 requests in 8.00s, 5.00MB read
+maestro-wrk requests=40000 duration_us=8000123 bytes=5000000 p50_us=4900 p90_us=6100 \
+p99_us=9800 max_us=30000 mean_us=5100.5 errors_connect=0 errors_read=0 errors_write=0 \
+errors_status=12 errors_timeout=1
+Requests/sec:   5000.00
+"""
+
+
+def test_parse_wrk_reads_the_scripts_line_among_wrks_own() -> None:
+    got = parse_wrk(WRK_OUTPUT)
+    assert got["requests"] == 40000
+    assert got["duration_us"] == 8000123
+    assert (got["p50_us"], got["p99_us"]) == (4900, 9800)
+    assert (got["errors_status"], got["errors_timeout"]) == (12, 1)
+    assert got["mean_us"] == 5100.5
+
+
+def test_parse_wrk_without_the_line_fails_showing_wrks_output() -> None:
+    with pytest.raises(BenchError, match="unable to connect"):
+        parse_wrk("unable to connect to 127.0.0.1:18202 Connection refused\n")
+
+
+def test_invocations_body_is_a_dataframe_split_of_the_first_rows() -> None:
+    assert body("invocations", DATA, 2) == {
+        "dataframe_split": {"columns": DATA.columns, "data": [[1.5, 2.25], [3.0, 4.125]]}
+    }
+
+
+def test_v2_body_has_one_fp64_input_per_column() -> None:
+    inputs = body("v2", DATA, 3)["inputs"]
+    assert [i["name"] for i in inputs] == DATA.columns
+    assert inputs[1] == {
+        "name": "mean texture",
+        "datatype": "FP64",
+        "shape": [3, 1],
+        "data": [2.25, 4.125, 6.0],
+    }
+
+
+def test_unknown_protocol_is_named() -> None:
+    with pytest.raises(ValueError, match="protocol: unknown 'grpc'"):
+        body("grpc", DATA, 1)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "answer", "labels"),
+    [
+        ("invocations", {"predictions": [1, 0, 1]}, [1, 0, 1]),
+        ("invocations", {"predictions": [[1], [0]]}, [1, 0]),
+        ("invocations", {"predictions": [{"0": 1}, {"0": 0}]}, [1, 0]),
+        ("v2", {"outputs": [{"name": "output-1", "data": [0, 1]}]}, [0, 1]),
+    ],
+    ids=["flat", "nested-lists", "records", "v2"],
+)
+def test_predictions_reads_each_answer_shape(
+    protocol: str, answer: dict[str, Any], labels: list[int]
+) -> None:
+    assert predictions(protocol, answer) == labels
+
+
+def result(
+    server: str, protocol: str, cell: Cell, rps: float, p50: float, p99: float, errors: int = 0
+) -> Result:
+    return Result(
+        server=server,
+        protocol=protocol,
+        cell=cell,
+        requests=int(rps * 10) + errors,
+        ok=int(rps * 10),
+        seconds=10.0,
+        p50_ms=p50,
+        p99_ms=p99,
+        errors=errors,
+    )
+
+
+def full_run(
+    maestro_rps: float, maestro_p99: float, maestro_p50_1: float, errors: int = 0
+) -> list[Result]:
+    out = [result("floor", "invocations", FLOOR_CELL, 2000, 0.5, 0.9)]
+    for cell in CELLS:
+        for protocol in ("invocations", "v2"):
+            p50 = maestro_p50_1 if cell == FLOOR_CELL else 5.0
+            out.append(result("maestro", protocol, cell, maestro_rps, p50, maestro_p99, errors))
+        out.append(result("mlflow", "invocations", cell, 100, 150, 400))
+        out.append(result("mlserver", "v2", cell, 100, 120, 1500))
+    return out
+
+
+def test_goals_met_when_throughput_latency_and_floor_all_hold() -> None:
+    met = goals(full_run(maestro_rps=1500, maestro_p99=20, maestro_p50_1=0.9), LABELS)
+    assert [g.met for g in met] == [True, True, True, True]
+    assert "15.0x throughput" in met[0].figures
+
+
+@pytest.mark.parametrize(
+    ("run", "failed"),
+    [
+        (full_run(maestro_rps=1400, maestro_p99=20, maestro_p50_1=0.9), [0]),
+        (full_run(maestro_rps=900, maestro_p99=20, maestro_p50_1=0.9), [0, 1]),
+        (full_run(maestro_rps=5000, maestro_p99=450, maestro_p50_1=0.9), [0]),
+        (full_run(maestro_rps=5000, maestro_p99=20, maestro_p50_1=1.1), [2, 3]),
+        (full_run(maestro_rps=5000, maestro_p99=20, maestro_p50_1=0.9, errors=3), [0, 1, 2, 3]),
+    ],
+    ids=["under-15x-mlflow", "under-10x-both", "p99-above-mlflow", "p50-over-2x-floor", "errors"],
+)
+def test_goals_not_met(run: list[Result], failed: list[int]) -> None:
+    assert [i for i, g in enumerate(goals(run, LABELS)) if not g.met] == failed
+
+
+def test_render_prints_ratios_and_goals_only_with_a_maestro_row() -> None:
+    args = argparse.Namespace(threads=1, warmup=2, duration=8)
+    versions = {"mlflow": "3", "wrk": "4.1.0"}
+    ready = {"floor": 1.0}
+    with_maestro = render(full_run(1500, 20, 0.9), LABELS, ready, DATA, args, versions)
+    assert "| 64 clients, 1 row | mlflow (`/invocations`) | 15.0x | 0.03x | 0.05x |" in with_maestro
+    assert "- met: 64 clients, 1 row: at least 10x MLServer's throughput" in with_maestro
+    peers = [r for r in full_run(1500, 20, 0.9) if r.server != "maestro"]
+    peers_only = render(peers, LABELS, ready, DATA, args, versions)
+    assert "Goals" not in peers_only
+    assert (
+        f"| {GOAL_CELL.label} | MLServer (`/v2/models/breast-cancer/infer`) | 100 |" in peers_only
+    )
