@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -117,12 +118,16 @@ def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:
             array = np.asarray(data, dtype=dtype)
     except (TypeError, ValueError, OverflowError) as err:
         raise InputError(f"{field}.data", f"values do not fit datatype {datatype}: {err}") from None
-    expected = int(np.prod(shape))
+    # math.prod and a reshape only when needed: per-column requests carry one small tensor
+    # per column, and NumPy's per-call overhead dominates at that size.
+    expected = math.prod(shape)
     if array.size != expected:
         raise InputError(
             f"{field}.shape", f"{shape} needs {expected} values, {field}.data has {array.size}"
         )
-    return name, array.reshape(shape), field
+    if array.ndim != len(shape) or list(array.shape) != shape:
+        array = array.reshape(shape)
+    return name, array, field
 
 
 def _flatten(data: Any) -> Any:
