@@ -193,6 +193,9 @@ tuning (an Optuna worker; run several against one study for parallel trials; not
   MAESTRO_OPTUNA_STORAGE         study storage, e.g. postgresql://user:pw@host/optuna
   MAESTRO_OPTUNA_STUDY           study name (created by the operator, or here if missing)
   JOB_COMPLETION_INDEX           worker index, added to the sampler's seed
+  MAESTRO_OPTUNA_HEARTBEAT_SECONDS
+                                 running trials' heartbeat (default 10); a trial silent
+                                 for twice that (its pod died) is failed by another worker
   HOSTNAME                       the pod's name, recorded on each trial it runs
 
 exit status: 0 done, 1 training failed, 2 bad input (dataset, params, search space)
