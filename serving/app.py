@@ -22,6 +22,7 @@ from fastapi.responses import Response
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.routing import Route
 
 from maestro.serving import protocols
 from maestro.serving.errors import (
@@ -208,6 +209,9 @@ def create_app(
         await state.shutdown()
 
     app = FastAPI(
+        # Our middleware makes the request spans and metrics (with model labels); FastAPI's
+        # own would duplicate them and costs an environment lookup per request.
+        telemetry={"tracing": False, "metrics": False},
         title="Maestro model server",
         version=_version(),
         lifespan=lifespan,
@@ -309,10 +313,14 @@ def create_app(
             return mlflow_error(result)
         return _json(protocols.mlflow_response(result[2].outputs))
 
-    app.router.add_route("/invocations", invocations, methods=["POST"])
-    app.router.add_route("/predict", predict_instances, methods=["POST"])
-    app.router.add_route("/v2/models/{name}/infer", v2_infer, methods=["POST"])
-    app.router.add_route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"])
+    # First in the router: every request walks the routes in order until one matches.
+    predictions = [
+        Route("/invocations", invocations, methods=["POST"]),
+        Route("/predict", predict_instances, methods=["POST"]),
+        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
+    ]
+    app.router.routes[:0] = predictions
 
     @app.get("/ping")
     @app.get("/health")

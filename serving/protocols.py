@@ -109,6 +109,7 @@ def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:
     if not isinstance(data, list):
         raise InputError(f"{field}.data", "required list of values")
     dtype = V2_DATATYPES[datatype]
+    array: np.ndarray[Any, Any]
     try:
         if dtype is object:
             flat = np.empty(_flat_size(data), dtype=object)

@@ -67,6 +67,8 @@ def run(settings: ServeSettings) -> int:
         access_log=False,
         log_config=None,
         server_header=False,
+        # Client addresses are not used; X-Forwarded-* rewriting would cost every request.
+        proxy_headers=False,
         timeout_graceful_shutdown=max(1, math.ceil(settings.drain_seconds)),
         timeout_keep_alive=30,
     )
