@@ -53,6 +53,48 @@ def test_v2_one_input_per_column() -> None:
     np.testing.assert_array_equal(to_array(SCHEMA, payload), [[1, 2], [3, 4]])
 
 
+def test_v2_numeric_columns_take_the_one_array_path_with_the_same_result() -> None:
+    inputs = [
+        {"name": "y", "shape": [3, 1], "datatype": "FP64", "data": [2, 4, 6]},
+        {"name": "x", "shape": [3], "datatype": "FP64", "data": [1, 3, 5]},
+    ]
+    fast = protocols._v2_numeric_columns(inputs)
+    assert fast is not None
+    general, _ = protocols.parse_v2(
+        {"inputs": [*inputs, {"name": "z", "shape": [3], "datatype": "INT64", "data": [0, 0, 0]}]}
+    )
+    expected = [[1, 2], [3, 4], [5, 6]]
+    np.testing.assert_array_equal(to_array(SCHEMA, fast), expected)
+    np.testing.assert_array_equal(to_array(SCHEMA, general), expected)  # mixed types: general
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [
+            {"name": "x", "shape": [2], "datatype": "FP64", "data": [1, 2]},
+            {"name": "y", "shape": [3], "datatype": "FP64", "data": [1, 2, 3]},
+        ],
+        [
+            {"name": "x", "shape": [1], "datatype": "FP64", "data": [1]},
+            {"name": "x", "shape": [1], "datatype": "FP64", "data": [2]},
+        ],
+        [
+            {"name": "x", "shape": [1], "datatype": "FP64", "data": ["a"]},
+            {"name": "y", "shape": [1], "datatype": "FP64", "data": [2]},
+        ],
+    ],
+    ids=["unequal-rows", "duplicate-name", "bad-value"],
+)
+def test_v2_columns_the_fast_path_declines_get_the_general_paths_error(
+    inputs: list[dict[str, Any]],
+) -> None:
+    assert protocols._v2_numeric_columns(inputs) is None
+    with pytest.raises(InputError) as caught:
+        to_array(SCHEMA, protocols.parse_v2({"inputs": inputs})[0])
+    assert caught.value.field.startswith("inputs[")
+
+
 @pytest.mark.parametrize(
     ("request_body", "field"),
     [
