@@ -89,9 +89,10 @@ def model_deployment(name: str, model: str) -> dict[str, Any]:
                 "type": "Canary",
                 "canary": {
                     "steps": [50, 100],
-                    "stepDuration": "6s",
+                    "stepDuration": "8s",
                     "analysis": {
-                        "interval": "3s",
+                        # Two or more 1 s scrapes in every window, even on a busy machine.
+                        "interval": "5s",
                         "maxErrorRate": 0.05,
                         "maxLatencyP95Ms": 2000,
                         "minRequests": 5,
@@ -111,6 +112,7 @@ class Mesh:
         self.cluster, self.namespace, self.name = cluster, namespace, name
         self.body = body
         self.codes: dict[str, list[int]] = {}
+        self.errors: list[str] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
@@ -128,18 +130,26 @@ class Mesh:
     def run(self) -> None:
         with httpx.Client(timeout=5) as http:
             while not self.stop.is_set():
+                # Pods come and go during rollouts: nothing may end the traffic early.
                 try:
-                    targets = self.pods()
-                except AssertionError:
-                    targets = []
-                for revision, url in targets:
-                    for _ in range(5):
-                        try:
-                            code = http.post(f"{url}/invocations", json=self.body).status_code
-                        except httpx.HTTPError:
-                            continue
-                        self.codes.setdefault(revision, []).append(code)
+                    self.send(http)
+                except Exception as err:
+                    self.errors.append(f"{type(err).__name__}: {err}")
                 self.stop.wait(0.2)
+
+    def send(self, http: httpx.Client) -> None:
+        for revision, url in self.pods():
+            for _ in range(5):
+                try:
+                    code = http.post(f"{url}/invocations", json=self.body).status_code
+                except httpx.HTTPError as err:
+                    self.errors.append(f"{url}: {type(err).__name__}: {err}")
+                    continue
+                self.codes.setdefault(revision, []).append(code)
+
+    def summary(self) -> str:
+        counts = {rev: len(codes) for rev, codes in self.codes.items()}
+        return f"mesh requests per revision: {counts}; last errors: {self.errors[-3:]}"
 
     def __enter__(self) -> Mesh:
         self.thread.start()
@@ -151,14 +161,25 @@ class Mesh:
 
 
 def wait_status(
-    cluster: Cluster, namespace: str, name: str, what: str, check: Any, timeout: float = 90
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    what: str,
+    check: Any,
+    timeout: float = 90,
+    mesh: Mesh | None = None,
 ) -> dict[str, Any]:
+    seen: list[Any] = [None]
+
     def probe() -> dict[str, Any] | None:
         obj = get(cluster, namespace, "modeldeployment", name)
-        status = (obj or {}).get("status") or {}
+        seen[0] = status = (obj or {}).get("status") or {}
         return obj if check(status) else None
 
-    return eventually(probe, timeout=timeout, what=what, interval=0.5)
+    def why() -> str:
+        return f"status: {seen[0]}\n{mesh.summary() if mesh else ''}"
+
+    return eventually(probe, timeout=timeout, what=what, why=why, interval=0.5)
 
 
 def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
@@ -226,6 +247,7 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
             "cancer",
             "a canary of v2",
             lambda s: s.get("canaryRevision") == "v2" and s.get("phase") == "Progressing",
+            mesh=mesh,
         )
         obj = wait_status(
             cluster,
@@ -234,6 +256,7 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
             "v2 promoted to stable",
             lambda s: s.get("stableRevision") == "v2" and s.get("phase") == "Available",
             timeout=120,
+            mesh=mesh,
         )
         analysis = obj["status"]["lastAnalysis"]
         assert analysis["passed"] is True
@@ -251,6 +274,7 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
             "v3 rolled back",
             lambda s: s.get("phase") == "RolledBack",
             timeout=120,
+            mesh=mesh,
         )
     status = obj["status"]
     assert status["stableRevision"] == "v2"

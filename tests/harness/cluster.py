@@ -284,6 +284,10 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
             "--controllers=*",
             # kwok nodes never run a kubelet; the faster HPA loop keeps autoscaling tests short.
             "--horizontal-pod-autoscaler-sync-period=5s",
+            # kwok posts node status about once a minute, around the default 50 s grace
+            # period: nodes flapped NotReady and the node lifecycle controller marked every
+            # pod on them unready. kwok renews leases too (below); this is the safety margin.
+            "--node-monitor-grace-period=2m",
             "--v=1",
         ],
     )
@@ -308,6 +312,9 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
             str(cfg.bin / "kwok"),
             f"--kubeconfig={cfg.kubeconfig}",
             f"--config={kwok_config}",
+            # Node leases, renewed well within their duration: the node lifecycle
+            # controller's heartbeat for each simulated node.
+            "--node-lease-duration-seconds=40",
         ],
         env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")},
     )
