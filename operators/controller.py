@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 FIELD_MANAGER = "maestro-operator"
 RETRY_MAX_SECONDS = 60.0
@@ -60,19 +60,6 @@ def with_hash(obj: Mapping[str, Any]) -> Obj:
         APPLIED_HASH_ANNOTATION: manifest_hash(obj),
     }
     return {**obj, "metadata": meta}
-
-
-def owner_reference(owner: Mapping[str, Any]) -> Obj:
-    """A controller owner reference to `owner`, so deleting it deletes what it owns."""
-    meta = owner["metadata"]
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 class Kube:
@@ -164,6 +151,15 @@ class Kube:
                 raise
 
 
+class Step(Protocol):
+    """One reconcile of one object."""
+
+    def run(self) -> None: ...
+
+    def report_error(self, err: Exception) -> None:
+        """Say in status why the object does not progress (best effort)."""
+
+
 @dataclass
 class WorkQueue:
     """Per-object locks, delayed re-checks and retry back-off for one controller."""
@@ -218,6 +214,28 @@ class WorkQueue:
             timer = self._timers.pop(key, None)
         if timer is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(timer.cancel)
+
+    def process(
+        self,
+        namespace: str,
+        name: str,
+        fetch: Callable[[], Obj | None],
+        step: Callable[[Obj], Step],
+    ) -> None:
+        """Under the object's lock: read it, run one step on it unless it is gone or being
+        deleted, and retry with back-off when the step fails."""
+        with self.lock((namespace, name)):
+            obj = fetch()
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            current = step(obj)
+            try:
+                current.run()
+            except Exception as err:
+                current.report_error(err)
+                self.failed(namespace, name, err)
+            else:
+                self.succeeded(namespace, name)
 
     def failed(self, namespace: str, name: str, err: Exception) -> None:
         """Retry after a back-off that doubles per consecutive failure."""

@@ -136,17 +136,12 @@ class Controller:
         return self._prometheus
 
     def reconcile(self, namespace: str, name: str) -> None:
-        with self.queue.lock((namespace, name)):
-            obj = self.kube.get(API_VERSION, PLURAL, namespace, name)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            step = _Step(self, obj)
-            try:
-                step.run()
-            except Exception as err:
-                self.queue.failed(namespace, name, err)
-            else:
-                self.queue.succeeded(namespace, name)
+        self.queue.process(
+            namespace,
+            name,
+            lambda: self.kube.get(API_VERSION, PLURAL, namespace, name),
+            lambda obj: _Step(self, obj),
+        )
 
 
 class _Step:
@@ -203,6 +198,10 @@ class _Step:
         for event in decision.events:
             self.emit(event.type, event.reason, event.message)
         self.requeue(spec, decision)
+
+    def report_error(self, err: Exception) -> None:
+        # Status keeps the last good state; the retry's back-off is logged by the queue.
+        self.emit("Warning", "ReconcileError", _one_line(err))
 
     # --- gather ------------------------------------------------------------------------
 

@@ -179,18 +179,12 @@ class Controller:
     # --- reconcile ---------------------------------------------------------------------
 
     def reconcile(self, namespace: str, name: str) -> None:
-        with self.queue.lock((namespace, name)):
-            obj = self.kube.get_run(namespace, name)
-            if obj is None or obj["metadata"].get("deletionTimestamp"):
-                return
-            step = _Step(self, obj)
-            try:
-                step.run()
-            except Exception as err:
-                step.report_error(err)
-                self.queue.failed(namespace, name, err)
-            else:
-                self.queue.succeeded(namespace, name)
+        self.queue.process(
+            namespace,
+            name,
+            lambda: self.kube.get_run(namespace, name),
+            lambda obj: _Step(self, obj),
+        )
 
 
 class _Step:

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 from pydantic import ValidationError
@@ -22,6 +22,9 @@ from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import DEFAULT_TARGET, Split, load_frame, split
 from maestro.training.errors import TrainingError
 from maestro.training.trainers import TrainerSpec, coerce, fit, parse_task, resolve
+
+if TYPE_CHECKING:  # MLflow is imported only by the code that logs
+    from maestro.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +114,7 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
             k: v for k, v in logged_params(env.params, spec, prepared).items() if k not in existing
         }
         tracker.log(run_id, params=params, tags=tags)
-        tracker.log_dataset(
-            run_id,
-            prepared.frame,
-            uri=env.dataset_uri or "",
-            target=prepared.target,
-            version=env.dataset_version,
-        )
+        log_training_data(tracker, run_id, env, prepared)
         steps = StepRecorder(tracker, run_id)
         started = time.process_time()
         trained = fit(spec, prepared.data, seed=prepared.seed, on_step=steps)
@@ -130,6 +127,19 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
         raise
     tracker.finish(run_id, "FINISHED")
     return TrainingOutcome(run_id, metrics, model_uri)
+
+
+def log_training_data(
+    tracker: Tracker, run_id: str, env: TrainerEnvironment, prepared: Prepared
+) -> None:
+    """The training data as the run's input: MLflow's dataset lineage."""
+    tracker.log_dataset(
+        run_id,
+        prepared.frame,
+        uri=env.dataset_uri or "",
+        target=prepared.target,
+        version=env.dataset_version,
+    )
 
 
 def main(environ: Mapping[str, str], *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:

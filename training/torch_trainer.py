@@ -37,7 +37,7 @@ from maestro.training import contract, torch_model
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import Split, Task
 from maestro.training.errors import TrainingError
-from maestro.training.run import Prepared, prepare
+from maestro.training.run import Prepared, log_training_data, prepare
 from maestro.training.torch_model import TabularNet, TabularNetPyfunc, build_mlp
 from maestro.training.trainers import StepCallback, coerce, evaluate
 
@@ -432,13 +432,7 @@ def _train_and_log(
         tracker.log(
             run_id, params={k: v for k, v in params.items() if k not in existing}, tags=tags
         )
-        tracker.log_dataset(
-            run_id,
-            prepared.frame,
-            uri=env.dataset_uri or "",
-            target=prepared.target,
-            version=env.dataset_version,
-        )
+        log_training_data(tracker, run_id, env, prepared)
         steps = StepRecorder(tracker, run_id)
         started = time.process_time()
         trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps)

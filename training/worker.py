@@ -27,7 +27,7 @@ from maestro.operators.api.trainingrun import Tuning
 from maestro.training import contract
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.errors import TrainingError
-from maestro.training.run import Prepared, logged_params, prepare
+from maestro.training.run import Prepared, log_training_data, logged_params, prepare
 from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 from maestro.training.trainers import Trained, fit, metric_names, resolve
 from maestro.training.tuning import (
@@ -352,13 +352,7 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
     experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
     parent_run_id = env.parent_run_id or _standalone_parent(study, tracker, experiment_id, env)
     tracker.log(parent_run_id, tags={**lineage_tags(env), "maestro.study": env.optuna_study})
-    tracker.log_dataset(
-        parent_run_id,
-        prepared.frame,
-        uri=env.dataset_uri or "",
-        target=prepared.target,
-        version=env.dataset_version,
-    )
+    log_training_data(tracker, parent_run_id, env, prepared)
     worker = _Worker(env, tuning, prepared, study, tracker, experiment_id, parent_run_id)
     errors: list[str] = []
     ran = 0

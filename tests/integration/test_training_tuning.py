@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -306,6 +307,8 @@ def test_a_trial_of_a_killed_worker_is_failed_and_the_study_still_ends(
     finally:
         doomed.kill()
         doomed.wait()
+    # The replacement pod starts after the dead trial's heartbeat is overdue (2 x 1 s).
+    time.sleep(3)
     survivor = ok(finish(start_worker(env, 1)))
 
     trials = load(optuna_storage, study_name).trials
