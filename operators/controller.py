@@ -19,6 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from maestro.operators.api.common import Condition, StatusBase
+from maestro.operators.conditions import Clock
+from maestro.operators.decisions import Verdict
+from maestro.operators.reconcile import plan_status
+
 FIELD_MANAGER = "maestro-operator"
 RETRY_MAX_SECONDS = 60.0
 # The hash of the manifest last applied: an object that carries the hash of what the
@@ -60,6 +65,35 @@ def with_hash(obj: Mapping[str, Any]) -> Obj:
         APPLIED_HASH_ANNOTATION: manifest_hash(obj),
     }
     return {**obj, "metadata": meta}
+
+
+def write_status(
+    kube: Kube,
+    obj: Mapping[str, Any],
+    model: type[StatusBase],
+    stored: Mapping[str, Any],
+    verdict: Verdict,
+    extra: Mapping[str, Any] | None,
+    clock: Clock,
+) -> tuple[dict[str, Any], Condition | None]:
+    """Patch the object's status with what the verdict and `extra` change, nothing if
+    nothing does; returns the status as now stored and the Ready transition, if any."""
+    plan = plan_status(
+        model,
+        stored,
+        verdict,
+        generation=obj["metadata"].get("generation"),
+        clock=clock,
+        extra=extra,
+    )
+    if plan.empty:
+        return dict(stored), None
+    meta = obj["metadata"]
+    kube.patch_status(
+        obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"], plan.patch
+    )
+    merged = {**stored, **plan.patch}
+    return {k: v for k, v in merged.items() if v is not None}, plan.transition
 
 
 class Kube:

@@ -47,6 +47,7 @@ from maestro.operators.controller import (
     WorkQueue,
     manifest_hash,
     with_hash,
+    write_status,
 )
 from maestro.operators.decisions import Verdict, invalid_spec
 from maestro.operators.handlers import (
@@ -81,7 +82,7 @@ from maestro.operators.modeldeployment_render import (
     service_url,
     stale,
 )
-from maestro.operators.reconcile import parse_status, plan_status
+from maestro.operators.reconcile import parse_status
 
 if TYPE_CHECKING:  # imported lazily: it is the module that loads MLflow
     from maestro.operators.tracking import Tracking
@@ -290,21 +291,17 @@ class _Step:
         fields = dict(extra)
         if ready_replicas is not None:
             fields["readyReplicas"] = ready_replicas
-        plan = plan_status(
+        self.status_raw, transition = write_status(
+            self.c.kube,
+            self.obj,
             ModelDeploymentStatus,
             self.status_raw,
             verdict,
-            generation=self.generation,
-            clock=self.c.runtime.clock,
-            extra=fields,
+            fields,
+            self.c.runtime.clock,
         )
-        if plan.empty:
-            return
-        self.c.kube.patch_status(API_VERSION, PLURAL, self.ids.namespace, self.ids.name, plan.patch)
-        merged = {**self.status_raw, **plan.patch}
-        self.status_raw = {k: v for k, v in merged.items() if v is not None}
-        if plan.transition is not None:
-            emit_transition(self.obj, plan.transition)
+        if transition is not None:
+            emit_transition(self.obj, transition)
 
     def emit(self, type_: str, reason: str, message: str) -> None:
         kopf.event(

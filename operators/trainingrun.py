@@ -28,15 +28,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from pydantic import ValidationError
 
 from maestro.operators import controller, driftcheck
-from maestro.operators.api.common import API_VERSION, GROUP, VERSION, Condition
+from maestro.operators.api.common import API_VERSION, GROUP, VERSION
 from maestro.operators.api.trainingrun import TrainingRun, TrainingRunSpec, TrainingRunStatus
-from maestro.operators.controller import Obj, WorkQueue
+from maestro.operators.controller import Obj, WorkQueue, write_status
 from maestro.operators.decisions import Verdict, invalid_spec
 from maestro.operators.handlers import (
     TRAININGRUNS_INDEX,
@@ -44,9 +44,10 @@ from maestro.operators.handlers import (
     dependents,
     deployments_index,
     driftcheck_refs,
+    emit_transition,
     training_runs_index,
 )
-from maestro.operators.reconcile import parse_status, plan_status
+from maestro.operators.reconcile import parse_status
 from maestro.operators.settings import OperatorConfig
 from maestro.operators.trainingrun_decisions import (
     TERMINAL,
@@ -98,9 +99,6 @@ class Kube(controller.Kube):
 
     def list_runs(self, namespace: str) -> list[Obj]:
         return self.list(API_VERSION, PLURAL, namespace)
-
-    def patch_run_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self.patch_status(API_VERSION, PLURAL, namespace, name, status)
 
     def get_job(self, kind: JobKind, namespace: str, name: str) -> Obj | None:
         return self.get(kind.api_version, kind.plural, namespace, name)
@@ -207,29 +205,17 @@ class _Step:
         return parsed
 
     def write(self, verdict: Verdict, extra: Mapping[str, Any] | None = None) -> None:
-        plan = plan_status(
+        self.status_raw, transition = write_status(
+            self.c.kube,
+            self.obj,
             TrainingRunStatus,
             self.status_raw,
             verdict,
-            generation=self.generation,
-            clock=self.c.runtime.clock,
-            extra=extra,
+            extra,
+            self.c.runtime.clock,
         )
-        if plan.empty:
-            return
-        self.c.kube.patch_run_status(self.namespace, self.name, plan.patch)
-        merged = {**self.status_raw, **plan.patch}
-        self.status_raw = {k: v for k, v in merged.items() if v is not None}
-        if plan.transition is not None:
-            self.emit(plan.transition, warning=verdict.ready is False)
-
-    def emit(self, condition: Condition, *, warning: bool) -> None:
-        kopf.event(
-            kopf.Body(cast(kopf.RawBody, self.obj)),
-            type="Warning" if warning else "Normal",
-            reason=condition.reason,
-            message=condition.message,
-        )
+        if transition is not None:
+            emit_transition(self.obj, transition)
 
     def report_error(self, err: Exception) -> None:
         """Say in status why the run does not progress (best effort)."""
