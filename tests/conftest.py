@@ -95,8 +95,8 @@ def deployed_operator(cluster: Cluster) -> Iterator[local_cluster.ClusterConfig]
     """The operator from manifests/overlays/local, run by the pod runner as its
     ServiceAccount with exactly the RBAC of manifests/base; removed after the module."""
     cfg = local_cluster.ClusterConfig()
-    platform.deploy_operator(cfg)
     try:
+        platform.deploy_operator(cfg)
         yield cfg
     finally:
         platform.remove_operator(cfg)

@@ -198,6 +198,10 @@ def job(name: str, command: list[str], **pod_spec: Any) -> dict[str, Any]:
                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
                                 },
                                 {"name": "GREETING", "value": "hello $(POD_NAME)"},
+                                {
+                                    "name": "POD_IP",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                                },
                             ],
                         }
                     ],
@@ -213,6 +217,7 @@ def test_pod_runner_completes_a_job_through_the_job_controller(
     script = (
         "import os, pathlib; "
         "assert os.environ['GREETING'] == 'hello ' + os.environ['POD_NAME']; "
+        "print('POD_IP=' + os.environ['POD_IP']); "
         "pathlib.Path('done').write_text(os.environ['POD_NAME'])"
     )
     apply(cluster, namespace, job("ok", ["python", "-c", script]))
@@ -221,6 +226,11 @@ def test_pod_runner_completes_a_job_through_the_job_controller(
     assert pod["status"]["phase"] == "Succeeded"
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert pod["status"]["podIP"].startswith("10.244.")
+    # The address a container reads through fieldRef is the one it got (the operator's
+    # liveness endpoint binds to it): never empty, even when the pod changed meanwhile.
+    meta = pod["metadata"]
+    log = ClusterConfig().state / "pods" / f"{namespace}_{meta['name']}_{meta['uid'][:8]}"
+    assert f"POD_IP={pod['status']['podIP']}\n" in (log / "main.log").read_text()
 
 
 def test_pod_runner_reports_a_failing_exit_code(cluster: Cluster, namespace: str) -> None:

@@ -66,6 +66,12 @@ def start_operator(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> Iterator[Callable[..., Operator]]:
     """Start (and always stop) operator processes serving only the test namespace."""
+    # An in-cluster operator watches every namespace, this one too: these tests would
+    # measure two operators at once.
+    running = cluster.kubectl(
+        "get", "pods", "-A", "-l", "app.kubernetes.io/component=operator", "-o", "name"
+    ).stdout.split()
+    assert not running, f"an in-cluster operator is still running: {running}"
     started: list[Operator] = []
 
     def start(*peering: str) -> Operator:

@@ -4,6 +4,7 @@ manifests/base; and the example custom resources."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -39,10 +40,11 @@ def deploy_operator(cfg: ClusterConfig, timeout: float = 90) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise ClusterError(
-            f"the operator did not become ready: {proc.stderr.strip()}\n"
-            f"its log ends:\n{operator_log(cfg)}"
-        )
+        diagnosis = operator_diagnosis(cfg)
+        # Left running, a half-started operator would reconcile other tests' namespaces.
+        with contextlib.suppress(ClusterError):
+            remove_operator(cfg)
+        raise ClusterError(f"the operator did not become ready: {proc.stderr.strip()}\n{diagnosis}")
 
 
 def remove_operator(cfg: ClusterConfig) -> None:
@@ -57,18 +59,30 @@ def remove_operator(cfg: ClusterConfig) -> None:
         "--timeout=60s",
         check=False,
     )
-    kubectl(
-        cfg,
-        "wait",
-        "--for=delete",
-        "pod",
-        "-n",
-        OPERATOR_NAMESPACE,
-        "-l",
-        "app.kubernetes.io/component=operator",
-        "--timeout=60s",
-        check=False,
-    )
+
+    # The pod runner's finalizer keeps each pod until its process is dead, so once the
+    # pods are gone no operator process is left to reconcile anything.
+    def left() -> list[str]:
+        return kubectl(
+            cfg,
+            "get",
+            "pods",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=operator",
+            "-o",
+            "name",
+        ).stdout.split()
+
+    deadline = time.monotonic() + 60
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if left():
+        raise ClusterError(
+            f"operator pods still there 60s after their Deployment was deleted: "
+            f"{', '.join(left())}\n{operator_diagnosis(cfg)}"
+        )
 
 
 def operator_logs(cfg: ClusterConfig) -> dict[str, str]:
@@ -106,6 +120,37 @@ def operator_log(cfg: ClusterConfig, lines: int = 40) -> str:
         return "(no operator log yet)"
     return "\n\n".join(
         f"--- {pod}\n" + "\n".join(log.splitlines()[-lines:]) for pod, log in logs.items()
+    )
+
+
+def operator_diagnosis(cfg: ClusterConfig) -> str:
+    """Where the operator's pods stand, the namespace's Events and the pods' logs."""
+    pods = kubectl(
+        cfg,
+        "get",
+        "pods",
+        "-n",
+        OPERATOR_NAMESPACE,
+        "-o",
+        "custom-columns=NAME:.metadata.name,PHASE:.status.phase,IP:.status.podIP,"
+        "READY:.status.conditions[?(@.type=='Ready')].status,"
+        "DELETING:.metadata.deletionTimestamp,NODE:.spec.nodeName",
+        check=False,
+    )
+    events = kubectl(
+        cfg,
+        "get",
+        "events",
+        "-n",
+        OPERATOR_NAMESPACE,
+        "--sort-by=.lastTimestamp",
+        check=False,
+    )
+    nodes = kubectl(cfg, "get", "nodes", check=False)
+    return (
+        f"pods:\n{pods.stdout or pods.stderr}\nnodes:\n{nodes.stdout or nodes.stderr}\n"
+        f"events:\n{events.stdout[-3000:] or events.stderr}\n"
+        f"operator logs end:\n{operator_log(cfg)}"
     )
 
 

@@ -34,6 +34,10 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 LABEL = "maestro.dev/local-run"
+# Held on every pod this runner admits and dropped only once its processes are dead, so
+# a pod object never disappears (kwok deletes finalizer-free pods a second after their
+# deletionTimestamp) while its process still runs and holds its address.
+FINALIZER = "maestro.dev/pod-runner"
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 FALLBACK_CIDR = ipaddress.ip_network("127.1.0.0/16")
 TICK = 0.25
@@ -178,6 +182,7 @@ class PodRunner:
         self.lock = threading.Lock()
         self.network = choose_pod_network()
         self.used_ips: set[str] = set()
+        self.terminating: set[str] = set()
         self.stopping = threading.Event()
         host = self.api_client.configuration.host
         self.server = host
@@ -287,8 +292,15 @@ class PodRunner:
         with self.lock:
             existing = self.pods.get(key)
             if existing and existing.uid == meta["uid"]:
+                # The server's copy may predate the status this runner publishes: keep
+                # the address it chose, or a container started now would get an empty
+                # status.podIP through its fieldRef env.
+                status = body.setdefault("status", {})
+                status["podIP"] = status["hostIP"] = existing.ip
                 existing.body = body
                 return
+        if not self.claim(body):
+            return
         workdir = self.state / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         workdir.mkdir(parents=True, exist_ok=True)
         ip = (body.get("status") or {}).get("podIP")
@@ -557,6 +569,13 @@ class PodRunner:
         self.used_ips.discard(pod.ip)
 
     def terminate(self, body: dict[str, Any]) -> None:
+        try:
+            self._terminate(body)
+        finally:
+            with self.lock:
+                self.terminating.discard(body["metadata"]["uid"])
+
+    def _terminate(self, body: dict[str, Any]) -> None:
         key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
         # Taken out of the table first so the main loop no longer steps or restarts it.
         with self.lock:
@@ -567,6 +586,8 @@ class PodRunner:
                 self.kill(c, grace=min(grace, 30.0))
             self.used_ips.discard(pod.ip)
         try:
+            # As a kubelet does: the final delete once the containers are gone; the object
+            # stays until the finalizer goes too, which only this runner removes.
             self.core.delete_namespaced_pod(
                 body["metadata"]["name"],
                 body["metadata"]["namespace"],
@@ -575,28 +596,85 @@ class PodRunner:
                     preconditions=client.V1Preconditions(uid=body["metadata"]["uid"]),
                 ),
             )
+            self.release(body)
             log.info("stopped and removed %s", key)
         except ApiException as err:
-            if err.status != 404:
+            if err.status not in (404, 409):
                 log.warning("cannot delete %s: %s %s", key, err.status, err.reason)
+
+    def claim(self, body: dict[str, Any]) -> bool:
+        """Put FINALIZER on a pod about to be run; False when the pod is already gone."""
+        meta = body["metadata"]
+        if FINALIZER in (meta.get("finalizers") or []):
+            return True
+        try:
+            # Strategic merge: finalizers merge as a set, so the job controller's stay.
+            self.core.patch_namespaced_pod(
+                meta["name"], meta["namespace"], {"metadata": {"finalizers": [FINALIZER]}}
+            )
+            return True
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+
+    def release(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        with contextlib.suppress(ApiException):
+            self.core.patch_namespaced_pod(
+                meta["name"],
+                meta["namespace"],
+                {"metadata": {"$deleteFromPrimitiveList/finalizers": [FINALIZER]}},
+            )
 
     # ---- loops
 
     def watch_pods(self) -> None:
+        """List, then watch from the list's resourceVersion, as informers do: a watch that
+        ends resumes where it stopped, and a fresh list after an error or an expired
+        version also forgets the pods that vanished in between."""
+        version: str | None = None
         while not self.stopping.is_set():
-            w = watch.Watch()
             try:
+                if version is None:
+                    version = self.relist()
+                w = watch.Watch()
                 for event in w.stream(
                     self.core.list_pod_for_all_namespaces,
                     label_selector=f"{LABEL}=true",
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
                     timeout_seconds=60,
                     _request_timeout=90,
                 ):
                     body = self.api_client.sanitize_for_serialization(event["object"])
-                    self.handle(event["type"], body)
+                    version = body["metadata"].get("resourceVersion") or version
+                    if event["type"] != "BOOKMARK":
+                        self.handle(event["type"], body)
             except Exception as err:
-                log.warning("pod watch interrupted: %s; reconnecting", err)
-                time.sleep(1)
+                if not (isinstance(err, ApiException) and err.status == 410):
+                    log.warning("pod watch interrupted: %s; listing again", err)
+                    time.sleep(0.5)
+                version = None
+
+    def relist(self) -> str:
+        listed = self.core.list_pod_for_all_namespaces(
+            label_selector=f"{LABEL}=true", _request_timeout=90
+        )
+        bodies = [self.api_client.sanitize_for_serialization(p) for p in listed.items]
+        present = {
+            (b["metadata"]["namespace"], b["metadata"]["name"], b["metadata"]["uid"])
+            for b in bodies
+        }
+        with self.lock:
+            known = list(self.pods.values())
+        for pod in known:
+            if (pod.namespace, pod.name, pod.uid) not in present:
+                log.info("%s is gone: stopping it", pod.key)
+                self.forget(pod)
+        for body in bodies:
+            self.handle("ADDED", body)
+        return str(listed.metadata.resource_version)
 
     def handle(self, kind: str, body: dict[str, Any]) -> None:
         meta, spec = body["metadata"], body["spec"]
@@ -608,6 +686,12 @@ class PodRunner:
                 self.forget(pod)
             return
         if meta.get("deletionTimestamp"):
+            with self.lock:
+                # One termination per pod: a second one would find it out of the table and
+                # release the finalizer while the first still waits for the process.
+                if meta["uid"] in self.terminating:
+                    return
+                self.terminating.add(meta["uid"])
             threading.Thread(target=self.terminate, args=(body,), daemon=True).start()
             return
         key = f"{meta['namespace']}/{meta['name']}"
