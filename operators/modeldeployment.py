@@ -3,8 +3,8 @@
 
 Level-triggered from `@kopf.on.event` of the ModelDeployment and of the Deployments it
 owns (their readiness moves rollouts along), plus in-memory timers for what is
-time-based: the next canary analysis or step, a blue/green scale-down, and the registry
-poll that notices an alias (models:/name@alias) moving to another version. No Kopf
+time-based: the next canary analysis or step, a blue/green scale-down, a progress deadline,
+and the registry poll that notices an alias (models:/name@alias) moving to another version. No Kopf
 timers, so no finalizers: owner references make deletion cascade.
 
 One reconcile reads the ModelDeployment, resolves spec.model.uri in the registry, lists

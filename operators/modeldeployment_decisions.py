@@ -35,6 +35,20 @@ serves; a candidate (status.canaryRevision) is rolled out beside it by the strat
 Rollouts respect autoscaling: while a candidate is rolled out the stable revision's floor
 (HPA minReplicas) is its current replica count, so it can take all traffic back at once and
 is never scaled down; a canary's replicas follow its weight, ceil(stable * weight / 100).
+
+Progress deadline (spec.progressDeadline, default 10m), as a Deployment's
+progressDeadlineSeconds one level up: a revision waiting for the replicas it needs must have
+them ready within it. A wait starts when a candidate's rollout starts (or the first revision
+is created) and again whenever the candidate must come up once more: a canary scaling for its
+next step or to the stable's size, a shadow whose pods lost readiness. status.progressStartedAt
+records it and goes once the replicas are ready; held steps, analyses and a blue/green preview
+awaiting approval do not count. A candidate that misses it is rolled back as a failed analysis
+is: removed, phase RolledBack, Ready=False ProgressDeadlineExceeded naming its ready replicas
+(kept in status.missedDeadline), a Warning Event, and not retried until spec.model.uri
+resolves to another revision. A first revision has nothing to fall back to: its Deployment is
+kept, since it may still come up, and the phase is Failed (nothing serves the model) rather
+than Degraded (a revision that served has lost replicas), with Ready=False
+ProgressDeadlineExceeded, whose transition is the Warning Event; once ready it is Available.
 """
 
 from __future__ import annotations
@@ -55,6 +69,7 @@ from maestro.operators.api.modeldeployment import (
     CanaryAnalysis,
     CanaryStrategy,
     DeploymentPhase,
+    MissedDeadline,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
     ShadowResult,
@@ -353,6 +368,8 @@ class _State:
     previous_uri: str | None
     scale_down_at: datetime | None
     rolled_back: str | None
+    progress_started: datetime | None
+    missed: MissedDeadline | None
 
     @classmethod
     def of(cls, status: ModelDeploymentStatus) -> _State:
@@ -371,9 +388,14 @@ class _State:
             previous_uri=status.previous_model_uri,
             scale_down_at=status.scale_down_at,
             rolled_back=status.rolled_back_revision,
+            progress_started=status.progress_started_at,
+            missed=status.missed_deadline,
         )
 
     def clear_candidate(self) -> None:
+        if self.canary is not None:
+            # The wait was the candidate's; without one it is the first revision's.
+            self.progress_started = None
         self.canary = self.canary_uri = None
         self.weight = self.step = self.failed = None
         self.step_started = None
@@ -395,6 +417,13 @@ class _State:
             previous_model_uri=self.previous_uri,
             scale_down_at=self.scale_down_at,
             rolled_back_revision=self.rolled_back,
+            progress_started_at=self.progress_started,
+            # It explains rolledBackRevision, and goes when that does.
+            missed_deadline=(
+                self.missed
+                if self.missed is not None and self.missed.revision == self.rolled_back
+                else None
+            ),
         )
 
     def wire(self, ready_replicas: int) -> dict[str, Any]:
@@ -452,9 +481,23 @@ class _Rollout:
 
     def ready(self, name: str, needed: int) -> bool:
         if self.observed(name).ready_replicas >= needed:
+            if name == self.st.canary:
+                self.st.progress_started = None  # its wait is over; a later one starts afresh
             return True
         self.poll = True
         return False
+
+    def past_deadline(self) -> bool:
+        """Whether the running wait for replicas (status.progressStartedAt; one starts now if
+        none runs) has lasted spec.progressDeadline. If not, wake up when it will have."""
+        st = self.st
+        if st.progress_started is None:
+            st.progress_started = self.now
+        deadline = st.progress_started + parse_duration(self.spec.progress_deadline)
+        if self.now < deadline:
+            self.wake.append(deadline)
+            return False
+        return True
 
     def ready_text(self, name: str, needed: int) -> str:
         return f"{self.observed(name).ready_replicas} of {needed} replicas ready"
@@ -536,6 +579,8 @@ class _Rollout:
                 " for rollback."
             )
         if ready >= stable.replicas:
+            if self.st.canary is None:
+                self.st.progress_started = None
             return Verdict(
                 ready=True,
                 reason=Reason.AVAILABLE,
@@ -557,6 +602,21 @@ class _Rollout:
                     " serving pods' events and logs."
                 ),
                 phase=DeploymentPhase.DEGRADED,
+            )
+        # Not serving before (no phase, Progressing, Failed): the first revision's wait.
+        if self.past_deadline():
+            since = self.st.progress_started
+            assert since is not None
+            return Verdict(
+                ready=False,
+                reason=Reason.PROGRESS_DEADLINE_EXCEEDED,
+                message=(
+                    f"{what} has {self.ready_text(stable.name, stable.replicas)} after"
+                    f" progressDeadline {self.spec.progress_deadline} (waiting since"
+                    f" {since.isoformat()}). Its Deployment is kept: Available once they are"
+                    " ready. See the serving pods' events and logs."
+                ),
+                phase=DeploymentPhase.FAILED,
             )
         return Verdict(
             ready=None,
@@ -625,6 +685,7 @@ class _Rollout:
         st.previous = st.previous_uri = st.rolled_back = None
         st.scale_down_at = None
         st.last_analysis = None
+        st.progress_started = self.now
         return self.steady()
 
     def switch_back(self) -> Decision | None:
@@ -664,6 +725,19 @@ class _Rollout:
         return self.steady()
 
     def rolled_back_verdict(self) -> Verdict:
+        missed = self.st.missed
+        if missed is not None and missed.revision == self.st.rolled_back:
+            return Verdict(
+                ready=False,
+                reason=Reason.PROGRESS_DEADLINE_EXCEEDED,
+                message=(
+                    f"Rolled back {missed.revision}: {missed.ready_replicas} of"
+                    f" {missed.replicas} replicas ready after progressDeadline"
+                    f" {missed.deadline}. {self.st.stable} serves all traffic; the next model"
+                    " version is rolled out again."
+                ),
+                phase=DeploymentPhase.ROLLED_BACK,
+            )
         analysis = _canary_settings(self.spec).analysis
         la = self.st.last_analysis or AnalysisResult()
         problems = _problems(analysis, la.error_rate, la.latency_p95_ms) or "gates failed"
@@ -695,6 +769,8 @@ class _Rollout:
         st.clear_candidate()
         st.canary, st.canary_uri = name, uri
         st.last_analysis = None
+        # progressDeadline counts from here, not from a stuck first revision's wait.
+        st.progress_started = self.now
         self.event(
             NORMAL,
             Reason.ROLLOUT_STARTED,
@@ -710,6 +786,8 @@ class _Rollout:
         floor = self.held_floor(st.stable)
         if self.ready(name, floor):
             return self.promote(name, uri, keep_old=False)
+        if self.past_deadline():
+            return self.deadline_missed(name, floor)
         stable = self.stable_revision(held=True)
         candidate = self.revision(name, uri, Role.PREVIEW, floor)
         return self.decision(
@@ -730,6 +808,8 @@ class _Rollout:
         stable = self.stable_revision(held=True)
         preview = self.revision(name, uri, Role.PREVIEW, floor)
         if not self.ready(name, floor):
+            if self.past_deadline():
+                return self.deadline_missed(name, floor)
             verdict = self.progressing(
                 Reason.DEPLOYING,
                 f"Starting preview {name} ({uri}): {self.ready_text(name, floor)};"
@@ -762,6 +842,8 @@ class _Rollout:
         mirror = Mirror(name, settings.percent)
         revisions = [stable, shadow, *self.previous_revision()]
         if not self.ready(name, replicas):
+            if self.past_deadline():
+                return self.deadline_missed(name, replicas)
             st.step_started = None
             verdict = self.progressing(
                 Reason.DEPLOYING,
@@ -826,6 +908,8 @@ class _Rollout:
         if st.step_started is None:
             replicas = share(floor, steps[step])
             if not self.ready(name, replicas):
+                if self.past_deadline():
+                    return self.deadline_missed(name, replicas)
                 st.weight = 0
                 return plan(
                     replicas,
@@ -883,6 +967,8 @@ class _Rollout:
                             f"Canary {name} at {nxt}% ({where}).",
                         ),
                     )
+                if self.past_deadline():
+                    return self.deadline_missed(name, replicas)
                 return plan(
                     replicas,
                     self.progressing(
@@ -893,6 +979,8 @@ class _Rollout:
                 )
             if self.ready(name, floor):
                 return self.promote(name, uri, keep_old=False)
+            if self.past_deadline():
+                return self.deadline_missed(name, floor)
             return plan(
                 floor,
                 self.progressing(
@@ -941,9 +1029,19 @@ class _Rollout:
             last_analysis=st.last_analysis,
         )
 
-    def roll_back(self, name: str) -> Decision:
+    def deadline_missed(self, name: str, needed: int) -> Decision:
+        """The candidate waited progressDeadline for `needed` ready replicas: roll it back."""
+        missed = MissedDeadline(
+            revision=name,
+            ready_replicas=self.observed(name).ready_replicas,
+            replicas=needed,
+            deadline=self.spec.progress_deadline,
+        )
+        return self.roll_back(name, missed)
+
+    def roll_back(self, name: str, missed: MissedDeadline | None = None) -> Decision:
         st = self.st
-        st.rolled_back = name
+        st.rolled_back, st.missed = name, missed
         st.clear_candidate()
         verdict = self.rolled_back_verdict()
         self.event(WARNING, Reason.ROLLED_BACK, verdict.message)

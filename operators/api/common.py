@@ -24,6 +24,9 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 MODEL_URI_PATTERN = r"^(models:/|runs:/|s3://|gs://|file://|mlflow-artifacts:/)\S+$"
 # Go-style durations restricted to whole units, plus days (e.g. 30m, 1h30m, 72h, 7d).
 DURATION_PATTERN = r"^([0-9]+(s|m|h|d))+$"
+# The same, but not zero: one part has a non-zero number (10m, 1h30m, 0h45s; not 0s or 0m0s).
+# No lookahead: the API server checks patterns with Go's RE2.
+POSITIVE_DURATION_PATTERN = r"^([0-9]+(s|m|h|d))*0*[1-9][0-9]*(s|m|h|d)([0-9]+(s|m|h|d))*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # The same pattern Kubernetes publishes for resource.Quantity.
 QUANTITY_PATTERN = (
@@ -66,6 +69,7 @@ ModelUri = Annotated[
     ),
 ]
 Duration = Annotated[str, Field(max_length=32, pattern=DURATION_PATTERN)]
+PositiveDuration = Annotated[str, Field(max_length=32, pattern=POSITIVE_DURATION_PATTERN)]
 
 # A Kubernetes resource.Quantity: int-or-string is the one union structural schemas allow.
 Quantity = Annotated[
@@ -137,6 +141,7 @@ class Reason(StrEnum):
     CANARY_PROGRESSING = "CanaryProgressing"
     SHADOWING = "Shadowing"
     ANALYSIS_FAILED = "AnalysisFailed"
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
     ROLLOUT_STARTED = "RolloutStarted"
     ROLLOUT_ABORTED = "RolloutAborted"
     STEP_ADVANCED = "StepAdvanced"

@@ -13,6 +13,7 @@ from maestro.operators.api.common import (
     Duration,
     KindInfo,
     ModelUri,
+    PositiveDuration,
     PrinterColumn,
     Resource,
     ResourceRequirements,
@@ -252,6 +253,14 @@ class ModelDeploymentSpec(SpecModel):
     strategy: Strategy = Field(
         default_factory=Strategy, description="How new model revisions are rolled out."
     )
+    progress_deadline: PositiveDuration = Field(
+        default="10m",
+        description=(
+            "How long a revision may wait for the replicas it needs to be ready (e.g. 10m, 1h):"
+            " a new revision that misses it is rolled back, a first revision is reported"
+            " Failed. Not zero."
+        ),
+    )
     replicas: Replicas = Field(default_factory=Replicas, description="Replica bounds.")
     autoscaling: Autoscaling = Field(
         default_factory=Autoscaling, description="Autoscaling targets."
@@ -270,12 +279,12 @@ class ModelDeploymentSpec(SpecModel):
 class DeploymentPhase(StrEnum):
     """Lifecycle phase of a ModelDeployment."""
 
-    PENDING = "Pending"
-    PROGRESSING = "Progressing"
-    AVAILABLE = "Available"
-    DEGRADED = "Degraded"
-    ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
+    PENDING = "Pending"  # nothing deployed yet: the model or the operator's settings missing
+    PROGRESSING = "Progressing"  # a revision is coming up or being rolled out
+    AVAILABLE = "Available"  # the stable revision serves with all its replicas
+    DEGRADED = "Degraded"  # it has served, and now serves short of replicas or a model
+    ROLLED_BACK = "RolledBack"  # a new revision failed; the stable one serves
+    FAILED = "Failed"  # nothing can serve it: an unusable spec, a first revision stuck
 
 
 class AnalysisResult(StatusModel):
@@ -300,6 +309,17 @@ class ShadowResult(StatusModel):
     requests: int | None = Field(
         default=None, ge=0, description="Mirrored requests the figures are computed from."
     )
+
+
+class MissedDeadline(StatusModel):
+    """A revision rolled back for not having its replicas ready within progressDeadline."""
+
+    revision: str | None = Field(default=None, description="The revision rolled back.")
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Its ready replicas at the deadline."
+    )
+    replicas: int | None = Field(default=None, ge=0, description="The replicas it needed.")
+    deadline: str | None = Field(default=None, description="spec.progressDeadline then.")
 
 
 class ModelDeploymentStatus(StatusBase):
@@ -343,6 +363,18 @@ class ModelDeploymentStatus(StatusBase):
     rolled_back_revision: str | None = Field(
         default=None,
         description="Revision that failed its rollout; not retried until the model changes.",
+    )
+    progress_started_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When the revision being rolled out (or, with none, the first revision) began"
+            " waiting for the replicas it needs; removed once they are ready."
+            " spec.progressDeadline counts from here."
+        ),
+    )
+    missed_deadline: MissedDeadline | None = Field(
+        default=None,
+        description="Set when rolledBackRevision was rolled back for missing progressDeadline.",
     )
 
 

@@ -32,7 +32,14 @@ def up() -> None:
     print(f"\nready in {time.monotonic() - started:.0f}s\n")
     print(cluster.kubectl(cfg, "get", "tr,md,abt,dc", "-n", DEMO_NAMESPACE).stdout)
     print("The TrainingRun keeps training (an 8-trial Optuna search, about 30 s) and then")
-    print("registers its best model as iris@candidate; follow it with `get tr -w`.\n")
+    print("registers its best model as iris@candidate; follow it with `get tr -w`.")
+    print("The ModelDeployment serves iris@champion and waits (ModelNotFound) until a version")
+    print("holds that alias: promotion is governance's step. To promote the candidate by hand:")
+    print(
+        f"  .venv/bin/python -c \"from mlflow import MlflowClient; c = MlflowClient('{ml.url}');"
+        " c.set_registered_model_alias('iris', 'champion',"
+        " c.get_model_version_by_alias('iris', 'candidate').version)\"\n"
+    )
     print(f"MLflow UI:  {ml.url}")
     print(f"Prometheus: {prom.url}")
     print(

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from maestro.operators.api.common import Reason
+from maestro.operators.api.crdgen import crd_for
 from maestro.operators.api.modeldeployment import (
     CanaryAnalysis,
+    ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
+from maestro.operators.decisions import invalid_spec
 from maestro.operators.modeldeployment_decisions import (
     SHADOW_WINDOW,
     Decision,
@@ -108,6 +113,10 @@ CANARY_AT_10 = {
     "canaryStep": 0,
     "stepStartedAt": iso(0),
 }
+
+
+# v4 rolled back at its progress deadline with no replica ready.
+MISSED = {"revision": "v4", "readyReplicas": 0, "replicas": 1, "deadline": "10m"}
 
 
 def passed_at(seconds: float) -> dict[str, Any]:
@@ -863,6 +872,448 @@ CASES = [
         ),
         id="shadow-figures-reach-status",
     ),
+    # --- progress deadline (default 10m) --------------------------------------------------
+    pytest.param(
+        Case(spec(), {}, V3),
+        Expect(
+            "Progressing",
+            Reason.DEPLOYING,
+            None,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            status={"progressStartedAt": iso(0)},
+            requeue=5.0,
+        ),
+        id="deadline-first-revision-starts-the-clock-when-created",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(STABLE_V3, phase="Progressing", progressStartedAt=iso(0)),
+            V3,
+            now=at(599),
+            revisions=facts(v3=(1, 0)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.DEPLOYING,
+            None,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            status={"progressStartedAt": iso(0)},
+            message=("0 of 1 replicas ready",),
+            requeue=1.0,
+        ),
+        id="deadline-first-revision-not-yet-passed-is-progressing-and-wakes-at-it",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(STABLE_V3, phase="Progressing", progressStartedAt=iso(0)),
+            V3,
+            now=at(600),
+            revisions=facts(v3=(1, 0)),
+        ),
+        Expect(
+            "Failed",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            status={"stableRevision": "v3", "progressStartedAt": iso(0)},
+            message=(
+                "v3 (models:/iris/3) has 0 of 1 replicas ready",
+                "progressDeadline 10m",
+                "Deployment is kept",
+            ),
+            requeue=5.0,
+        ),
+        id="deadline-first-revision-passed-is-failed-and-kept",
+    ),
+    pytest.param(
+        Case(
+            spec(replicas={"min": 3, "max": 4}),
+            status(STABLE_V3, phase="Failed", progressStartedAt=iso(0)),
+            V3,
+            now=at(3600),
+            revisions=facts(v3=(3, 2)),
+        ),
+        Expect(
+            "Failed",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 3)},
+            {"v3": 100},
+            message=("2 of 3 replicas ready",),
+        ),
+        id="deadline-first-revision-stays-failed-while-short-of-replicas",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(STABLE_V3, phase="Failed", progressStartedAt=iso(0)),
+            V3,
+            now=at(900),
+            revisions=facts(v3=(1, 1)),
+        ),
+        Expect(
+            "Available",
+            Reason.AVAILABLE,
+            True,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            status={"progressStartedAt": None, "readyReplicas": 1},
+        ),
+        id="deadline-first-revision-ready-after-it-is-available",
+    ),
+    pytest.param(
+        Case(spec(), STABLE_V3, V4, now=at(60), revisions=facts(v3=(3, 3))),
+        Expect(
+            "Progressing",
+            Reason.DEPLOYING,
+            None,
+            {"v3": (Role.STABLE, 3), "v4": (Role.PREVIEW, 3)},
+            {"v3": 100},
+            events=(Reason.ROLLOUT_STARTED,),
+            status={"progressStartedAt": iso(60)},
+            requeue=5.0,
+        ),
+        id="deadline-rollout-start-starts-the-clock",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(STABLE_V3, phase="Failed", progressStartedAt=iso(0)),
+            V4,
+            now=at(3600),
+            revisions=facts(v3=(1, 0)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.DEPLOYING,
+            None,
+            {"v3": (Role.STABLE, 1), "v4": (Role.PREVIEW, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLOUT_STARTED,),
+            status={"progressStartedAt": iso(3600)},
+        ),
+        id="deadline-a-new-version-does-not-inherit-a-stuck-first-revisions-clock",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(
+                STABLE_V3,
+                phase="Progressing",
+                canaryRevision="v4",
+                canaryModelUri=V4,
+                canaryWeight=0,
+                progressStartedAt=iso(0),
+            ),
+            V4,
+            now=at(599),
+            revisions=facts(v3=(3, 3), v4=(3, 3)),
+        ),
+        Expect(
+            "Available",
+            Reason.AVAILABLE,
+            True,
+            {"v4": (Role.STABLE, 1)},
+            {"v4": 100},
+            events=(Reason.PROMOTED,),
+            status={"stableRevision": "v4", "progressStartedAt": None, "rolledBackRevision": None},
+        ),
+        id="deadline-rolling-ready-just-before-it-is-promoted",
+    ),
+    pytest.param(
+        Case(
+            spec(),
+            status(
+                STABLE_V3,
+                phase="Progressing",
+                canaryRevision="v4",
+                canaryModelUri=V4,
+                canaryWeight=0,
+                progressStartedAt=iso(0),
+            ),
+            V4,
+            now=at(600),
+            revisions=facts(v3=(3, 3), v4=(3, 2)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLED_BACK,),
+            status={
+                "rolledBackRevision": "v4",
+                "canaryRevision": None,
+                "progressStartedAt": None,
+                "missedDeadline": {
+                    "revision": "v4",
+                    "readyReplicas": 2,
+                    "replicas": 3,
+                    "deadline": "10m",
+                },
+            },
+            message=("Rolled back v4: 2 of 3 replicas ready", "v3 serves all traffic"),
+        ),
+        id="deadline-rolling-passed-rolls-back",
+    ),
+    pytest.param(
+        Case(
+            spec(BLUE_GREEN_MANUAL, progressDeadline="5m"),
+            status(
+                STABLE_V3,
+                phase="Progressing",
+                canaryRevision="v4",
+                canaryModelUri=V4,
+                canaryWeight=0,
+                progressStartedAt=iso(0),
+            ),
+            V4,
+            now=at(299),
+            revisions=facts(v3=(2, 2), v4=(2, 2)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.AWAITING_PROMOTION,
+            None,
+            {"v3": (Role.STABLE, 2), "v4": (Role.PREVIEW, 2)},
+            {"v3": 100},
+            status={"progressStartedAt": None},
+        ),
+        id="deadline-blue-green-preview-ready-stops-the-clock",
+    ),
+    pytest.param(
+        Case(
+            spec(BLUE_GREEN_MANUAL, progressDeadline="5m"),
+            status(STABLE_V3, phase="Progressing", canaryRevision="v4", canaryModelUri=V4),
+            V4,
+            now=at(86400),
+            revisions=facts(v3=(2, 2), v4=(2, 2)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.AWAITING_PROMOTION,
+            None,
+            {"v3": (Role.STABLE, 2), "v4": (Role.PREVIEW, 2)},
+            {"v3": 100},
+        ),
+        id="deadline-blue-green-awaiting-approval-is-not-a-wait",
+    ),
+    pytest.param(
+        Case(
+            spec(BLUE_GREEN, progressDeadline="5m"),
+            status(
+                STABLE_V3,
+                phase="Progressing",
+                canaryRevision="v4",
+                canaryModelUri=V4,
+                canaryWeight=0,
+                progressStartedAt=iso(0),
+            ),
+            V4,
+            now=at(300),
+            revisions=facts(v3=(2, 2), v4=(2, 0)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLED_BACK,),
+            status={"rolledBackRevision": "v4", "canaryRevision": None},
+            message=("0 of 2 replicas ready after progressDeadline 5m",),
+        ),
+        id="deadline-blue-green-preview-passed-rolls-back",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(CANARY_AT_10, canaryWeight=0, stepStartedAt=None, progressStartedAt=iso(0)),
+            V4,
+            now=at(300),
+            revisions=facts(v3=(4, 4), v4=(1, 0)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.CANARY_PROGRESSING,
+            None,
+            {"v3": (Role.STABLE, 4), "v4": (Role.CANARY, 1)},
+            {"v3": 100},
+            status={"progressStartedAt": iso(0), "rolledBackRevision": None},
+            message=("0 of 1 replicas ready",),
+        ),
+        id="deadline-canary-not-yet-passed-is-progressing",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(CANARY_AT_10, canaryWeight=0, stepStartedAt=None, progressStartedAt=iso(0)),
+            V4,
+            now=at(600),
+            revisions=facts(v3=(4, 4), v4=(1, 0)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLED_BACK,),
+            status={
+                "rolledBackRevision": "v4",
+                "canaryRevision": None,
+                "canaryWeight": None,
+                "canaryStep": None,
+                "stableRevision": "v3",
+                "progressStartedAt": None,
+                "missedDeadline": {
+                    "revision": "v4",
+                    "readyReplicas": 0,
+                    "replicas": 1,
+                    "deadline": "10m",
+                },
+            },
+            message=(
+                "Rolled back v4: 0 of 1 replicas ready after progressDeadline 10m",
+                "v3 serves all traffic",
+            ),
+        ),
+        id="deadline-canary-passed-before-its-first-step-rolls-back",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(CANARY_AT_10, lastAnalysis=passed_at(300)),
+            V4,
+            now=at(300),
+            revisions=facts(v3=(4, 4), v4=(2, 1)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.CANARY_PROGRESSING,
+            None,
+            {"v3": (Role.STABLE, 4), "v4": (Role.CANARY, 2)},
+            {"v3": 90, "v4": 10},
+            status={"progressStartedAt": iso(300)},
+            message=("scaling it to 2 replicas for 50%",),
+        ),
+        id="deadline-canary-scaling-for-the-next-step-starts-a-new-wait",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(CANARY_AT_10, lastAnalysis=passed_at(840), progressStartedAt=iso(300)),
+            V4,
+            now=at(900),
+            revisions=facts(v3=(4, 4), v4=(2, 1)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLED_BACK,),
+            status={"rolledBackRevision": "v4", "canaryWeight": None},
+            message=("1 of 2 replicas ready",),
+        ),
+        id="deadline-canary-that-cannot-scale-for-the-next-step-rolls-back",
+    ),
+    pytest.param(
+        Case(
+            spec({**CANARY, "canary": {"steps": [10, 50, 100], "stepDuration": "1h"}}),
+            status(CANARY_AT_10, lastAnalysis=passed_at(1140)),
+            V4,
+            now=at(1200),
+            revisions=facts(v3=(4, 4), v4=(1, 1)),
+            analysis=GOOD,
+        ),
+        Expect(
+            "Progressing",
+            Reason.CANARY_PROGRESSING,
+            None,
+            {"v3": (Role.STABLE, 4), "v4": (Role.CANARY, 1)},
+            {"v3": 90, "v4": 10},
+            status={"progressStartedAt": None, "canaryWeight": 10},
+            message=("last analysis passed",),
+        ),
+        id="deadline-canary-step-held-longer-is-not-a-wait",
+    ),
+    pytest.param(
+        Case(
+            spec(SHADOW, progressDeadline="1m"),
+            status(
+                STABLE_V3,
+                phase="Progressing",
+                canaryRevision="v4",
+                canaryModelUri=V4,
+                canaryWeight=0,
+                progressStartedAt=iso(0),
+            ),
+            V4,
+            now=at(60),
+            revisions=facts(v3=(4, 4), v4=(1, 0)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLED_BACK,),
+            status={"rolledBackRevision": "v4", "canaryRevision": None},
+            message=("progressDeadline 1m",),
+        ),
+        id="deadline-shadow-passed-rolls-back",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(STABLE_V3, phase="RolledBack", rolledBackRevision="v4", missedDeadline=MISSED),
+            V4,
+            now=at(3600),
+            revisions=facts(v3=(1, 1)),
+        ),
+        Expect(
+            "RolledBack",
+            Reason.PROGRESS_DEADLINE_EXCEEDED,
+            False,
+            {"v3": (Role.STABLE, 1)},
+            {"v3": 100},
+            status={"rolledBackRevision": "v4", "canaryRevision": None, "missedDeadline": MISSED},
+            message=("Rolled back v4: 0 of 1 replicas ready after progressDeadline 10m",),
+        ),
+        id="deadline-rolled-back-version-is-not-retried",
+    ),
+    pytest.param(
+        Case(
+            spec(CANARY),
+            status(STABLE_V3, phase="RolledBack", rolledBackRevision="v4", missedDeadline=MISSED),
+            V5,
+            revisions=facts(v3=(1, 1)),
+        ),
+        Expect(
+            "Progressing",
+            Reason.CANARY_PROGRESSING,
+            None,
+            {"v3": (Role.STABLE, 1), "v5": (Role.CANARY, 1)},
+            {"v3": 100},
+            events=(Reason.ROLLOUT_STARTED,),
+            status={
+                "rolledBackRevision": None,
+                "missedDeadline": None,
+                "canaryRevision": "v5",
+                "progressStartedAt": iso(0),
+            },
+        ),
+        id="deadline-a-new-version-after-the-rollback-is-rolled-out",
+    ),
 ]
 
 
@@ -914,12 +1365,22 @@ def _simulate(
     *,
     stable_replicas: int = 4,
     ticks: int = 60,
+    initial: dict[str, Any] | None = None,
+    model_uri: str = V4,
+    ready_after: dict[str, float] | None = None,
+    warnings: list[tuple[str, str, datetime]] | None = None,
 ) -> tuple[list[tuple[str, int | None]], list[Reason], dict[str, Any]]:
-    """Run decide until it settles: every revision becomes ready at its planned size and
-    the canary's analysis always reports `figures`. Returns (phase, canaryWeight) per tick
-    where either changed, the Events, and the final status."""
-    raw: dict[str, Any] = {"phase": "Available", "stableRevision": "v3", "stableModelUri": V3}
-    live = {"v3": RevisionFacts(stable_replicas, stable_replicas)}
+    """Run decide until it settles: every revision becomes ready at its planned size (those
+    in `ready_after` only from that many seconds on) and the canary's analysis always
+    reports `figures`. Returns (phase, canaryWeight) per tick where either changed, the
+    Events, and the final status. `warnings` collects (reason, message, time) of the Warning
+    Events the handler emits: a Ready transition to False first, then the decision's."""
+    raw: dict[str, Any] = (
+        {"phase": "Available", "stableRevision": "v3", "stableModelUri": V3}
+        if initial is None
+        else dict(initial)
+    )
+    live = {} if initial is not None else {"v3": RevisionFacts(stable_replicas, stable_replicas)}
     now = T0
     trail: list[tuple[str, int | None]] = []
     events: list[Reason] = []
@@ -930,32 +1391,43 @@ def _simulate(
             Inputs(
                 spec_,
                 current,
-                V4,
+                model_uri,
                 now,
                 revisions=live,
                 analysis=figures if query is not None else None,
             )
         )
         events += [e.reason for e in decision.events]
-        patch = plan_status(
+        planned = plan_status(
             ModelDeploymentStatus,
             raw,
             decision.verdict,
             generation=1,
             clock=fixed(now),
             extra=decision.status,
-        ).patch
+        )
+        patch = planned.patch
+        if warnings is not None:
+            if planned.transition is not None and planned.transition.status == "False":
+                warnings.append((planned.transition.reason, planned.transition.message, now))
+            warnings += [(e.reason, e.message, now) for e in decision.events if e.type == "Warning"]
         raw = {k: v for k, v in {**raw, **patch}.items() if v is not None}
         point = (raw["phase"], raw.get("canaryWeight"))
         if not trail or trail[-1] != point:
             trail.append(point)
-        # The cluster catches up: each planned revision runs its floor, all ready.
-        live = {
-            r.name: RevisionFacts(
-                max(r.replicas, live.get(r.name, RevisionFacts(0, 0)).replicas),
-                max(r.replicas, live.get(r.name, RevisionFacts(0, 0)).replicas),
-            )
+        # The cluster catches up: each planned revision runs its floor, all ready (unless
+        # its pods are not ready yet).
+        sizes = {
+            r.name: max(r.replicas, live.get(r.name, RevisionFacts(0, 0)).replicas)
             for r in decision.plan.revisions
+        }
+        late = {
+            name
+            for name, seconds in (ready_after or {}).items()
+            if (now - T0).total_seconds() < seconds
+        }
+        live = {
+            name: RevisionFacts(size, 0 if name in late else size) for name, size in sizes.items()
         }
         if decision.requeue_after is None:
             break
@@ -996,6 +1468,99 @@ def test_a_failing_canary_rolls_back_and_stays_rolled_back() -> None:
     ]
     assert final["rolledBackRevision"] == "v4" and final["stableRevision"] == "v3"
     assert final["lastAnalysis"]["errorRate"] == 0.05
+
+
+def _ready_condition(final: dict[str, Any]) -> dict[str, Any]:
+    (ready,) = [c for c in final["conditions"] if c["type"] == "Ready"]
+    return ready
+
+
+NEVER = float("inf")
+
+
+def test_a_canary_that_never_gets_ready_is_rolled_back_at_the_deadline() -> None:
+    warnings: list[tuple[str, str, datetime]] = []
+    trail, events, final = _simulate(
+        spec(CANARY), GOOD, ticks=400, ready_after={"v4": NEVER}, warnings=warnings
+    )
+    assert trail == [("Progressing", 0), ("RolledBack", None)]
+    assert events == [Reason.ROLLOUT_STARTED, Reason.ROLLED_BACK]
+    assert final["stableRevision"] == "v3" and "canaryRevision" not in final
+    assert final["rolledBackRevision"] == "v4" and "progressStartedAt" not in final
+    assert final["missedDeadline"] == MISSED
+    ready = _ready_condition(final)
+    assert (ready["status"], ready["reason"]) == ("False", "ProgressDeadlineExceeded")
+    # Not a poll later: requeue_after woke the loop exactly at the deadline.
+    assert ready["lastTransitionTime"] == iso(600)
+    assert [(reason, when) for reason, _, when in warnings] == [
+        ("ProgressDeadlineExceeded", at(600)),
+        ("RolledBack", at(600)),
+    ]
+    assert all("v4: 0 of 1 replicas ready" in message for _, message, _ in warnings)
+
+
+def test_a_first_revision_that_misses_the_deadline_fails_then_recovers() -> None:
+    warnings: list[tuple[str, str, datetime]] = []
+    trail, events, final = _simulate(
+        spec(),
+        GOOD,
+        ticks=400,
+        initial={},
+        model_uri=V3,
+        ready_after={"v3": 900},
+        warnings=warnings,
+    )
+    assert trail == [("Progressing", None), ("Failed", None), ("Available", None)]
+    assert events == []
+    # One Warning for the whole stretch as Failed, at the deadline.
+    assert [(reason, when) for reason, _, when in warnings] == [
+        ("ProgressDeadlineExceeded", at(600))
+    ]
+    assert final["stableRevision"] == "v3" and "progressStartedAt" not in final
+    ready = _ready_condition(final)
+    assert (ready["status"], ready["reason"]) == ("True", "Available")
+
+
+def test_a_rollout_ready_just_before_the_deadline_is_promoted() -> None:
+    warnings: list[tuple[str, str, datetime]] = []
+    trail, events, final = _simulate(
+        spec(), GOOD, ticks=400, ready_after={"v4": 590}, warnings=warnings
+    )
+    assert trail == [("Progressing", 0), ("Available", None)]
+    assert events == [Reason.ROLLOUT_STARTED, Reason.PROMOTED]
+    assert warnings == []
+    assert final["stableRevision"] == "v4" and "rolledBackRevision" not in final
+    assert _ready_condition(final)["lastTransitionTime"] < iso(600)
+
+
+# --- spec.progressDeadline ---------------------------------------------------------------------
+
+
+def test_progress_deadline_defaults_to_ten_minutes() -> None:
+    assert spec().progress_deadline == "10m"
+    crd = crd_for(ModelDeployment)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    field = crd["properties"]["spec"]["properties"]["progressDeadline"]
+    assert field["default"] == "10m" and field["type"] == "string"
+    assert parse_duration(spec(progressDeadline="1h30m").progress_deadline) == timedelta(minutes=90)
+
+
+@pytest.mark.parametrize("value", ["10", "1.5m", "ten minutes", "10 m", "0s", "0m0s", ""])
+def test_progress_deadline_rejects_what_is_not_a_positive_duration(value: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        spec(progressDeadline=value)
+    (error,) = err.value.errors()
+    assert error["loc"] == ("progressDeadline",)
+    # The operator's message for a spec the API server let through names the field too.
+    assert "spec.progressDeadline" in invalid_spec("ModelDeployment", err.value).message
+    # The API server checks the same pattern, from the CRD, before the operator sees it.
+    crd = crd_for(ModelDeployment)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    pattern = crd["properties"]["spec"]["properties"]["progressDeadline"]["pattern"]
+    assert re.search(pattern, value) is None
+
+
+@pytest.mark.parametrize("value", ["30s", "10m", "1h30m", "0h45s", "05m", "7d"])
+def test_progress_deadline_accepts_positive_durations(value: str) -> None:
+    assert parse_duration(spec(progressDeadline=value).progress_deadline) > timedelta(0)
 
 
 # --- the pure helpers ------------------------------------------------------------------------
