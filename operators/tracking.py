@@ -113,6 +113,11 @@ class Tracking:
             if isinstance(value, int | float) and math.isfinite(value)
         }
 
+    def run_error(self, run_id: str) -> str | None:
+        """Why the trainer said the run failed (contract.TAG_ERROR), if it said so."""
+        error = self.client.get_run(run_id).data.tags.get(contract.TAG_ERROR)
+        return str(error) if error else None
+
     def end_run(self, run_id: str, status: str) -> None:
         """Close the parent run as FINISHED, FAILED or KILLED, unless already closed."""
         run = self.client.get_run(run_id)

@@ -262,7 +262,9 @@ class _Step:
             self.finish(spec, ref)
         else:
             pods = self.c.kube.list_pods(self.namespace, f"{kind.pod_job_label}={name}")
-            verdict = job_failed(state, pods, f"{kind.kind} {name}")
+            run_id = self.status.mlflow_run_id
+            error = self.c.tracking.run_error(run_id) if run_id else None
+            verdict = job_failed(state, pods, f"{kind.kind} {name}", error)
             self.complete(verdict, {"jobRef": ref, **self.study_fields(spec)})
 
     def start(self, spec: TrainingRunSpec) -> bool:

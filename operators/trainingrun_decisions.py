@@ -217,8 +217,11 @@ def pod_failures(pods: Iterable[Mapping[str, Any]]) -> list[str]:
     return found
 
 
-def job_failed(job: JobState, pods: Iterable[Mapping[str, Any]], job_ref: str) -> Verdict:
-    """The Failed verdict for a job that failed, with the job's reason and the pods' exits."""
+def job_failed(
+    job: JobState, pods: Iterable[Mapping[str, Any]], job_ref: str, error: str | None = None
+) -> Verdict:
+    """The Failed verdict for a job that failed, with the job's reason, the pods' exits and
+    the error the trainer recorded on the MLflow run (contract.TAG_ERROR), if any."""
     text = f"{job.reason or ''} {job.message or ''}".lower()
     if job.reason == "DeadlineExceeded" or "deadline" in text:
         reason = Reason.DEADLINE_EXCEEDED
@@ -232,6 +235,8 @@ def job_failed(job: JobState, pods: Iterable[Mapping[str, Any]], job_ref: str) -
         shown = "; ".join(failures[:3])
         more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
         parts.append(f"{shown}{more}.")
+    if error:
+        parts.append(f"Trainer error: {error}")
     return _failed(reason, " ".join(parts))
 
 

@@ -354,6 +354,21 @@ def render_batch_job(spec: TrainingRunSpec, settings: TrainerSettings, ids: RunI
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    if spec.command is None:
+        # Maestro's trainer exits with EXIT_BAD_INPUT when the spec cannot work (an unknown
+        # feature service, a missing column): fail now rather than after every retry.
+        job_spec["podFailurePolicy"] = {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": container["name"],
+                        "operator": "In",
+                        "values": [contract.EXIT_BAD_INPUT],
+                    },
+                }
+            ]
+        }
     return {
         "apiVersion": BATCH_JOB.api_version,
         "kind": BATCH_JOB.kind,

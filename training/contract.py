@@ -47,6 +47,10 @@ OPTUNA_HEARTBEAT = "MAESTRO_OPTUNA_HEARTBEAT_SECONDS"
 DEFAULT_HEARTBEAT_SECONDS = 10
 POD_NAME = "HOSTNAME"  # Kubernetes sets it to the pod's name; recorded on each trial
 
+# `maestro train`'s exit code for bad input (fix the spec; retrying will not help): the
+# operator's Job fails at once on it instead of retrying up to spec.backoffLimit.
+EXIT_BAD_INPUT = 2
+
 # --- MLflow conventions ---------------------------------------------------------------
 MODEL_ARTIFACT_PATH = "model"  # every trainer logs its model under this artifact path
 TAG_TRAININGRUN = "maestro.trainingrun"  # "<namespace>/<name>" on every run

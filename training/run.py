@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # MLflow is imported only by the code that logs
 log = logging.getLogger(__name__)
 
 # Exit codes: 2 for bad input (fix the spec; retrying will not help), 1 for anything else.
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, contract.EXIT_BAD_INPUT
 # Trained by torch_trainer (imported only then: torch is the optional `pytorch` extra).
 PYTORCH = "pytorch"
 
@@ -98,8 +98,12 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
     """Train once and log into the operator's run (or a new run when standalone)."""
     from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 
-    prepared = prepare(env, env.params)
-    spec = resolve(env.framework, env.params, prepared.data.task)
+    try:
+        prepared = prepare(env, env.params)
+        spec = resolve(env.framework, env.params, prepared.data.task)
+    except TrainingError as err:
+        record_error(env, err)
+        raise
     tracker = Tracker(env.tracking_uri)
     experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
     tags = {**lineage_tags(env), "maestro.framework": env.framework}
@@ -127,6 +131,19 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
         raise
     tracker.finish(run_id, "FINISHED")
     return TrainingOutcome(run_id, metrics, model_uri)
+
+
+def record_error(env: TrainerEnvironment, err: Exception) -> None:
+    """Say on the operator's run why the input was refused: the TrainingRun's status shows
+    it, where the pod's log may be gone. Best effort: the exit code still tells bad input."""
+    if not env.parent_run_id:
+        return
+    from maestro.training.tracking import Tracker
+
+    try:
+        Tracker(env.tracking_uri).log(env.parent_run_id, tags={contract.TAG_ERROR: str(err)[:5000]})
+    except Exception:
+        log.warning("could not record the error on run %s", env.parent_run_id, exc_info=True)
 
 
 def log_training_data(

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -74,8 +74,9 @@ def start_operator(
     assert not running, f"an in-cluster operator is still running: {running}"
     started: list[Operator] = []
 
-    def start(*peering: str) -> Operator:
-        """`peering`: e.g. ("--peering", name); standalone when empty."""
+    def start(*peering: str, env: Mapping[str, str] | None = None) -> Operator:
+        """`peering`: e.g. ("--peering", name); standalone when empty. `env`: extra
+        environment (MAESTRO_* settings)."""
         port = free_port()
         healthz = f"http://127.0.0.1:{port}/healthz"
         log = tmp_path / f"operator-{len(started)}.log"
@@ -91,7 +92,7 @@ def start_operator(
                     healthz,
                     "--verbose",
                 ],
-                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                env={**os.environ, **(env or {}), "KUBECONFIG": str(cluster.kubeconfig)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

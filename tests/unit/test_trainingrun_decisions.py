@@ -234,6 +234,23 @@ def test_a_failed_job_names_its_reason_and_the_exit_codes() -> None:
     assert other.reason == Reason.JOB_FAILED
 
 
+def test_a_failed_job_ends_with_the_error_the_trainer_recorded() -> None:
+    job = JobState(
+        finished=True,
+        reason="PodFailurePolicy",
+        message="Container trainer for pod ml/tr-1-0-abc failed with exit code 2",
+    )
+    error = "Feast feature service 'nope' is not registered in project 'p'"
+    verdict = job_failed(job, [failed_pod("tr-1-0-abc", 2)], "Job tr-1", error)
+    assert verdict.reason == Reason.JOB_FAILED
+    assert verdict.message == (
+        "Job tr-1 failed: Container trainer for pod ml/tr-1-0-abc failed with exit code 2."
+        " pod tr-1-0-abc: container trainer exited with code 2 (Error)."
+        f" Trainer error: {error}"
+    )
+    assert "Trainer error" not in job_failed(job, [], "Job tr-1", None).message
+
+
 def test_pod_failures_read_the_last_state_of_restarted_containers() -> None:
     pod = {
         "metadata": {"name": "m-0"},

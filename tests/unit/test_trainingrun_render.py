@@ -121,6 +121,30 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
+@pytest.mark.parametrize(
+    ("case", "fails_fast"),
+    [("sklearn", True), ("tuning", True), ("generic", False)],
+)
+def test_maestro_trainers_bad_input_fails_the_job_without_retries(
+    case: str, fails_fast: bool
+) -> None:
+    job = rendered(case)[-1]
+    if not fails_fast:  # a command of the user's own: its exit codes mean what it says
+        assert "podFailurePolicy" not in job["spec"]
+        return
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by the API
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "trainer",
+                "operator": "In",
+                "values": [contract.EXIT_BAD_INPUT],
+            },
+        }
+    ]
+
+
 def test_tuning_is_an_indexed_job_of_parallel_workers_sharing_the_study() -> None:
     secret, job = rendered("tuning")
     assert job["spec"]["completionMode"] == "Indexed"
