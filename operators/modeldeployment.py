@@ -190,11 +190,10 @@ class _Step:
         decision = decide(inputs)
         desired = render(self.ids, spec, decision.plan, self.c.settings)
         self.apply(desired, live)
-        ready = sum(f.ready_replicas for f in revisions.values())
+        # decision.status carries readyReplicas: the ready pods of the revisions that take
+        # traffic, not those of a preview, a shadow or a kept previous revision.
         self.write(
-            decision.verdict,
-            {**decision.status, "url": service_url(self.ids, self.c.settings)},
-            ready_replicas=ready,
+            decision.verdict, {**decision.status, "url": service_url(self.ids, self.c.settings)}
         )
         for event in decision.events:
             self.emit(event.type, event.reason, event.message)
@@ -285,12 +284,8 @@ class _Step:
             meta = obj["metadata"]
             self.c.kube.delete(obj["apiVersion"], obj["kind"], self.ids.namespace, meta["name"])
 
-    def write(
-        self, verdict: Verdict, extra: Mapping[str, Any], *, ready_replicas: int | None = None
-    ) -> None:
+    def write(self, verdict: Verdict, extra: Mapping[str, Any]) -> None:
         fields = dict(extra)
-        if ready_replicas is not None:
-            fields["readyReplicas"] = ready_replicas
         self.status_raw, transition = write_status(
             self.c.kube,
             self.obj,

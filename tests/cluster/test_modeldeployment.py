@@ -12,69 +12,30 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import mlflow
 import pytest
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
-from sklearn.datasets import load_breast_cancer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from tests.cluster.objects import apply, events, get, items, ready
+from tests.cluster.modeldeployments import (  # noqa: F401 (registered: a fixture)
+    ALIAS,
+    API_VERSION,
+    registered,
+    wait_status,
+)
+from tests.cluster.objects import apply, events, items, ready
 from tests.conftest import Cluster
 from tests.harness.cluster import ClusterConfig
 from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 
-API_VERSION = "mlops.maestro.dev/v1alpha1"
-ALIAS = "production"
 OWNED = (
     "deployments,services,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,"
     "servicemonitors,prometheusrules"
 )
-
-
-@pytest.fixture(scope="module")
-def registered(mlflow_url: str) -> Iterator[tuple[str, Any]]:
-    """A registered model with three versions: two good pipelines and a broken one."""
-    name = f"md-{uuid.uuid4().hex[:6]}"
-    data = load_breast_cancer(as_frame=True)
-    features = data.frame.drop(columns=["target"]).astype("float64")
-    features.columns = [c.replace(" ", "_") for c in features.columns]
-    target = data.frame["target"]
-    mlflow.set_tracking_uri(mlflow_url)
-    mlflow.set_experiment(f"test-modeldeployment-{name}")
-    signature = infer_signature(features.head(5), target.head(5))
-    for c in (1.0, 0.1):
-        pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500))
-        pipeline.fit(features, target)
-        with mlflow.start_run():
-            mlflow.sklearn.log_model(
-                pipeline,
-                name="model",
-                signature=signature,
-                input_example=features.head(3),
-                registered_model_name=name,
-            )
-    with mlflow.start_run():
-        mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).with_name("failing_model.py")),
-            signature=signature,
-            registered_model_name=name,
-        )
-    client = MlflowClient(mlflow_url, mlflow_url)
-    client.set_registered_model_alias(name, ALIAS, "1")
-    yield name, features
-    client.delete_registered_model(name)
 
 
 def model_deployment(name: str, model: str) -> dict[str, Any]:
@@ -160,33 +121,11 @@ class Mesh:
         self.thread.join(timeout=10)
 
 
-def wait_status(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    what: str,
-    check: Any,
-    timeout: float = 90,
-    mesh: Mesh | None = None,
-) -> dict[str, Any]:
-    seen: list[Any] = [None]
-
-    def probe() -> dict[str, Any] | None:
-        obj = get(cluster, namespace, "modeldeployment", name)
-        seen[0] = status = (obj or {}).get("status") or {}
-        return obj if check(status) else None
-
-    def why() -> str:
-        return f"status: {seen[0]}\n{mesh.summary() if mesh else ''}"
-
-    return eventually(probe, timeout=timeout, what=what, why=why, interval=0.5)
-
-
 def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
     deployed_operator: ClusterConfig,
     cluster: Cluster,
     namespace: str,
-    registered: tuple[str, Any],
+    registered: tuple[str, Any],  # noqa: F811
     mlflow_url: str,
     prometheus_url: str,
 ) -> None:

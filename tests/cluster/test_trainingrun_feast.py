@@ -21,6 +21,7 @@ from maestro.training.feature_repo import FEATURE_SERVICE, FEATURES, TARGET
 from tests.cluster.objects import apply, events, get, ready
 from tests.cluster.test_operator import Operator, start_operator  # noqa: F401 (fixture)
 from tests.conftest import Cluster
+from tests.harness.platform import local_operator_env
 from tests.harness.wait import eventually
 from tests.integration.test_training_feast import REDIS, Repo, repo  # noqa: F401 (fixture)
 
@@ -44,13 +45,11 @@ def operator(
         "project": repo.settings.project or "",
     }
     return start_operator(
-        env={
-            "MAESTRO_MLFLOW_TRACKING_URI": mlflow_url,
-            "MAESTRO_OPTUNA_STORAGE": OPTUNA_STORAGE,
-            "MAESTRO_TRAINER_POD_LABELS": json.dumps({"maestro.dev/local-run": "true"}),
-            "MAESTRO_PROGRESS_INTERVAL": "2",
-            "MAESTRO_TRAINER_FEAST": json.dumps(feast),
-        }
+        env=local_operator_env(
+            MAESTRO_MLFLOW_TRACKING_URI=mlflow_url,
+            MAESTRO_OPTUNA_STORAGE=OPTUNA_STORAGE,
+            MAESTRO_TRAINER_FEAST=json.dumps(feast),
+        )
     )
 
 

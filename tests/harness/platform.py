@@ -9,11 +9,14 @@ import json
 import time
 from typing import Any
 
+import yaml
+
 from tests.harness.cluster import REPO, ClusterConfig, ClusterError, kubectl
 
 OPERATOR_NAMESPACE = "maestro-system"
 OPERATOR_SERVICE_ACCOUNT = "maestro-operator"
 EXAMPLES = REPO / "manifests" / "examples"
+LOCAL_RUN = REPO / "manifests" / "overlays" / "local" / "operator-local-run.yaml"
 KINDS = "trainingruns,modeldeployments,abtests,driftchecks"
 
 
@@ -121,6 +124,16 @@ def operator_log(cfg: ClusterConfig, lines: int = 40) -> str:
     return "\n\n".join(
         f"--- {pod}\n" + "\n".join(log.splitlines()[-lines:]) for pod, log in logs.items()
     )
+
+
+def local_operator_env(**overrides: str) -> dict[str, str]:
+    """The MAESTRO_* settings the local overlay gives the in-cluster operator (its literal
+    `value`s; those taken from Secrets or the pod are left out), with `overrides`: what a
+    namespace-scoped operator process needs to behave the same."""
+    deployment = yaml.safe_load(LOCAL_RUN.read_text())
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
+    return {**env, **overrides}
 
 
 def operator_diagnosis(cfg: ClusterConfig) -> str:

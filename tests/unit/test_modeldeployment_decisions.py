@@ -316,6 +316,8 @@ CASES = [
             None,
             {"v3": (Role.STABLE, 2), "v4": (Role.PREVIEW, 2)},
             {"v3": 100},
+            # Serving replicas only: the ready preview takes no traffic yet.
+            status={"readyReplicas": 2},
             message=("mlops.maestro.dev/promote=v4",),
         ),
         id="blue-green-manual-waits-for-approval",
@@ -394,6 +396,8 @@ CASES = [
             True,
             {"v4": (Role.STABLE, 1), "v3": (Role.PREVIOUS, 2)},
             {"v4": 100},
+            # Serving replicas only: the kept previous revision takes no traffic.
+            status={"readyReplicas": 2},
             requeue=180.0,
         ),
         id="blue-green-previous-kept-within-the-delay",
