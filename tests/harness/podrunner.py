@@ -182,6 +182,7 @@ class PodRunner:
         self.lock = threading.Lock()
         self.network = choose_pod_network()
         self.used_ips: set[str] = set()
+        self.last_ip = 0  # offset in the network of the address given last
         self.terminating: set[str] = set()
         self.stopping = threading.Event()
         host = self.api_client.configuration.host
@@ -191,10 +192,16 @@ class PodRunner:
     # ---- IPs and environment
 
     def allocate_ip(self) -> str:
-        for host in self.network.hosts():
-            ip = str(host)
-            if ip.endswith(".0") or ip.endswith(".1") or ip in self.used_ips:
+        """The next free address after the last one given, as host-local IPAM does: an
+        address just freed is not handed out again at once, so a client still calling a
+        deleted pod reaches nothing rather than its replacement."""
+        size = self.network.num_addresses
+        for step in range(1, size):
+            index = (self.last_ip + step) % size
+            ip = str(self.network.network_address + index)
+            if index == size - 1 or ip.endswith((".0", ".1")) or ip in self.used_ips:
                 continue
+            self.last_ip = index
             self.used_ips.add(ip)
             return ip
         raise RuntimeError("pod network exhausted")
