@@ -98,12 +98,8 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
     """Train once and log into the operator's run (or a new run when standalone)."""
     from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 
-    try:
-        prepared = prepare(env, env.params)
-        spec = resolve(env.framework, env.params, prepared.data.task)
-    except TrainingError as err:
-        record_error(env, err)
-        raise
+    prepared = prepare(env, env.params)
+    spec = resolve(env.framework, env.params, prepared.data.task)
     tracker = Tracker(env.tracking_uri)
     experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
     tags = {**lineage_tags(env), "maestro.framework": env.framework}
@@ -202,6 +198,7 @@ def main(environ: Mapping[str, str], *, out: TextIO = sys.stdout, err: TextIO = 
             )
     except TrainingError as exc:
         print(f"error: {exc}", file=err)
+        record_error(env, exc)
         return EXIT_BAD_INPUT
     except Exception as exc:
         log.exception("training failed")

@@ -278,9 +278,16 @@ def test_bad_tuning_input_exits_2_before_any_trial(
         MAESTRO_OPTUNA_STUDY=study_name,
         MAESTRO_TUNING={**spec, **overrides},
     )
+    # As the operator starts them: under its parent run, where the reason is recorded for
+    # the TrainingRun's status (the pod's log may be gone by then).
+    client = MlflowClient(mlflow_url)
+    experiment = client.create_experiment(unique("bad-tuning"))
+    parent = client.create_run(experiment).info.run_id
+    env[contract.PARENT_RUN_ID] = parent
     proc = finish(start_worker(env, 0))
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert message in proc.stderr.strip().splitlines()[-1]
+    assert message in client.get_run(parent).data.tags[contract.TAG_ERROR]
 
 
 def test_a_trial_of_a_killed_worker_is_failed_and_the_study_still_ends(
