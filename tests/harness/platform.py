@@ -66,17 +66,7 @@ def remove_operator(cfg: ClusterConfig) -> None:
     # The pod runner's finalizer keeps each pod until its process is dead, so once the
     # pods are gone no operator process is left to reconcile anything.
     def left() -> list[str]:
-        return kubectl(
-            cfg,
-            "get",
-            "pods",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=operator",
-            "-o",
-            "name",
-        ).stdout.split()
+        return [pod["metadata"]["name"] for pod in operator_pods(cfg)]
 
     deadline = time.monotonic() + 60
     while left() and time.monotonic() < deadline:
@@ -88,23 +78,26 @@ def remove_operator(cfg: ClusterConfig) -> None:
         )
 
 
+def operator_pods(cfg: ClusterConfig) -> list[dict[str, Any]]:
+    out = kubectl(
+        cfg,
+        "get",
+        "pods",
+        "-n",
+        OPERATOR_NAMESPACE,
+        "-l",
+        "app.kubernetes.io/component=operator",
+        "-o",
+        "json",
+    ).stdout
+    pods: list[dict[str, Any]] = json.loads(out)["items"]
+    return pods
+
+
 def operator_logs(cfg: ClusterConfig) -> dict[str, str]:
     """Pod name -> log, for the operator pods that run now (the pod runner's work dirs)."""
-    pods = json.loads(
-        kubectl(
-            cfg,
-            "get",
-            "pods",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=operator",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
     out = {}
-    for pod in pods:
+    for pod in operator_pods(cfg):
         meta = pod["metadata"]
         log = (
             cfg.state
