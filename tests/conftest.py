@@ -91,9 +91,10 @@ def namespace(cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def deployed_operator(cluster: Cluster) -> Iterator[local_cluster.ClusterConfig]:
+def deployed_operator(cluster: Cluster, mlflow_url: str) -> Iterator[local_cluster.ClusterConfig]:
     """The operator from manifests/overlays/local, run by the pod runner as its
-    ServiceAccount with exactly the RBAC of manifests/base; removed after the module."""
+    ServiceAccount with exactly the RBAC of manifests/base; removed after the module.
+    The overlay points it at the local MLflow, so that is up first."""
     cfg = local_cluster.ClusterConfig()
     try:
         platform.deploy_operator(cfg)

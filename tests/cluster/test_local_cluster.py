@@ -228,9 +228,8 @@ def test_pod_runner_completes_a_job_through_the_job_controller(
     assert pod["status"]["podIP"].startswith("10.244.")
     # The address a container reads through fieldRef is the one it got (the operator's
     # liveness endpoint binds to it): never empty, even when the pod changed meanwhile.
-    meta = pod["metadata"]
-    log = ClusterConfig().state / "pods" / f"{namespace}_{meta['name']}_{meta['uid'][:8]}"
-    assert f"POD_IP={pod['status']['podIP']}\n" in (log / "main.log").read_text()
+    log = ClusterConfig().pod_log(pod, "main").read_text()
+    assert f"POD_IP={pod['status']['podIP']}\n" in log
 
 
 def test_pod_runner_reports_a_failing_exit_code(cluster: Cluster, namespace: str) -> None:

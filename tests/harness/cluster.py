@@ -12,8 +12,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.harness.pki import Pki, ensure_pki
 from tests.harness.procs import ProcessTable
@@ -87,8 +89,21 @@ class ClusterConfig:
     def upstream_crds(self) -> Path:
         return self.root / "crds"
 
+    @property
+    def pods(self) -> Path:
+        """The pod runner's work dirs: one per pod (pod_workdir), with a log per container."""
+        return self.state / "pods"
+
+    def pod_log(self, pod: Mapping[str, Any], container: str) -> Path:
+        return self.pods / pod_workdir(pod["metadata"]) / f"{container}.log"
+
     def processes(self) -> ProcessTable:
         return ProcessTable(self.state / "run", self.root / "logs")
+
+
+def pod_workdir(meta: Mapping[str, Any]) -> str:
+    """The pod runner's folder name for a pod: unique across a name's successive pods."""
+    return f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
 
 
 def _kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
@@ -334,7 +349,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
             "-m",
             "tests.harness.podrunner",
             f"--kubeconfig={cfg.kubeconfig}",
-            f"--state={cfg.state / 'pods'}",
+            f"--state={cfg.pods}",
         ],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -432,7 +447,7 @@ def down(cfg: ClusterConfig, *, wipe: bool = False) -> None:
                 "rm",
                 "-rf",
                 str(cfg.state / "etcd"),
-                str(cfg.state / "pods"),
+                str(cfg.pods),
                 str(cfg.state / "kwok"),
             ],
             check=True,

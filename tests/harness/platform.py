@@ -98,15 +98,9 @@ def operator_logs(cfg: ClusterConfig) -> dict[str, str]:
     """Pod name -> log, for the operator pods that run now (the pod runner's work dirs)."""
     out = {}
     for pod in operator_pods(cfg):
-        meta = pod["metadata"]
-        log = (
-            cfg.state
-            / "pods"
-            / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
-            / "operator.log"
-        )
+        log = cfg.pod_log(pod, "operator")
         if log.exists():
-            out[meta["name"]] = log.read_text(errors="replace")
+            out[pod["metadata"]["name"]] = log.read_text(errors="replace")
     return out
 
 

@@ -33,6 +33,8 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
+from tests.harness.cluster import pod_workdir
+
 LABEL = "maestro.dev/local-run"
 # Held on every pod this runner admits and dropped only once its processes are dead, so
 # a pod object never disappears (kwok deletes finalizer-free pods a second after their
@@ -308,7 +310,7 @@ class PodRunner:
                 return
         if not self.claim(body):
             return
-        workdir = self.state / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
+        workdir = self.state / pod_workdir(meta)
         workdir.mkdir(parents=True, exist_ok=True)
         ip = (body.get("status") or {}).get("podIP")
         if ip and ipaddress.ip_address(ip) in self.network and ip not in self.used_ips:
