@@ -34,6 +34,7 @@ COPY training ./training
 COPY governance ./governance
 COPY monitoring ./monitoring
 COPY security ./security
+COPY localplatform ./localplatform
 # Non-editable: the runtime stage gets a wheel install and no source tree.
 RUN uv sync --frozen --no-dev --all-extras --no-editable
 

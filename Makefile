@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
         test test-unit e2e bench-training bench-serving demo down kind-up kind-down clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv .maestro/uv/venv
@@ -48,29 +48,30 @@ services: ## install (when absent) and start PostgreSQL and Redis from Debian's 
 	tools/services.sh
 
 cluster-up: install binaries upstream-crds ## start the local control plane (kubeconfig: .maestro/kubeconfig)
-	$(PY) -m tests.harness.cluster up
+	$(PY) -m maestro.localplatform.cluster up
 
 cluster-down: ## stop the local control plane
-	$(PY) -m tests.harness.cluster down
+	$(PY) -m maestro.localplatform.cluster down
 
 manifests: install ## regenerate manifests/crds from the typed models
 	$(PY) -m maestro.operators.api.crdgen manifests/crds
 
-AREAS := operators serving training governance monitoring security
+AREAS := operators serving training governance monitoring security localplatform
 
 # mypy cannot follow the editable install's import hook that maps each folder to
 # maestro.<area>, so it reads them through a tree of symlinks with those names.
-lint: install ## ruff and mypy (strict, on the packages; tests excluded)
+lint: install ## ruff, mypy (strict, on the packages; tests excluded) and the import layering contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	mkdir -p .maestro/typecheck/maestro
 	for area in $(AREAS); do ln -sfn ../../../$$area .maestro/typecheck/maestro/$$area; done
 	MYPYPATH=.maestro/typecheck $(VENV)/bin/mypy $(addprefix -p maestro.,$(AREAS))
+	$(VENV)/bin/lint-imports
 
 test: install binaries upstream-crds services lint ## all set-up, then the whole suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: install ## only the pure unit tests (no cluster, no services)
+test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 e2e: install ## the e2e suite against KUBECONFIG (any cluster)
@@ -84,10 +85,10 @@ bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk
 	$(PY) -m tests.bench.serving
 
 demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
-	$(PY) -m tests.harness.demo up
+	$(PY) -m maestro.localplatform.demo up
 
 down: ## stop everything `make demo` started
-	$(PY) -m tests.harness.demo down
+	$(PY) -m maestro.localplatform.demo down
 
 kind-up: ## (needs Docker) a kind cluster with the CRDs and the operator from the minikube overlay
 	kind create cluster --name maestro

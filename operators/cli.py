@@ -13,8 +13,8 @@ from pathlib import Path
 
 
 def _operator(args: argparse.Namespace) -> int:
+    from maestro.operators.core.settings import OperatorConfig
     from maestro.operators.runtime import run
-    from maestro.operators.settings import OperatorConfig
 
     # Only flags the user gave override MAESTRO_* environment variables.
     overrides = {

@@ -1,4 +1,5 @@
-"""Assemble and run the Kopf operator from explicit settings.
+"""Assemble and run the Kopf operator from explicit settings: the composition root, the
+one module that knows every kind.
 
 Handlers are registered into a registry built here (not Kopf's global default registry),
 as closures over the settings, so two operators in one process or in tests never share
@@ -13,11 +14,16 @@ from typing import Any
 
 import kopf
 
-from maestro.operators import abtest, driftcheck, modeldeployment, trainingrun
+from maestro.operators.abtest import handlers as abtest
 from maestro.operators.api.common import GROUP
-from maestro.operators.conditions import Clock, utc_now
-from maestro.operators.handlers import Runtime
-from maestro.operators.settings import OperatorConfig
+from maestro.operators.core.conditions import Clock, utc_now
+from maestro.operators.core.runtime import Runtime
+from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.driftcheck import handlers as driftcheck
+from maestro.operators.modeldeployment import handlers as modeldeployment
+from maestro.operators.trainingrun import handlers as trainingrun
+
+KINDS = (trainingrun, modeldeployment, abtest, driftcheck)
 
 
 def _api_client() -> Any:
@@ -67,16 +73,14 @@ def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.Op
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
+    # Registered before the kinds' own startup handlers, which may use the client.
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
-        from kubernetes import client
-
         runtime.api_client = _api_client()
-        runtime.custom_api = client.CustomObjectsApi(runtime.api_client)
 
-    for module in (trainingrun, modeldeployment, abtest, driftcheck):
-        module.register(registry, runtime)
+    for kind in KINDS:
+        kind.register(registry, runtime)
     return registry
 
 

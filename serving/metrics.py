@@ -1,6 +1,7 @@
-"""Prometheus metrics of the model server (the names the canary analysis and the alert
-rules rely on). Every metric carries deployment, revision, model and model_version; children
-are bound once per model, so a request costs a dict lookup and two observations."""
+"""Prometheus metrics of the model server, named and labelled by maestro.serving.contract
+(which the canary analysis and the alert rules query). Every metric carries deployment,
+revision, model and model_version; children are bound once per model, so a request costs
+a dict lookup and two observations."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from functools import cached_property
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
-LABELS = ("deployment", "revision", "model", "model_version")
+from maestro.serving import contract
+
+LABELS = contract.LABELS
 # From 0.5 ms (a small sklearn model answers in about 1 ms) to 10 s.
 DURATION_BUCKETS = (
     0.0005,
@@ -49,61 +52,61 @@ class ServingMetrics:
         self.deployment = deployment
         self.revision = revision
         self.requests = Counter(
-            "maestro_requests",
+            contract.REQUESTS,
             "Prediction requests by HTTP status code and protocol.",
-            [*LABELS, "code", "protocol"],
+            [*LABELS, contract.LABEL_CODE, contract.LABEL_PROTOCOL],
             registry=registry,
         )
         self.duration = Histogram(
-            "maestro_request_duration_seconds",
+            contract.REQUEST_DURATION,
             "Prediction request latency, from the first byte read to the response.",
             LABELS,
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
         self.batch_size = Histogram(
-            "maestro_batch_size",
+            contract.BATCH_SIZE,
             "Requests merged into one model predict.",
             LABELS,
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
         self.info = Gauge(
-            "maestro_model_info", "Models served (always 1).", LABELS, registry=registry
+            contract.MODEL_INFO, "Models served (always 1).", LABELS, registry=registry
         )
         self.load_seconds = Gauge(
-            "maestro_model_load_seconds",
+            contract.MODEL_LOAD_SECONDS,
             "Time to resolve, download, load and warm up the model.",
             LABELS,
             registry=registry,
         )
         self.shadow_requests = Counter(
-            "maestro_shadow_requests",
+            contract.SHADOW_REQUESTS,
             "Requests mirrored to the shadow model and answered by it.",
             LABELS,
             registry=registry,
         )
         self.shadow_agreements = Counter(
-            "maestro_shadow_agreements",
+            contract.SHADOW_AGREEMENTS,
             "Mirrored requests where the shadow's answer agreed with the served one.",
             LABELS,
             registry=registry,
         )
         self.shadow_delta = Histogram(
-            "maestro_shadow_latency_delta_seconds",
+            contract.SHADOW_LATENCY_DELTA,
             "Shadow model latency minus served model latency, per mirrored request.",
             LABELS,
             buckets=SHADOW_DELTA_BUCKETS,
             registry=registry,
         )
         self.feedback = Counter(
-            "maestro_feedback",
+            contract.FEEDBACK,
             "Outcomes received on /feedback.",
             LABELS,
             registry=registry,
         )
         self.outcome = Summary(
-            "maestro_feedback_outcome",
+            contract.FEEDBACK_OUTCOME,
             "Numeric outcomes received on /feedback (true = 1, false = 0): _sum / _count is"
             " the conversion rate or mean outcome.",
             LABELS,

@@ -10,7 +10,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ENV_PREFIX = "MAESTRO_SERVE_"
+from maestro.serving import contract
+
+ENV_PREFIX = contract.SERVE_PREFIX
 
 
 class ServeSettings(BaseSettings):
@@ -80,14 +82,14 @@ class ServeSettings(BaseSettings):
 
     # --- identity, set by the ModelDeployment operator (no MAESTRO_SERVE_ prefix) ---------
     tracking_uri: str = Field(
-        "", validation_alias=AliasChoices("tracking_uri", "MLFLOW_TRACKING_URI")
+        "", validation_alias=AliasChoices("tracking_uri", contract.TRACKING_URI)
     )
-    deployment: str = Field("", validation_alias=AliasChoices("deployment", "MAESTRO_DEPLOYMENT"))
-    revision: str = Field("", validation_alias=AliasChoices("revision", "MAESTRO_REVISION"))
+    deployment: str = Field("", validation_alias=AliasChoices("deployment", contract.DEPLOYMENT))
+    revision: str = Field("", validation_alias=AliasChoices("revision", contract.REVISION))
     model_version: str = Field(
-        "", validation_alias=AliasChoices("model_version", "MAESTRO_MODEL_VERSION")
+        "", validation_alias=AliasChoices("model_version", contract.MODEL_VERSION)
     )
-    bind_host: str = Field("", validation_alias=AliasChoices("bind_host", "MAESTRO_BIND_HOST"))
+    bind_host: str = Field("", validation_alias=AliasChoices("bind_host", contract.BIND_HOST))
 
     @field_validator("models")
     @classmethod

@@ -4,6 +4,7 @@ failure that says how to get it, never a skip."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.harness import cluster as local_cluster
-from tests.harness import mlflow_server, platform, prometheus
+from maestro.localplatform import cluster as local_cluster
+from maestro.localplatform import mlflow_server, platform, prometheus
+from tests.feast_repo import Repo, created_repo, redis_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,11 +53,16 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def kubectl_bin() -> Path:
+def kubectl_bin(request: pytest.FixtureRequest) -> Path:
+    """The kubectl of `make binaries`; against another cluster (--kubeconfig), the one on
+    PATH will do when that is not built."""
     path = local_cluster.ClusterConfig().bin / "kubectl"
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: build it with `make binaries`", pytrace=False)
-    return path
+    if path.is_file():
+        return path
+    on_path = shutil.which("kubectl")
+    if request.config.getoption("--kubeconfig") and on_path:
+        return Path(on_path)
+    pytest.fail(f"{path} is missing: build it with `make binaries`", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +137,14 @@ def prometheus_url(cluster: Cluster) -> Iterator[str]:
     yield cfg.url
     if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
         prometheus.down(cfg)
+
+
+@pytest.fixture(scope="module")
+def feast_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+    """A Feast repo of its own for the module (tests/feast_repo.py): parquet offline store,
+    the Redis online store of `make services`, torn down afterwards."""
+    problem = redis_unavailable()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    with created_repo(tmp_path_factory.mktemp("feast")) as repo:
+        yield repo

@@ -11,6 +11,10 @@ Every replica loads and splits the dataset the same way (same seed), so the held
 is the same everywhere: rank 0 evaluates it and alone logs to MLflow, with the conventions of
 the other trainers (run.py, tracking.py): one run, lineage tags, params, the dataset input,
 metrics per epoch and final, the model under `model` with its signature and input example.
+
+One module of about 500 lines on purpose: it is imported only by PyTorch runs (torch is an
+optional extra), and the process-group set-up, sharding and rank-0 logging must be read
+together to see that every replica agrees.
 """
 
 from __future__ import annotations

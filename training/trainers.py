@@ -5,6 +5,7 @@ a typo fails before any data is read or any run is created); `fit` trains it on 
 calling `on_step(step, metrics)` after every epoch / boosting round / chunk of trees. The
 callback is how metrics per step reach MLflow and how Optuna prunes: it may raise (e.g.
 `optuna.TrialPruned`) to stop training early. Nothing here talks to MLflow or Optuna.
+About 400 lines: one registry of estimators and its step loops, read together.
 """
 
 from __future__ import annotations

@@ -219,6 +219,8 @@ class ABTest(Resource):
             ),
             phase_column(),
             ready_column(),
+            # Always shown: until its controller lands, Ready=False says NotImplemented here.
+            reason_column(priority=0),
             PrinterColumn(
                 name="Traffic",
                 type="integer",
@@ -237,7 +239,6 @@ class ABTest(Resource):
                 json_path=".status.decision",
                 description="Outcome, once decided.",
             ),
-            reason_column(),
             age_column(),
         ],
     )

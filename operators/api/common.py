@@ -115,6 +115,8 @@ class Reason(StrEnum):
     """The reasons vocabulary shared by every kind's conditions and Events."""
 
     ACCEPTED = "Accepted"
+    # A valid object of a kind whose controller does not run yet.
+    NOT_IMPLEMENTED = "NotImplemented"
     INVALID_SPEC = "InvalidSpec"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
     TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"
@@ -271,7 +273,7 @@ def ready_column() -> PrinterColumn:
         name="Ready",
         type="string",
         json_path='.status.conditions[?(@.type=="Ready")].status',
-        description="Whether the spec is accepted and its references resolve.",
+        description="Whether the object does what its spec asks; the Reason column says why not.",
     )
 
 
@@ -281,13 +283,14 @@ def phase_column() -> PrinterColumn:
     )
 
 
-def reason_column() -> PrinterColumn:
+def reason_column(priority: int = 1) -> PrinterColumn:
+    """Priority 1 shows it with `-o wide` only; 0 always."""
     return PrinterColumn(
         name="Reason",
         type="string",
         json_path='.status.conditions[?(@.type=="Ready")].reason',
         description="Reason of the Ready condition.",
-        priority=1,
+        priority=priority,
     )
 
 

@@ -225,6 +225,8 @@ class DriftCheck(Resource):
             ),
             phase_column(),
             ready_column(),
+            # Always shown: until its controller lands, Ready=False says NotImplemented here.
+            reason_column(priority=0),
             PrinterColumn(
                 name="Severity",
                 type="string",
@@ -243,7 +245,6 @@ class DriftCheck(Resource):
                 json_path=".status.lastRunTime",
                 description="When the last run ended.",
             ),
-            reason_column(),
             age_column(),
         ],
     )

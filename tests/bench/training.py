@@ -29,11 +29,11 @@ from typing import Any
 
 import optuna
 
+from maestro.localplatform import cluster, mlflow_server, platform
+from maestro.localplatform.wait import eventually
 from maestro.training.tuning import storage_url
 from tests.bench.optuna_alone import DATASET, PARAMS, optuna_alone, tuning_spec
 from tests.bench.report import table, write_section
-from tests.harness import cluster, mlflow_server, platform
-from tests.harness.wait import eventually
 
 OPTUNA_DB = "postgresql://maestro:maestro@127.0.0.1:5432/optuna"
 

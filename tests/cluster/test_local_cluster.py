@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from maestro.localplatform.cluster import ClusterConfig
+from maestro.localplatform.wait import eventually
 from tests.conftest import Cluster
-from tests.harness.cluster import ClusterConfig
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 

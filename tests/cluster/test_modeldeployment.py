@@ -19,16 +19,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from tests.cluster.modeldeployments import (  # noqa: F401 (registered: a fixture)
-    ALIAS,
-    API_VERSION,
-    registered,
-    wait_status,
-)
+from maestro.localplatform.cluster import ClusterConfig
+from maestro.localplatform.wait import eventually
+from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
 from tests.cluster.objects import apply, events, items, ready
 from tests.conftest import Cluster
-from tests.harness.cluster import ClusterConfig
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -125,7 +120,7 @@ def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(
     deployed_operator: ClusterConfig,
     cluster: Cluster,
     namespace: str,
-    registered: tuple[str, Any],  # noqa: F811
+    registered: tuple[str, Any],
     mlflow_url: str,
     prometheus_url: str,
 ) -> None:

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
-from maestro.operators.modeldeployment_render import DeploymentIds, render
+from maestro.operators.modeldeployment.render import DeploymentIds, render
 from tests.conftest import Cluster
-from tests.unit.test_modeldeployment_render import CASES, PLANS
+from tests.modeldeployment_render_cases import CASES, PLANS
 
 pytestmark = pytest.mark.cluster
 

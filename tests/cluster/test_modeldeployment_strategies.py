@@ -23,17 +23,12 @@ import pytest
 from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.modeldeployments import (  # noqa: F401 (registered: a fixture)
-    ALIAS,
-    API_VERSION,
-    registered,
-    wait_status,
-)
+from maestro.localplatform.platform import local_operator_env
+from maestro.localplatform.wait import eventually
+from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
 from tests.cluster.objects import apply, get, items, ready
-from tests.cluster.test_operator import Operator, start_operator  # noqa: F401 (fixture)
+from tests.cluster.operator_process import Operator
 from tests.conftest import Cluster
-from tests.harness.platform import local_operator_env
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 
@@ -43,7 +38,7 @@ SCALE_DOWN_DELAY = 20  # seconds: long enough to look around after the switch, s
 
 @pytest.fixture
 def operator(
-    start_operator: Callable[..., Operator],  # noqa: F811
+    start_operator: Callable[..., Operator],
     mlflow_url: str,
     prometheus_url: str,
 ) -> Operator:
@@ -175,7 +170,7 @@ def test_blue_green_switches_the_service_on_approval_and_back_within_the_delay(
     operator: Operator,
     cluster: Cluster,
     namespace: str,
-    registered: tuple[str, Any],  # noqa: F811
+    registered: tuple[str, Any],
     mlflow_url: str,
 ) -> None:
     model, features = registered
@@ -335,7 +330,7 @@ def test_shadow_reports_agreement_and_latency_delta_while_the_stable_serves(
     operator: Operator,
     cluster: Cluster,
     namespace: str,
-    registered: tuple[str, Any],  # noqa: F811
+    registered: tuple[str, Any],
     mlflow_url: str,
     prometheus_url: str,
 ) -> None:

@@ -1,33 +1,29 @@
 """The real operator process against the local control plane.
 
-`maestro operator --standalone --namespace <test namespace>` runs as a subprocess, so
-tests running at the same time in other namespaces never see each other's operator.
+`maestro operator --standalone --namespace <test namespace>` runs as a subprocess (the
+`start_operator` fixture, tests/cluster/conftest.py), so tests running at the same time in
+other namespaces never see each other's operator.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import pytest
 import yaml
 
-from tests.harness.wait import eventually
+from maestro.localplatform.wait import eventually
+from tests.cluster.operator_process import Operator, stop
 
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"
-MAESTRO = Path(sys.executable).parent / "maestro"
 API_VERSION = "mlops.maestro.dev/v1alpha1"
 T = TypeVar("T")
 
@@ -40,91 +36,8 @@ class Cluster(Protocol):
     ) -> subprocess.CompletedProcess[str]: ...
 
 
-@dataclass
-class Operator:
-    process: subprocess.Popen[bytes]
-    log: Path
-    healthz: str
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 10.0) -> T:
     return eventually(probe, timeout=timeout, what=what, interval=0.2)
-
-
-@pytest.fixture
-def start_operator(
-    cluster: Cluster, namespace: str, tmp_path: Path
-) -> Iterator[Callable[..., Operator]]:
-    """Start (and always stop) operator processes serving only the test namespace."""
-    # An in-cluster operator watches every namespace, this one too: these tests would
-    # measure two operators at once.
-    running = cluster.kubectl(
-        "get", "pods", "-A", "-l", "app.kubernetes.io/component=operator", "-o", "name"
-    ).stdout.split()
-    assert not running, f"an in-cluster operator is still running: {running}"
-    started: list[Operator] = []
-
-    def start(*peering: str, env: Mapping[str, str] | None = None) -> Operator:
-        """`peering`: e.g. ("--peering", name); standalone when empty. `env`: extra
-        environment (MAESTRO_* settings)."""
-        port = free_port()
-        healthz = f"http://127.0.0.1:{port}/healthz"
-        log = tmp_path / f"operator-{len(started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [
-                    str(MAESTRO),
-                    "operator",
-                    *(peering or ("--standalone",)),
-                    "--namespace",
-                    namespace,
-                    "--liveness",
-                    healthz,
-                    "--verbose",
-                ],
-                env={**os.environ, **(env or {}), "KUBECONFIG": str(cluster.kubeconfig)},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        operator = Operator(process, log, healthz)
-        started.append(operator)
-
-        def healthy() -> bool:
-            assert process.poll() is None, f"operator exited:\n{operator.logs()}"
-            try:
-                with urllib.request.urlopen(healthz, timeout=1) as rsp:
-                    return bool(rsp.status == 200)
-            except OSError:
-                return False
-
-        wait_for("the operator's liveness endpoint", healthy, timeout=30)
-        return operator
-
-    try:
-        yield start
-    finally:
-        for operator in started:
-            stop(operator)
-
-
-def stop(operator: Operator) -> None:
-    if operator.process.poll() is None:
-        operator.process.terminate()
-        try:
-            operator.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            operator.process.kill()
-            operator.process.wait()
 
 
 def get(cluster: Cluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
@@ -166,15 +79,16 @@ def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
 
 
-# What each example settles at under an operator started without MLflow: every kind is
-# accepted, and a TrainingRun waits for the MLflow tracking URI it needs to start
-# (tests/cluster/test_trainingrun.py runs them against the real services).
+# What each example settles at under an operator started without MLflow: a TrainingRun and
+# a ModelDeployment wait for the MLflow tracking URI they need (tests/cluster/test_trainingrun.py
+# runs them against the real services); ABTest and DriftCheck resolve their references but
+# say that no controller runs for them yet, never that they are live.
 SETTLED = {
     "TrainingRun": ("False", "OperatorNotConfigured", "Warning"),
     # Both need MLflow, which this operator is not given.
     "ModelDeployment": ("False", "OperatorNotConfigured", "Warning"),
-    "ABTest": ("True", "Accepted", "Normal"),
-    "DriftCheck": ("True", "Accepted", "Normal"),
+    "ABTest": ("False", "NotImplemented", "Warning"),
+    "DriftCheck": ("False", "NotImplemented", "Warning"),
 }
 
 
@@ -222,13 +136,14 @@ def test_abtest_waits_for_its_deployment_without_touching_spec(
     )
 
     apply(cluster, namespace, example("ModelDeployment"))
-    accepted = wait_ready(cluster, namespace, "ABTest", name, "True", "Accepted")
+    resolved = wait_ready(cluster, namespace, "ABTest", name, "False", "NotImplemented")
+    assert "no traffic is split" in ready(resolved)["message"]  # type: ignore[index]
 
-    assert accepted["metadata"]["generation"] == waiting["metadata"]["generation"]
-    assert accepted["spec"] == waiting["spec"]
+    assert resolved["metadata"]["generation"] == waiting["metadata"]["generation"]
+    assert resolved["spec"] == waiting["spec"]
     wait_for(
-        "an Accepted Event after the deployment appeared",
-        lambda: ("Normal", "Accepted") in events(cluster, namespace, name),
+        "a NotImplemented Event after the deployment appeared",
+        lambda: ("Warning", "NotImplemented") in events(cluster, namespace, name),
     )
 
     cluster.kubectl("delete", "modeldeployment", "iris", "-n", namespace)
@@ -267,7 +182,7 @@ def test_driftcheck_waits_for_its_retrain_template(
 
     wait_ready(cluster, namespace, "DriftCheck", name, "False", "TrainingRunNotFound")
     apply(cluster, namespace, example("TrainingRun"))
-    wait_ready(cluster, namespace, "DriftCheck", name, "True", "Accepted")
+    wait_ready(cluster, namespace, "DriftCheck", name, "False", "NotImplemented")
 
 
 def test_settled_objects_are_not_rewritten_even_after_a_restart(
@@ -290,17 +205,24 @@ def test_settled_objects_are_not_rewritten_even_after_a_restart(
             for kind in kinds
         }
 
-    def accepted_events() -> int:
-        return sum(1 for e in events(cluster, namespace, "iris") if e[1] == "Accepted")
+    def ready_events() -> int:
+        # The Events of each example's Ready transition: a restart must not repeat them.
+        return sum(
+            1
+            for kind in kinds
+            for e in events(cluster, namespace, example(kind)["metadata"]["name"])
+            if e[1] == SETTLED[kind][1]
+        )
 
     time.sleep(2)  # let any in-flight write land before the baseline
-    before, events_before = versions(), accepted_events()
+    before, events_before = versions(), ready_events()
+    assert events_before >= len(kinds)
     stop(first)
     second = start_operator()
     time.sleep(5)
 
     assert versions() == before, second.logs()
-    assert accepted_events() == events_before
+    assert ready_events() == events_before
     annotations = get(cluster, namespace, "ABTest", "iris-candidate")["metadata"].get(
         "annotations", {}
     )

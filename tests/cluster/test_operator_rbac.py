@@ -8,10 +8,10 @@ import json
 
 import pytest
 
+from maestro.localplatform import platform
+from maestro.localplatform.cluster import ClusterConfig
+from maestro.localplatform.wait import eventually
 from tests.conftest import Cluster
-from tests.harness import platform
-from tests.harness.cluster import ClusterConfig
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 

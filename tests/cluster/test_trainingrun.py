@@ -15,11 +15,11 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from maestro.localplatform import platform
+from maestro.localplatform.cluster import ClusterConfig
+from maestro.localplatform.wait import eventually
 from tests.cluster.objects import apply, events, get, ready
 from tests.conftest import Cluster
-from tests.harness import platform
-from tests.harness.cluster import ClusterConfig
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 

@@ -3,7 +3,7 @@
 A namespace-scoped operator process (configured as manifests/overlays/local configures the
 in-cluster one, plus MAESTRO_TRAINER_FEAST) creates the trainer Job; the pod runner runs
 `maestro train`, which joins the feature service's features point in time onto the entity
-frame from the real Feast repo of tests/integration/test_training_feast.py (parquet offline
+frame from the real Feast repo of the `feast_repo` fixture, tests/conftest.py (parquet offline
 store, Redis online store, its own project, torn down afterwards) and logs to the real MLflow.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from mlflow import MlflowClient
 
+from maestro.localplatform.platform import local_operator_env
+from maestro.localplatform.wait import eventually
 from maestro.training import contract
 from maestro.training.feature_repo import FEATURE_SERVICE, FEATURES, TARGET
 from tests.cluster.objects import apply, events, get, ready
-from tests.cluster.test_operator import Operator, start_operator  # noqa: F401 (fixture)
+from tests.cluster.operator_process import Operator
 from tests.conftest import Cluster
-from tests.harness.platform import local_operator_env
-from tests.harness.wait import eventually
-from tests.integration.test_training_feast import REDIS, Repo, repo  # noqa: F401 (fixture)
+from tests.feast_repo import REDIS, Repo
 
 pytestmark = pytest.mark.cluster
 
@@ -34,15 +34,15 @@ DATASET_VERSION = "2025-01-01"
 
 @pytest.fixture
 def operator(
-    start_operator: Callable[..., Operator],  # noqa: F811
-    repo: Repo,  # noqa: F811
+    start_operator: Callable[..., Operator],
+    feast_repo: Repo,
     mlflow_url: str,
 ) -> Operator:
     """The operator with the local overlay's settings and this module's Feast repo."""
     feast = {
-        "registry": repo.settings.registry or "",
+        "registry": feast_repo.settings.registry or "",
         "redis": REDIS,
-        "project": repo.settings.project or "",
+        "project": feast_repo.settings.project or "",
     }
     return start_operator(
         env=local_operator_env(
@@ -99,10 +99,10 @@ def test_feast_run_trains_on_the_feature_service_and_registers_a_candidate(
     operator: Operator,
     cluster: Cluster,
     namespace: str,
-    repo: Repo,  # noqa: F811
+    feast_repo: Repo,
     mlflow_url: str,
 ) -> None:
-    entities = f"file://{repo.entities}"
+    entities = f"file://{feast_repo.entities}"
     model_name = f"cancer-{namespace}"
     apply(
         cluster,
@@ -122,9 +122,9 @@ def test_feast_run_trains_on_the_feature_service_and_registers_a_candidate(
     # read the packaged repo's default project and registry.
     env = trainer_env(cluster, namespace, run)
     assert env[contract.FEATURE_SERVICE] == FEATURE_SERVICE
-    assert env[contract.FEAST_REGISTRY] == repo.settings.registry
+    assert env[contract.FEAST_REGISTRY] == feast_repo.settings.registry
     assert env[contract.FEAST_REDIS] == REDIS
-    assert env[contract.FEAST_PROJECT] == repo.settings.project
+    assert env[contract.FEAST_PROJECT] == feast_repo.settings.project
     assert contract.FEAST_REPO not in env  # unset: the repo packaged with the trainer
 
     mlflow = MlflowClient(mlflow_url, mlflow_url)
@@ -163,12 +163,12 @@ def test_an_unknown_feature_service_fails_the_run_at_once_naming_it(
     operator: Operator,
     cluster: Cluster,
     namespace: str,
-    repo: Repo,  # noqa: F811
+    feast_repo: Repo,
     mlflow_url: str,
 ) -> None:
     # The default backoffLimit (3) stays: bad input (the trainer's exit code 2) must not be
     # retried, it fails the Job through its pod failure policy.
-    apply(cluster, namespace, feast_run("nope", f"file://{repo.entities}", "nope_v9"))
+    apply(cluster, namespace, feast_run("nope", f"file://{feast_repo.entities}", "nope_v9"))
     run = wait_finished(operator, cluster, namespace, "nope", timeout=60)
 
     status = run["status"]
@@ -180,7 +180,7 @@ def test_an_unknown_feature_service_fails_the_run_at_once_naming_it(
     # The trainer's own words, from the MLflow run: the missing service and the registered.
     assert (
         f"Trainer error: Feast feature service 'nope_v9' is not registered in project"
-        f" {repo.settings.project!r} (registered: {FEATURE_SERVICE})"
+        f" {feast_repo.settings.project!r} (registered: {FEATURE_SERVICE})"
     ) in message, message
     assert status["completionTime"] >= status["startTime"]
     assert "modelVersion" not in status

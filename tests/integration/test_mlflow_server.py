@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 from mlflow import MlflowClient
 
-from tests.harness.mlflow_server import MlflowConfig
+from maestro.localplatform.mlflow_server import MlflowConfig
 
 pytestmark = pytest.mark.services
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from maestro.operators.analysis import (
+from maestro.localplatform.wait import eventually
+from maestro.operators.core.prometheus import (
     PrometheusClient,
     PrometheusQueryError,
     PrometheusUnavailable,
@@ -27,7 +28,6 @@ from maestro.operators.analysis import (
     RevisionSelector,
 )
 from tests.conftest import Cluster
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.cluster
 

@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
-from tests.harness.wait import eventually
+from maestro.localplatform.wait import eventually
 
 pytestmark = pytest.mark.services
 

@@ -1,15 +1,12 @@
 """Feast as the trainer's data source: the real parquet offline store, the real Redis online
-store and `maestro train` against the real MLflow server. Each test module gets its own
-registry (in a tmp dir) and Feast project, torn down afterwards (Redis keys included)."""
+store and `maestro train` against the real MLflow server. The module's repo (the `feast_repo`
+fixture, tests/conftest.py) has its own registry (in a tmp dir) and Feast project, torn down
+afterwards (Redis keys included)."""
 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,7 +16,6 @@ from mlflow import MlflowClient
 from maestro.training import contract
 from maestro.training.errors import TrainingError
 from maestro.training.feature_repo import (
-    CREATED,
     FEATURE_SERVICE,
     FEATURES,
     JOIN_KEY,
@@ -29,87 +25,18 @@ from maestro.training.feature_repo import (
     generate,
 )
 from maestro.training.features import (
-    FeastSettings,
-    apply_repo,
     load_historical_features,
     materialize,
     online_features,
     open_store,
 )
-from tests.integration.test_training_runs import maestro_train, ok, trainer_env, unique
+from tests.feast_repo import ANCHOR, PIT_PATIENT, REDIS, T1, T2, TIE_PATIENT, Repo
+from tests.integration.trainer import maestro_train, ok, trainer_env, unique
 
 pytestmark = pytest.mark.services
 
-REDIS = "127.0.0.1:6379"
-ANCHOR = pd.Timestamp(generate.ANCHOR)
-# Patient 1's mean_radius is 1.0 from ANCHOR-10d and 2.0 from ANCHOR-5d. Patient 2 has two
-# rows at the same event time; the one created later (a correction, 4.0) wins.
-PIT_PATIENT, TIE_PATIENT = 1, 2
-T1, T2 = ANCHOR - pd.Timedelta(days=10), ANCHOR - pd.Timedelta(days=5)
 
-
-@dataclass(frozen=True)
-class Repo:
-    settings: FeastSettings
-    data: Path
-    entities: Path  # the generator's entity frame: one labelled row per patient
-
-
-def _rows(template: pd.Series, rows: list[tuple[int, pd.Timestamp, pd.Timestamp, float]]) -> list:
-    out = []
-    for patient, event, created, radius in rows:
-        row = template.copy()
-        row[JOIN_KEY], row[TIMESTAMP], row[CREATED], row["mean_radius"] = (
-            patient,
-            event,
-            created,
-            radius,
-        )
-        out.append(row)
-    return out
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
-    try:
-        redis.Redis.from_url(f"redis://{REDIS}", socket_connect_timeout=2).ping()
-    except redis.ConnectionError as err:
-        pytest.fail(
-            f"Redis is not running on {REDIS} ({err}); start it with `make services`",
-            pytrace=False,
-        )
-    data = tmp_path_factory.mktemp("feast")
-    source = generate.source_frame()
-    extra = _rows(
-        source.iloc[0],
-        [
-            (PIT_PATIENT, T1, T1, 1.0),
-            (PIT_PATIENT, T2, T2, 2.0),
-            (TIE_PATIENT, T1, T1, 3.0),
-            (TIE_PATIENT, T1, T1 + pd.Timedelta(hours=1), 4.0),
-        ],
-    )
-    source = pd.concat([source, pd.DataFrame(extra)], ignore_index=True)
-    source[JOIN_KEY] = source[JOIN_KEY].astype("int64")
-    source_path = data / "features.parquet"
-    source.to_parquet(source_path, index=False)
-    entities = data / "entities.parquet"
-    generate.entity_frame(generate.source_frame()).to_parquet(entities, index=False)
-
-    settings = FeastSettings(
-        registry=str(data / "registry.db"),
-        redis=REDIS,
-        project=f"t_{uuid.uuid4().hex[:10]}",
-    )
-    store = open_store(settings)
-    apply_repo(store, source_path)
-    try:
-        yield Repo(settings, data, entities)
-    finally:
-        store.teardown()
-
-
-def test_historical_join_is_point_in_time_correct(repo: Repo) -> None:
+def test_historical_join_is_point_in_time_correct(feast_repo: Repo) -> None:
     asked = [
         (PIT_PATIENT, T1 - pd.Timedelta(days=1), 0),  # before any value: no features
         (PIT_PATIENT, T2 - pd.Timedelta(days=1), 1),  # between: the earlier value
@@ -119,18 +46,18 @@ def test_historical_join_is_point_in_time_correct(repo: Repo) -> None:
         (TIE_PATIENT, T1 + pd.Timedelta(days=1), 1),  # same event time: latest created
     ]
     frame = pd.DataFrame(asked, columns=[JOIN_KEY, TIMESTAMP, TARGET])
-    uri = repo.data / "pit.csv"
+    uri = feast_repo.data / "pit.csv"
     frame.to_csv(uri, index=False)  # CSV: timestamps come back as strings
 
-    result = load_historical_features(str(uri), FEATURE_SERVICE, repo.settings, target=TARGET)
+    result = load_historical_features(str(uri), FEATURE_SERVICE, feast_repo.settings, target=TARGET)
 
     assert result.columns.tolist() == [*FEATURES.values(), TARGET]
     assert result["mean_radius"].tolist() == [1.0, 2.0, 2.0, 4.0]
     assert result[TARGET].tolist() == [1, 0, 1, 1]
 
 
-def test_materialized_features_are_read_online_from_redis(repo: Repo) -> None:
-    store = open_store(repo.settings)
+def test_materialized_features_are_read_online_from_redis(feast_repo: Repo) -> None:
+    store = open_store(feast_repo.settings)
     materialize(store, (ANCHOR - timedelta(days=40)).to_pydatetime(), ANCHOR.to_pydatetime())
     online = online_features(
         store,
@@ -143,8 +70,10 @@ def test_materialized_features_are_read_online_from_redis(repo: Repo) -> None:
     assert keys, f"no Redis key of project {store.project}"
 
 
-def test_maestro_train_with_a_feature_service_logs_lineage(repo: Repo, mlflow_url: str) -> None:
-    uri = f"file://{repo.entities}"
+def test_maestro_train_with_a_feature_service_logs_lineage(
+    feast_repo: Repo, mlflow_url: str
+) -> None:
+    uri = f"file://{feast_repo.entities}"
     env = trainer_env(
         mlflow_url,
         MLFLOW_EXPERIMENT_NAME=unique("train-feast"),
@@ -154,9 +83,9 @@ def test_maestro_train_with_a_feature_service_logs_lineage(repo: Repo, mlflow_ur
         MAESTRO_DATASET_URI=uri,
         MAESTRO_DATASET_VERSION="2025-01-01",
         MAESTRO_FEATURE_SERVICE=FEATURE_SERVICE,
-        MAESTRO_FEAST_REGISTRY=repo.settings.registry or "",
+        MAESTRO_FEAST_REGISTRY=feast_repo.settings.registry or "",
         MAESTRO_FEAST_REDIS=REDIS,
-        MAESTRO_FEAST_PROJECT=repo.settings.project or "",
+        MAESTRO_FEAST_PROJECT=feast_repo.settings.project or "",
         MAESTRO_SEED="1",
     )
     result = ok(maestro_train(env, timeout=120))
@@ -179,6 +108,8 @@ def test_maestro_train_with_a_feature_service_logs_lineage(repo: Repo, mlflow_ur
     assert columns == [*FEATURES.values(), TARGET]
 
 
-def test_unknown_feature_service_names_the_registered_ones(repo: Repo) -> None:
+def test_unknown_feature_service_names_the_registered_ones(feast_repo: Repo) -> None:
     with pytest.raises(TrainingError, match="'nope_v9'.*" + FEATURE_SERVICE):
-        load_historical_features(str(repo.entities), "nope_v9", repo.settings, target=TARGET)
+        load_historical_features(
+            str(feast_repo.entities), "nope_v9", feast_repo.settings, target=TARGET
+        )

@@ -19,7 +19,7 @@ from sklearn.datasets import load_breast_cancer
 
 from maestro.training import contract
 from maestro.training.torch_trainer import TAG_PARAMETERS_SHA256, TAG_WORLD_SIZE
-from tests.integration.test_training_runs import MAESTRO, ok, trainer_env, unique
+from tests.integration.trainer import MAESTRO, ok, trainer_env, unique
 
 pytestmark = pytest.mark.services
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +13,9 @@ import pytest
 from mlflow import MlflowClient
 
 from maestro.training import contract
+from tests.integration.trainer import maestro_train, ok, trainer_env, unique
 
 pytestmark = pytest.mark.services
-
-MAESTRO = Path(sys.executable).parent / "maestro"
 
 
 @pytest.fixture(autouse=True)
@@ -30,35 +25,6 @@ def tracking_uri(mlflow_url: str) -> Iterator[None]:
     mlflow.set_tracking_uri(mlflow_url)
     yield
     mlflow.set_tracking_uri(previous)
-
-
-def trainer_env(mlflow_url: str, **values: Any) -> dict[str, str]:
-    """The process environment the operator would give a trainer pod."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MAESTRO_", "MLFLOW_")) and k != contract.WORKER_INDEX
-    }
-    env[contract.TRACKING_URI] = mlflow_url
-    for name, value in values.items():
-        env[name] = value if isinstance(value, str) else json.dumps(value)
-    return env
-
-
-def maestro_train(env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(MAESTRO), "train"], env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def test_sklearn_training_logs_params_metrics_model_and_lineage(mlflow_url: str) -> None:

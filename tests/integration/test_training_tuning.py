@@ -17,11 +17,11 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from maestro.localplatform.wait import eventually
 from maestro.operators.api.trainingrun import Tuning
 from maestro.training import contract
 from maestro.training.tuning import create_study, storage_url, summarize
-from tests.harness.wait import eventually
-from tests.integration.test_training_runs import MAESTRO, ok, trainer_env, unique
+from tests.integration.trainer import MAESTRO, ok, trainer_env, unique
 
 pytestmark = pytest.mark.services
 

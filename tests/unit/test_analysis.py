@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from maestro.operators.analysis import (
+from maestro.operators.core.prometheus import (
     PrometheusClient,
     PrometheusQueryError,
     RevisionSelector,
@@ -193,7 +193,7 @@ def test_client_keeps_a_route_prefix_without_trailing_slash() -> None:
 
 
 def test_the_analysis_module_imports_neither_kopf_nor_kubernetes() -> None:
-    code = "import maestro.operators.analysis, sys; print('\\n'.join(sys.modules))"
+    code = "import maestro.operators.core.prometheus, sys; print('\\n'.join(sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

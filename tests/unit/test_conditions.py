@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from maestro.operators.api.common import Condition, ConditionStatus
-from maestro.operators.conditions import find_condition, set_condition, utc_now
+from maestro.operators.core.conditions import find_condition, set_condition, utc_now
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,5 @@
-"""Reference checks and the status plan, table-driven with a fake clock."""
+"""Reference checks of ABTest and DriftCheck, and the status plan, table-driven with a
+fake clock."""
 
 from __future__ import annotations
 
@@ -8,19 +9,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from maestro.operators.abtest.decide import decide as decide_abtest
 from maestro.operators.api.abtest import ABTestSpec, ABTestStatus
 from maestro.operators.api.common import Reason
 from maestro.operators.api.driftcheck import DriftCheckSpec
 from maestro.operators.api.trainingrun import TrainingRunSpec
-from maestro.operators.decisions import (
-    DeploymentFacts,
-    accepted,
-    decide_abtest,
-    decide_driftcheck,
-    invalid_spec,
-    referenced_training_runs,
-)
-from maestro.operators.reconcile import plan_status
+from maestro.operators.core.status import plan_status
+from maestro.operators.core.verdict import DeploymentFacts, Verdict, invalid_spec
+from maestro.operators.driftcheck.decide import decide as decide_driftcheck
+from maestro.operators.driftcheck.decide import referenced_training_runs
 
 pytestmark = pytest.mark.unit
 
@@ -49,9 +46,14 @@ ABTEST = ABTestSpec.model_validate(
             id="challenger-is-champion",
         ),
         pytest.param(
-            {"iris": DeploymentFacts("models:/iris/1")}, True, Reason.ACCEPTED, id="accepted"
+            {"iris": DeploymentFacts("models:/iris/1")},
+            False,
+            Reason.NOT_IMPLEMENTED,
+            id="valid-but-not-running",
         ),
-        pytest.param({"iris": DeploymentFacts(None)}, True, Reason.ACCEPTED, id="uri-unknown"),
+        pytest.param(
+            {"iris": DeploymentFacts(None)}, False, Reason.NOT_IMPLEMENTED, id="uri-unknown"
+        ),
     ],
 )
 def test_decide_abtest(
@@ -59,7 +61,10 @@ def test_decide_abtest(
 ) -> None:
     verdict = decide_abtest(ABTEST, deployments)
     assert (verdict.ready, verdict.reason, verdict.phase) == (ready, reason, "Pending")
-    if not ready:
+    if reason == Reason.NOT_IMPLEMENTED:
+        # Never claims to run: the message says what does not.
+        assert "no traffic is split" in verdict.message
+    else:
         assert "iris" in verdict.message
 
 
@@ -82,7 +87,14 @@ IRIS = {"iris": DeploymentFacts("models:/iris/1")}
             "spec.deployment",
             id="deployment-missing",
         ),
-        pytest.param(driftcheck(), IRIS, set(), Reason.ACCEPTED, "accepted", id="accepted"),
+        pytest.param(
+            driftcheck(),
+            IRIS,
+            set(),
+            Reason.NOT_IMPLEMENTED,
+            "no CronJob is created",
+            id="valid-but-not-running",
+        ),
         pytest.param(
             driftcheck(reference={"trainingRun": "train"}),
             IRIS,
@@ -103,8 +115,8 @@ IRIS = {"iris": DeploymentFacts("models:/iris/1")}
             driftcheck(onDrift={"retrain": {"template": "train"}}),
             IRIS,
             {"train"},
-            Reason.ACCEPTED,
-            "accepted",
+            Reason.NOT_IMPLEMENTED,
+            "no drift is computed",
             id="template-present",
         ),
         pytest.param(
@@ -143,6 +155,11 @@ def test_invalid_spec_names_the_field_and_fails() -> None:
     assert "spec.params.a" in verdict.message
 
 
+ACCEPTED = Verdict(
+    ready=True, reason=Reason.ACCEPTED, message="ABTest spec accepted.", phase="Pending"
+)
+
+
 class Clock:
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -152,7 +169,7 @@ class Clock:
 
 
 def test_first_plan_writes_everything_and_is_a_transition() -> None:
-    plan = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    plan = plan_status(ABTestStatus, None, ACCEPTED, generation=1, clock=Clock(T0))
     assert plan.patch == {
         "observedGeneration": 1,
         "phase": "Pending",
@@ -161,7 +178,7 @@ def test_first_plan_writes_everything_and_is_a_transition() -> None:
                 "type": "Ready",
                 "status": "True",
                 "reason": "Accepted",
-                "message": "ABTest spec accepted; all references resolve.",
+                "message": "ABTest spec accepted.",
                 "lastTransitionTime": "2024-01-01T00:00:00Z",
                 "observedGeneration": 1,
             }
@@ -171,27 +188,23 @@ def test_first_plan_writes_everything_and_is_a_transition() -> None:
 
 
 def test_settled_status_plans_nothing() -> None:
-    first = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
-    again = plan_status(
-        ABTestStatus, first.patch, accepted("ABTest"), generation=1, clock=Clock(T1)
-    )
+    first = plan_status(ABTestStatus, None, ACCEPTED, generation=1, clock=Clock(T0))
+    again = plan_status(ABTestStatus, first.patch, ACCEPTED, generation=1, clock=Clock(T1))
     assert again.empty
     assert again.transition is None
 
 
 def test_new_generation_updates_only_what_changed() -> None:
-    stored = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    stored = plan_status(ABTestStatus, None, ACCEPTED, generation=1, clock=Clock(T0))
     stored_status = {**stored.patch, "pValue": 0.2}  # a field another controller owns
-    plan = plan_status(
-        ABTestStatus, stored_status, accepted("ABTest"), generation=2, clock=Clock(T1)
-    )
+    plan = plan_status(ABTestStatus, stored_status, ACCEPTED, generation=2, clock=Clock(T1))
     assert set(plan.patch) == {"observedGeneration", "conditions"}
     assert plan.patch["conditions"][0]["lastTransitionTime"] == "2024-01-01T00:00:00Z"
     assert plan.transition is None
 
 
 def test_flip_is_a_transition_with_new_time() -> None:
-    stored = plan_status(ABTestStatus, None, accepted("ABTest"), generation=1, clock=Clock(T0))
+    stored = plan_status(ABTestStatus, None, ACCEPTED, generation=1, clock=Clock(T0))
     missing = decide_abtest(ABTEST, {})
     plan = plan_status(ABTestStatus, stored.patch, missing, generation=1, clock=Clock(T1))
     assert plan.transition is not None
@@ -202,6 +215,6 @@ def test_flip_is_a_transition_with_new_time() -> None:
 
 def test_unreadable_status_is_replaced() -> None:
     plan = plan_status(
-        ABTestStatus, {"conditions": "garbage"}, accepted("ABTest"), generation=1, clock=Clock(T0)
+        ABTestStatus, {"conditions": "garbage"}, ACCEPTED, generation=1, clock=Clock(T0)
     )
     assert plan.patch["conditions"][0]["reason"] == "Accepted"

@@ -12,14 +12,17 @@ pytestmark = pytest.mark.unit
 PURE = [
     "maestro.operators.api",
     "maestro.operators.api.crdgen",
-    "maestro.operators.conditions",
-    "maestro.operators.decisions",
-    "maestro.operators.reconcile",
-    "maestro.operators.settings",
-    "maestro.operators.trainingrun_render",
-    "maestro.operators.trainingrun_decisions",
-    "maestro.operators.modeldeployment_render",
-    "maestro.operators.modeldeployment_decisions",
+    "maestro.operators.core.conditions",
+    "maestro.operators.core.verdict",
+    "maestro.operators.core.status",
+    "maestro.operators.core.settings",
+    "maestro.operators.core.references",
+    "maestro.operators.trainingrun.render",
+    "maestro.operators.trainingrun.decide",
+    "maestro.operators.modeldeployment.render",
+    "maestro.operators.modeldeployment.decide",
+    "maestro.operators.abtest.decide",
+    "maestro.operators.driftcheck.decide",
     "maestro.operators.cli",
 ]
 
@@ -56,19 +59,23 @@ def test_operator_help_lists_the_options() -> None:
 
 
 def test_registry_builds_with_all_handlers() -> None:
+    from maestro.operators.core.settings import OperatorConfig
     from maestro.operators.runtime import build_registry
-    from maestro.operators.settings import OperatorConfig
 
     registry = build_registry(OperatorConfig(standalone=True))
     watched = {h.id for h in registry._watching.get_all_handlers()}
     # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds),
-    # ModelDeployments the Deployments of their revisions.
+    # ModelDeployments the Deployments of their revisions; ABTests and DriftChecks are
+    # re-checked when the objects they name change.
     assert watched == {
         "modeldeployment-deployments",
         "trainingrun",
         "modeldeployment",
         "abtest",
+        "abtest-modeldeployments",
         "driftcheck",
+        "driftcheck-modeldeployments",
+        "driftcheck-trainingruns",
         "trainingrun-jobs",
         "trainingrun-pytorchjobs",
         "trainingrun-tfjobs",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ import pytest
 import yaml
 
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
-from maestro.operators.modeldeployment_decisions import Mirror, Revision, RevisionPlan, Role
-from maestro.operators.modeldeployment_render import (
+from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.modeldeployment.decide import RevisionPlan
+from maestro.operators.modeldeployment.render import (
     LABEL_REVISION,
     OWNED_KINDS,
-    DeploymentIds,
     ServingSettings,
     base_name,
     label_value,
@@ -32,99 +31,21 @@ from maestro.operators.modeldeployment_render import (
     stale,
     tracking_port,
 )
-from maestro.operators.settings import OperatorConfig
-from tests.unit.test_kustomize_build import restricted_violations
+from maestro.security.pod_security import restricted_violations
+from tests.modeldeployment_render_cases import (
+    CASES,
+    IDS,
+    PLAIN,
+    PLANS,
+    SETTINGS,
+    V3,
+    V4,
+    rendered,
+)
 
 pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "modeldeployment"
-IDS = DeploymentIds(namespace="ml", name="iris", uid="5f0c2a9e-1b3d-4e5f-8a7b-9c0d1e2f3a4b")
-SETTINGS = ServingSettings(
-    tracking_uri="http://mlflow.mlops:5000",
-    image="ghcr.io/maestro-ml/maestro:0.1.0",
-    pod_labels={"maestro.dev/local-run": "true"},
-)
-PLAIN = ServingSettings(
-    tracking_uri="http://mlflow.mlops:5000",
-    image="ghcr.io/maestro-ml/maestro:0.1.0",
-    istio=False,
-    prometheus_operator=False,
-)
-V3, V4 = "models:/iris/3", "models:/iris/4"
-
-
-def rev(name: str, uri: str, role: Role, replicas: int, shadow: str | None = None) -> Revision:
-    return Revision(name, uri, role, replicas, max(replicas, 4), shadow)
-
-
-STABLE = rev("v3", V3, Role.STABLE, 1)
-HELD = rev("v3", V3, Role.STABLE, 4)
-PLANS = {
-    "steady": RevisionPlan((STABLE,), {"v3": 100}),
-    "canary": RevisionPlan((HELD, rev("v4", V4, Role.CANARY, 1)), {"v3": 90, "v4": 10}),
-    "blue-green": RevisionPlan((HELD, rev("v4", V4, Role.PREVIEW, 4)), {"v3": 100}),
-    "shadow": RevisionPlan(
-        (STABLE, rev("v4", V3, Role.SHADOW, 1, shadow=V4)), {"v3": 100}, Mirror("v4", 10)
-    ),
-}
-SECRETS = [
-    {"vaultPath": "secret/data/maestro/iris", "key": "feature-store-token", "env": "FS_TOKEN"},
-    {"vaultPath": "secret/data/maestro/db", "key": "password", "env": "DB_PASSWORD"},
-]
-CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
-    "rolling": ({"model": {"uri": "models:/iris@champion"}}, "steady", SETTINGS),
-    "canary": (
-        {
-            "model": {"uri": "models:/iris@champion", "name": "iris-classifier"},
-            "strategy": {
-                "type": "Canary",
-                "canary": {"analysis": {"maxErrorRate": 0.02, "maxLatencyP95Ms": 300}},
-            },
-            "replicas": {"min": 2, "max": 4},
-            "autoscaling": {
-                "targetCPUUtilization": 60,
-                "targetMemoryUtilization": 80,
-                "targetRequestsPerSecond": 50,
-            },
-            "resources": {
-                "requests": {"cpu": "500m", "memory": "1Gi"},
-                "limits": {"memory": "2Gi"},
-            },
-            "secrets": SECRETS,
-        },
-        "canary",
-        ServingSettings(
-            tracking_uri="https://mlflow.example.com",
-            image="ghcr.io/maestro-ml/maestro:0.1.0",
-            service_account="iris-serving",
-            egress_ports=(443,),
-            prediction_log_dir="/var/log/maestro/predictions",
-            prediction_log_claim="prediction-logs",
-            prediction_log_sample=0.25,
-        ),
-    ),
-    "blue-green-plain": (
-        {
-            "model": {"uri": "models:/iris/4"},
-            "image": "registry.example/serving:1.2",
-            "port": 9000,
-            "strategy": {"type": "BlueGreen", "blueGreen": {"autoPromote": False}},
-            "autoscaling": {"enabled": False},
-        },
-        "blue-green",
-        PLAIN,
-    ),
-    "shadow": (
-        {"model": {"uri": "models:/iris@challenger"}, "strategy": {"type": "Shadow"}},
-        "shadow",
-        SETTINGS,
-    ),
-}
-
-
-def rendered(case: str) -> list[dict[str, Any]]:
-    spec_fields, plan, settings = CASES[case]
-    return render(IDS, ModelDeploymentSpec.model_validate(spec_fields), PLANS[plan], settings)
 
 
 def only(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -416,19 +337,6 @@ def test_alerts_use_the_analysis_limits_and_link_runbooks() -> None:
         assert {"summary", "description", "runbook_url"} <= alert["annotations"].keys()
         assert alert["annotations"]["runbook_url"].endswith(f"/{name}.md")
         assert 'namespace="ml",deployment="iris"' in alert["expr"]
-
-
-def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: install Debian's prometheus with `make services`")
-    rule = only(rendered("canary"), "PrometheusRule")
-    path = tmp_path / "rules.yaml"
-    path.write_text(yaml.safe_dump(rule["spec"]))
-    proc = subprocess.run(
-        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_service_monitor_scrapes_each_revision_service_once() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.harness.prometheus import scrape_config
-from tests.harness.prometheus_sd import label_name, pod_target_groups
+from maestro.localplatform.prometheus import scrape_config
+from maestro.localplatform.prometheus_sd import label_name, pod_target_groups
 
 pytestmark = pytest.mark.unit
 

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
-from maestro.operators.modeldeployment_render import (
+from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.modeldeployment.render import (
     DeploymentIds,
     ServingSettings,
     render_prometheus_rule,
 )
-from maestro.operators.settings import OperatorConfig
 from maestro.serving.metrics import ServingMetrics
 
 pytestmark = pytest.mark.unit

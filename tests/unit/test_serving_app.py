@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from maestro.localplatform.wait import eventually
 from maestro.serving.app import create_app
 from maestro.serving.ensemble import ensemble_model
 from maestro.serving.loader import LoadedModel, Predict
@@ -33,7 +34,6 @@ from maestro.serving.schema import Column, InputSchema, Rows
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import ModelSet
 from maestro.serving.telemetry import JsonFormatter
-from tests.harness.wait import eventually
 
 pytestmark = pytest.mark.unit
 

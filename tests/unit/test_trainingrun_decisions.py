@@ -9,8 +9,8 @@ import pytest
 
 from maestro.operators.api.common import Reason
 from maestro.operators.api.trainingrun import Objective, TrainingRunSpec, TrainingRunStatus
-from maestro.operators.reconcile import plan_status
-from maestro.operators.trainingrun_decisions import (
+from maestro.operators.core.status import plan_status
+from maestro.operators.trainingrun.decide import (
     JobState,
     OperatorFacts,
     RunFacts,

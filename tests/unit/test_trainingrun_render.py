@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from maestro.operators.api.trainingrun import TrainingRunSpec
-from maestro.operators.trainingrun_render import (
+from maestro.operators.trainingrun.render import (
     BATCH_JOB,
     KUBEFLOW_JOBS,
     RunIds,
@@ -25,8 +25,8 @@ from maestro.operators.trainingrun_render import (
     render,
     secret_name,
 )
+from maestro.security.pod_security import restricted_violations
 from maestro.training import contract
-from tests.unit.test_kustomize_build import restricted_violations
 
 pytestmark = pytest.mark.unit
 

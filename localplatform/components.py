@@ -1,0 +1,198 @@
+"""What each process of the local control plane runs with: the command lines of etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner, the
+kubeconfigs they authenticate with, kwok's configuration and the simulated nodes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from maestro.localplatform.clusterconfig import POD_RUNNER_LABEL, ClusterConfig
+from maestro.localplatform.pki import Pki
+
+BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+)
+# In start order; `down` stops them in reverse.
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "pod-runner",
+)
+NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+
+
+# kwok simulates every pod except the project's own, which the pod runner really runs.
+KWOK_CONFIG = f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  manageAllNodes: false
+  manageNodesWithAnnotationSelector: kwok.x-k8s.io/node=fake
+  disregardStatusWithLabelSelector: {POD_RUNNER_LABEL}=true
+  cidr: 10.245.0.1/16
+  nodeIP: 10.245.0.1
+  serverAddress: 127.0.0.1:10247
+"""
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: maestro-local
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: maestro-local
+  context:
+    cluster: maestro-local
+    user: {user}
+current-context: maestro-local
+"""
+    )
+    path.chmod(0o600)
+
+
+def node_manifest(name: str) -> str:
+    return f"""apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  annotations:
+    kwok.x-k8s.io/node: fake
+  labels:
+    type: kwok
+    kubernetes.io/hostname: {name}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    node-role.kubernetes.io/agent: ""
+status:
+  allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  capacity: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  nodeInfo:
+    architecture: amd64
+    kubeletVersion: fake
+    kubeProxyVersion: fake
+    operatingSystem: linux
+---
+"""
+
+
+def etcd_url(cfg: ClusterConfig) -> str:
+    return f"http://127.0.0.1:{cfg.etcd_port}"
+
+
+def etcd_argv(cfg: ClusterConfig) -> list[str]:
+    url = etcd_url(cfg)
+    return [
+        str(cfg.bin / "etcd"),
+        "--name=maestro",
+        f"--data-dir={cfg.state / 'etcd'}",
+        f"--listen-client-urls={url}",
+        f"--advertise-client-urls={url}",
+        f"--listen-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{cfg.etcd_port + 1}",
+        f"--initial-cluster=maestro=http://127.0.0.1:{cfg.etcd_port + 1}",
+        # Throwaway test data: durability is not worth an fsync per write.
+        "--unsafe-no-fsync",
+        "--quota-backend-bytes=4294967296",
+        "--log-level=warn",
+    ]
+
+
+def apiserver_argv(cfg: ClusterConfig, pki: Pki) -> list[str]:
+    return [
+        str(cfg.bin / "kube-apiserver"),
+        f"--etcd-servers={etcd_url(cfg)}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={cfg.apiserver_port}",
+        f"--tls-cert-file={pki.apiserver.cert}",
+        f"--tls-private-key-file={pki.apiserver.key}",
+        f"--client-ca-file={pki.ca.cert}",
+        f"--cert-dir={cfg.state / 'apiserver-certs'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki.service_account_pub}",
+        f"--service-account-signing-key-file={pki.service_account_key}",
+        "--authorization-mode=Node,RBAC",
+        "--enable-admission-plugins=NodeRestriction",
+        f"--service-cluster-ip-range={cfg.service_cidr}",
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def controller_manager_argv(cfg: ClusterConfig, pki: Pki, kubeconfig: Path) -> list[str]:
+    return [
+        str(cfg.bin / "kube-controller-manager"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--secure-port=10257",
+        "--leader-elect=false",
+        f"--service-account-private-key-file={pki.service_account_key}",
+        f"--root-ca-file={pki.ca.cert}",
+        f"--cluster-signing-cert-file={pki.ca.cert}",
+        f"--cluster-signing-key-file={pki.ca.key}",
+        "--use-service-account-credentials=true",
+        f"--service-cluster-ip-range={cfg.service_cidr}",
+        "--controllers=*",
+        # kwok nodes never run a kubelet; the faster HPA loop keeps autoscaling tests short.
+        "--horizontal-pod-autoscaler-sync-period=5s",
+        # kwok posts node status about once a minute, around the default 50 s grace
+        # period: nodes flapped NotReady and the node lifecycle controller marked every
+        # pod on them unready. kwok renews leases too (below); this is the safety margin.
+        "--node-monitor-grace-period=2m",
+        "--v=1",
+    ]
+
+
+def scheduler_argv(cfg: ClusterConfig, kubeconfig: Path) -> list[str]:
+    return [
+        str(cfg.bin / "kube-scheduler"),
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        "--secure-port=10259",
+        "--leader-elect=false",
+        "--v=1",
+    ]
+
+
+def kwok_argv(cfg: ClusterConfig, kwok_config: Path) -> list[str]:
+    return [
+        str(cfg.bin / "kwok"),
+        f"--kubeconfig={cfg.kubeconfig}",
+        f"--config={kwok_config}",
+        # Node leases, renewed well within their duration: the node lifecycle
+        # controller's heartbeat for each simulated node.
+        "--node-lease-duration-seconds=40",
+    ]
+
+
+def pod_runner_argv(cfg: ClusterConfig) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "maestro.localplatform.podrunner",
+        f"--kubeconfig={cfg.kubeconfig}",
+        f"--state={cfg.pods}",
+    ]

@@ -1,0 +1,237 @@
+"""The pod runner's table of local pods and its two loops: the watch (list, then watch
+from the list's resourceVersion) that admits and terminates pods, and the main loop that
+steps each pod's processes and publishes its status."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client.rest import ApiException
+
+from maestro.localplatform.clusterconfig import pod_workdir
+from maestro.localplatform.pods import env
+from maestro.localplatform.pods.addresses import AddressPool
+from maestro.localplatform.pods.api import PodApi
+from maestro.localplatform.pods.network import choose_pod_network
+from maestro.localplatform.pods.processes import Container, LocalPod, Supervisor, now
+from maestro.localplatform.pods.status import pod_status
+
+TICK = 0.25
+log = logging.getLogger("pod-runner")
+
+
+class PodRunner:
+    """The kubelet for the pods labelled maestro.dev/local-run=true: admits them, runs
+    their containers through the Supervisor and writes their status; `stopping` ends
+    `run`."""
+
+    def __init__(self, kubeconfig: Path, state: Path, venv_bin: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.state = state
+        self.venv_bin = venv_bin
+        self.api = PodApi(kubeconfig)
+        self.pods: dict[str, LocalPod] = {}
+        self.lock = threading.Lock()
+        self.addresses = AddressPool(choose_pod_network())
+        self.terminating: set[str] = set()
+        self.stopping = threading.Event()
+        self.supervisor = Supervisor(self.container_env)
+
+    def container_env(self, pod: LocalPod, c: dict[str, Any]) -> dict[str, str]:
+        sources = self.api.read_sources(pod.namespace, env.referenced_sources(c))
+        return env.container_env(pod.env, c, pod.body, sources)
+
+    # ---- lifecycle
+
+    def admit(self, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        with self.lock:
+            existing = self.pods.get(key)
+            if existing and existing.uid == meta["uid"]:
+                # The server's copy may predate the status this runner publishes: keep
+                # the address it chose, or a container started now would get an empty
+                # status.podIP through its fieldRef env.
+                status = body.setdefault("status", {})
+                status["podIP"] = status["hostIP"] = existing.ip
+                existing.body = body
+                return
+        if not self.api.claim(body):
+            return
+        workdir = self.state / pod_workdir(meta)
+        workdir.mkdir(parents=True, exist_ok=True)
+        ip = self.addresses.keep_or_allocate((body.get("status") or {}).get("podIP"))
+        body.setdefault("status", {})["podIP"] = ip
+        body["status"]["hostIP"] = ip
+        pod = LocalPod(meta["namespace"], meta["name"], meta["uid"], ip, workdir, body)
+        pod.env = env.pod_base_env(
+            venv_bin=self.venv_bin,
+            host_path=os.environ.get("PATH", "/usr/bin:/bin"),
+            workdir=workdir,
+            hostname=pod.name,
+            ip=ip,
+        )
+        try:
+            kc = self.api.service_account_kubeconfig(
+                body["spec"], pod.namespace, pod.name, pod.uid, workdir
+            )
+            if kc:
+                pod.env["KUBECONFIG"] = str(kc)
+            for spec in body["spec"].get("containers") or []:
+                pod.containers.append(Container(spec, workdir / f"{spec['name']}.log"))
+        except Exception as err:
+            log.exception("cannot prepare %s", key)
+            pod.containers = [
+                Container(c, workdir / f"{c['name']}.log", error=str(err))
+                for c in body["spec"].get("containers") or []
+            ]
+        with self.lock:
+            self.pods[key] = pod
+        log.info("admitted %s at %s", key, ip)
+
+    def status(self, pod: LocalPod) -> dict[str, Any]:
+        return pod_status(
+            [c.snapshot() for c in pod.containers],
+            ip=pod.ip,
+            start_time=pod.start_time,
+            restart_policy=pod.body["spec"].get("restartPolicy", "Always"),
+            deadline_exceeded=pod.deadline_exceeded,
+            qos_class=(pod.body.get("status") or {}).get("qosClass", "BestEffort"),
+            previous=pod.last_status,
+            now=now(),
+        )
+
+    def publish(self, pod: LocalPod) -> None:
+        status = self.status(pod)
+        if status == pod.last_status:
+            return
+        try:
+            self.api.patch_status(pod.namespace, pod.name, status)
+            pod.last_status = status
+        except ApiException as err:
+            if err.status == 404:
+                self.forget(pod)
+            else:
+                log.warning("status of %s not written: %s", pod.key, err.reason)
+
+    def forget(self, pod: LocalPod) -> None:
+        for c in pod.containers:
+            self.supervisor.kill(c, grace=0)
+        with self.lock:
+            if self.pods.get(pod.key) is pod:
+                del self.pods[pod.key]
+        self.addresses.release(pod.ip)
+
+    def terminate(self, body: dict[str, Any]) -> None:
+        try:
+            self._terminate(body)
+        finally:
+            with self.lock:
+                self.terminating.discard(body["metadata"]["uid"])
+
+    def _terminate(self, body: dict[str, Any]) -> None:
+        key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+        # Taken out of the table first so the main loop no longer steps or restarts it.
+        with self.lock:
+            pod = self.pods.pop(key, None)
+        grace = float(body["metadata"].get("deletionGracePeriodSeconds") or 0)
+        if pod is not None:
+            for c in pod.containers:
+                self.supervisor.kill(c, grace=min(grace, 30.0))
+            self.addresses.release(pod.ip)
+        try:
+            # As a kubelet does: the final delete once the containers are gone; the object
+            # stays until the finalizer goes too, which only this runner removes.
+            self.api.delete_now(body)
+            self.api.release(body)
+            log.info("stopped and removed %s", key)
+        except ApiException as err:
+            if err.status not in (404, 409):
+                log.warning("cannot delete %s: %s %s", key, err.status, err.reason)
+
+    # ---- loops
+
+    def watch_pods(self) -> None:
+        """List, then watch from the list's resourceVersion, as informers do: a watch that
+        ends resumes where it stopped, and a fresh list after an error or an expired
+        version also forgets the pods that vanished in between."""
+        version: str | None = None
+        while not self.stopping.is_set():
+            try:
+                if version is None:
+                    version = self.relist()
+                for kind, body in self.api.watch_pods(version):
+                    version = body["metadata"].get("resourceVersion") or version
+                    if kind != "BOOKMARK":
+                        self.handle(kind, body)
+            except Exception as err:
+                if not (isinstance(err, ApiException) and err.status == 410):
+                    log.warning("pod watch interrupted: %s; listing again", err)
+                    time.sleep(0.5)
+                version = None
+
+    def relist(self) -> str:
+        bodies, version = self.api.list_pods()
+        present = {
+            (b["metadata"]["namespace"], b["metadata"]["name"], b["metadata"]["uid"])
+            for b in bodies
+        }
+        with self.lock:
+            known = list(self.pods.values())
+        for pod in known:
+            if (pod.namespace, pod.name, pod.uid) not in present:
+                log.info("%s is gone: stopping it", pod.key)
+                self.forget(pod)
+        for body in bodies:
+            self.handle("ADDED", body)
+        return version
+
+    def handle(self, kind: str, body: dict[str, Any]) -> None:
+        meta, spec = body["metadata"], body["spec"]
+        phase = (body.get("status") or {}).get("phase")
+        if kind == "DELETED":
+            with self.lock:
+                pod = self.pods.get(f"{meta['namespace']}/{meta['name']}")
+            if pod is not None and pod.uid == meta["uid"]:
+                self.forget(pod)
+            return
+        if meta.get("deletionTimestamp"):
+            with self.lock:
+                # One termination per pod: a second one would find it out of the table and
+                # release the finalizer while the first still waits for the process.
+                if meta["uid"] in self.terminating:
+                    return
+                self.terminating.add(meta["uid"])
+            threading.Thread(target=self.terminate, args=(body,), daemon=True).start()
+            return
+        key = f"{meta['namespace']}/{meta['name']}"
+        with self.lock:
+            known = key in self.pods
+        if not spec.get("nodeName"):
+            return
+        if not known and phase in ("Succeeded", "Failed"):
+            return
+        self.admit(body)
+
+    def run(self) -> None:
+        threading.Thread(target=self.watch_pods, daemon=True).start()
+        while not self.stopping.is_set():
+            with self.lock:
+                pods = list(self.pods.values())
+            for pod in pods:
+                try:
+                    self.supervisor.step(pod)
+                    self.publish(pod)
+                except Exception:
+                    log.exception("pod %s", pod.key)
+            time.sleep(TICK)
+        with self.lock:
+            pods = list(self.pods.values())
+        for pod in pods:
+            for c in pod.containers:
+                self.supervisor.kill(c, grace=5)

@@ -1,0 +1,282 @@
+"""Debian's Prometheus on 127.0.0.1:9090, scraping the serving pods of the local control
+plane. `python -m maestro.localplatform.prometheus up|down`.
+
+Targets are the pods of the local API server with the meta labels of Prometheus'
+Kubernetes pod discovery. Debian compiles that discovery out, so localplatform/
+prometheus_sd.py serves them over HTTP SD; the relabel rules are those of a
+`kubernetes_sd_configs` job: pods annotated `prometheus.io/scrape: "true"` are scraped
+at `<pod IP>:<prometheus.io/port>` on `prometheus.io/path`. The pod runner binds each
+pod's process to its own pod IP (10.244.x.y, routed to loopback), so Prometheus reaches
+them directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from maestro.localplatform.procs import ProcessTable
+
+REPO = Path(__file__).resolve().parents[1]
+PROCESS = "prometheus"
+SD_PROCESS = "prometheus-sd"
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus could not be started or reloaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class PrometheusConfig:
+    """Where the local Prometheus listens, keeps its data and finds the cluster."""
+
+    host: str = "127.0.0.1"
+    port: int = field(
+        default_factory=lambda: int(os.environ.get("MAESTRO_PROMETHEUS_PORT", "9090"))
+    )
+    sd_port: int = field(
+        default_factory=lambda: int(os.environ.get("MAESTRO_PROMETHEUS_SD_PORT", "9095"))
+    )
+    # Short enough that a canary analysis over a 1m window sees many samples per revision.
+    scrape_interval: str = "1s"
+    retention: str = "2d"
+    root: Path = REPO / ".maestro"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def sd_url(self) -> str:
+        return f"http://{self.host}:{self.sd_port}/targets"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "prometheus.yml"
+
+    @property
+    def kubeconfig(self) -> Path:
+        # Written by localplatform/cluster.py when the control plane starts.
+        return self.root / "kubeconfig"
+
+    def processes(self) -> ProcessTable:
+        return ProcessTable(self.root / "cluster" / "run", self.root / "logs")
+
+
+def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
+    """The prometheus.yml for the local platform, as a dict (pure)."""
+
+    def copy(meta: str, target: str) -> dict[str, Any]:
+        return {"source_labels": [meta], "target_label": target, "action": "replace"}
+
+    return {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "scrape_timeout": scrape_interval,
+            "evaluation_interval": scrape_interval,
+        },
+        "scrape_configs": [
+            {
+                "job_name": "maestro-pods",
+                # The servers label every series with their own deployment and revision;
+                # the pod labels below fill those in only for series that lack them.
+                "honor_labels": True,
+                # In place of `kubernetes_sd_configs: [{role: pod}]`, see the module docstring.
+                "http_sd_configs": [{"url": sd_url, "refresh_interval": scrape_interval}],
+                "relabel_configs": [
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+                        "regex": "true",
+                        "action": "keep",
+                    },
+                    {
+                        # Finished pods keep their IP, which a new pod may already reuse.
+                        "source_labels": ["__meta_kubernetes_pod_phase"],
+                        "regex": "Pending|Running",
+                        "action": "keep",
+                    },
+                    {
+                        "source_labels": [
+                            "__meta_kubernetes_pod_ip",
+                            "__meta_kubernetes_pod_annotation_prometheus_io_port",
+                        ],
+                        "regex": r"(.+);(\d+)",
+                        "replacement": "$1:$2",
+                        "target_label": "__address__",
+                        "action": "replace",
+                    },
+                    {
+                        "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+                        "regex": "(.+)",
+                        "target_label": "__metrics_path__",
+                        "action": "replace",
+                    },
+                    copy("__meta_kubernetes_namespace", "namespace"),
+                    copy("__meta_kubernetes_pod_name", "pod"),
+                    copy("__meta_kubernetes_pod_label_mlops_maestro_dev_deployment", "deployment"),
+                    copy("__meta_kubernetes_pod_label_mlops_maestro_dev_revision", "revision"),
+                ],
+            }
+        ],
+    }
+
+
+def ready(cfg: PrometheusConfig) -> bool:
+    try:
+        with urllib.request.urlopen(f"{cfg.url}/-/ready", timeout=1) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _binary() -> str:
+    path = shutil.which("prometheus")
+    if path is None:
+        raise PrometheusError(
+            "the `prometheus` binary is not on PATH; install Debian's prometheus package "
+            "with `make services` (or `sudo apt-get install -y prometheus`)"
+        )
+    return path
+
+
+def _write_config(cfg: PrometheusConfig) -> bool:
+    """Write prometheus.yml; return whether its content changed."""
+    text = yaml.safe_dump(scrape_config(cfg.sd_url, cfg.scrape_interval), sort_keys=False)
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    if cfg.config_file.exists() and cfg.config_file.read_text() == text:
+        return False
+    cfg.config_file.write_text(text)
+    return True
+
+
+def _reload(cfg: PrometheusConfig) -> None:
+    log = cfg.processes().log(PROCESS)
+    request = urllib.request.Request(f"{cfg.url}/-/reload", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            if resp.status == 200:
+                return
+    except (urllib.error.URLError, OSError) as err:
+        raise PrometheusError(
+            f"the Prometheus at {cfg.url} did not reload {cfg.config_file} ({err}); "
+            f"see its log {log}"
+        ) from err
+    raise PrometheusError(f"the Prometheus at {cfg.url} did not reload; see its log {log}")
+
+
+def _sd_healthy(cfg: PrometheusConfig) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{cfg.host}:{cfg.sd_port}/healthz", timeout=1) as r:
+            return bool(r.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait(cfg: PrometheusConfig, name: str, check: Callable[[], bool], timeout: float) -> None:
+    procs = cfg.processes()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if procs.pid(name) is None:
+            break
+        time.sleep(0.2)
+    raise PrometheusError(
+        f"{name} did not become ready; see its log {procs.log(name)}, which ends:\n"
+        f"{procs.tail(name)}"
+    )
+
+
+def _start_discovery(cfg: PrometheusConfig, timeout: float) -> None:
+    if not cfg.kubeconfig.is_file():
+        raise PrometheusError(
+            f"{cfg.kubeconfig} is missing, so Prometheus cannot discover pods; "
+            "start the local control plane first with `make cluster-up`"
+        )
+    if _sd_healthy(cfg):
+        return
+    cfg.processes().start(
+        SD_PROCESS,
+        [
+            sys.executable,
+            "-m",
+            "maestro.localplatform.prometheus_sd",
+            f"--kubeconfig={cfg.kubeconfig}",
+            f"--listen={cfg.host}:{cfg.sd_port}",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    _wait(cfg, SD_PROCESS, lambda: _sd_healthy(cfg), timeout)
+
+
+def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
+    """Start pod discovery and Prometheus unless they already answer (then only reload a
+    changed config); return the seconds it took."""
+    started = time.monotonic()
+    binary = _binary()
+    _start_discovery(cfg, timeout)
+    changed = _write_config(cfg)
+    if ready(cfg):
+        if changed:
+            _reload(cfg)
+        return time.monotonic() - started
+    (cfg.home / "data").mkdir(parents=True, exist_ok=True)
+    cfg.processes().start(
+        PROCESS,
+        [
+            binary,
+            f"--config.file={cfg.config_file}",
+            f"--storage.tsdb.path={cfg.home / 'data'}",
+            f"--storage.tsdb.retention.time={cfg.retention}",
+            f"--web.listen-address={cfg.host}:{cfg.port}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ],
+    )
+    _wait(cfg, PROCESS, lambda: ready(cfg), timeout)
+    return time.monotonic() - started
+
+
+def down(cfg: PrometheusConfig) -> None:
+    procs = cfg.processes()
+    procs.stop(PROCESS)
+    procs.stop(SD_PROCESS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m maestro.localplatform.prometheus",
+        description="Start or stop the local Prometheus that scrapes the serving pods.",
+    )
+    parser.add_argument("command", choices=("up", "down"))
+    args = parser.parse_args(argv)
+    cfg = PrometheusConfig()
+    try:
+        if args.command == "up":
+            print(f"Prometheus at {cfg.url} (started in {up(cfg):.1f}s)")
+        else:
+            down(cfg)
+    except PrometheusError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

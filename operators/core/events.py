@@ -1,0 +1,28 @@
+"""Kubernetes Events on the objects the operator reconciles, through Kopf's poster."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from maestro.operators.api.common import Condition, ConditionStatus
+
+
+def emit(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    # kopf.event rather than kopf.info: settings.posting.level silences kopf.info, and that
+    # level is raised so Kopf's own per-handler chatter does not flood the object's Events.
+    body = obj if isinstance(obj, kopf.Body) else kopf.Body(cast(kopf.RawBody, dict(obj)))
+    kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def emit_transition(obj: Mapping[str, Any], condition: Condition) -> None:
+    """The Event of a Ready transition; Unknown is work in progress, not a problem."""
+    type_ = "Warning" if condition.status == ConditionStatus.FALSE else "Normal"
+    emit(obj, type_, condition.reason, condition.message)
+
+
+def one_line(err: BaseException) -> str:
+    """An error as one line for a condition message or an Event (bounded)."""
+    return (" ".join(str(err).split()) or type(err).__name__)[:500]

@@ -1,0 +1,80 @@
+"""Pieces of the manifests every kind renders: names that fit label values, the owner
+reference that makes deletion cascade, object metadata, and the restricted Pod Security
+settings of the project's image. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from maestro.operators.api.common import API_VERSION
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "maestro-operator"}
+# The project image's fixed numeric user (the Dockerfile's), so runAsNonRoot is verifiable
+# without an /etc/passwd lookup.
+IMAGE_UID = 10001
+
+
+def digest(text: str) -> str:
+    """Eight hex digits of the text's sha256: a short, stable name suffix."""
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def label_value(name: str) -> str:
+    """A label value naming an object (names may be longer than the 63 a label allows)."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54].rstrip('-.')}-{digest(name)}"
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """The controller reference to one of our custom resources: deleting it deletes this."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def metadata(
+    name: str, namespace: str, labels: Mapping[str, str], owner: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": dict(labels),
+        "ownerReferences": [dict(owner)],
+    }
+
+
+def env_value(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def restricted_container_security_context(uid: int = IMAGE_UID) -> dict[str, Any]:
+    """The container settings the "restricted" Pod Security profile requires, and a
+    read-only root filesystem beyond it."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "privileged": False,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def restricted_pod_security_context(uid: int = IMAGE_UID) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }

@@ -1,0 +1,32 @@
+"""What every kind's handlers share, built once per operator run (no module globals): the
+settings, the clock, and the API client created by the startup handler."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from maestro.operators.core.conditions import Clock
+from maestro.operators.core.kube import Kube
+from maestro.operators.core.settings import OperatorConfig
+
+
+@dataclass
+class Runtime:
+    clock: Clock
+    request_timeout: float
+    config: OperatorConfig = field(default_factory=OperatorConfig)
+    # The kubernetes ApiClient, created by the startup handler.
+    api_client: Any = field(default=None)
+    _kube: Kube | None = field(default=None, init=False, repr=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def kube(self) -> Kube:
+        with self._guard:
+            if self._kube is None:
+                if self.api_client is None:
+                    raise RuntimeError("the API client is created by the startup handler")
+                self._kube = Kube(self.api_client, self.request_timeout)
+            return self._kube

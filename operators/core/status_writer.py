@@ -1,0 +1,60 @@
+"""The one status writer: plan the smallest patch (core.status), write it to /status only
+when something changed, and hand back the Ready transition for the Event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from maestro.operators.api.common import Condition, StatusBase
+from maestro.operators.core.conditions import Clock
+from maestro.operators.core.kube import Kube, plural_of
+from maestro.operators.core.status import plan_status
+from maestro.operators.core.verdict import Verdict
+
+
+def write_status(
+    kube: Kube,
+    obj: Mapping[str, Any],
+    model: type[StatusBase],
+    stored: Mapping[str, Any],
+    verdict: Verdict,
+    extra: Mapping[str, Any] | None,
+    clock: Clock,
+) -> tuple[dict[str, Any], Condition | None]:
+    """Patch the object's status with what the verdict and `extra` change, nothing if
+    nothing does; returns the status as now stored and the Ready transition, if any."""
+    plan = plan_status(
+        model,
+        stored,
+        verdict,
+        generation=obj["metadata"].get("generation"),
+        clock=clock,
+        extra=extra,
+    )
+    if plan.empty:
+        return dict(stored), None
+    meta = obj["metadata"]
+    kube.patch_status(
+        obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"], plan.patch
+    )
+    merged = {**stored, **plan.patch}
+    return {k: v for k, v in merged.items() if v is not None}, plan.transition
+
+
+def report(
+    kube: Kube,
+    obj: Mapping[str, Any],
+    model: type[StatusBase],
+    stored: Mapping[str, Any],
+    verdict: Verdict,
+    extra: Mapping[str, Any] | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """write_status, then the Event of a Ready transition; returns the status as stored."""
+    from maestro.operators.core.events import emit_transition
+
+    status, transition = write_status(kube, obj, model, stored, verdict, extra, clock)
+    if transition is not None:
+        emit_transition(obj, transition)
+    return status

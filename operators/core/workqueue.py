@@ -1,0 +1,135 @@
+"""A work queue of per-object locks, delayed re-checks and retry back-off, one per
+controller: the reconcile framework every kind runs on.
+
+Controllers run their reconcile in Kopf's thread pool (handlers are sync), so the queue
+is thread-safe and schedules its timers on the operator's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from maestro.operators.core.kube import Obj
+
+RETRY_MAX_SECONDS = 60.0
+Key = tuple[str, str]
+log = logging.getLogger(__name__)
+
+
+class Step(Protocol):
+    """One reconcile of one object."""
+
+    def run(self) -> None: ...
+
+    def report_error(self, err: Exception) -> None:
+        """Say in status why the object does not progress (best effort)."""
+
+
+@dataclass
+class WorkQueue:
+    """Per-object locks, delayed re-checks and retry back-off for one controller."""
+
+    what: str  # the kind, for logs
+    reconcile: Callable[[str, str], None]
+    loop: asyncio.AbstractEventLoop | None = None
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
+
+    @contextmanager
+    def lock(self, key: Any) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    def requeue(self, namespace: str, name: str, delay: float) -> None:
+        """Reconcile the object again after `delay` seconds (an earlier pending one wins)."""
+        loop = self.loop
+        if loop is None:
+            return
+        key = (namespace, name)
+
+        def fire() -> None:
+            with self._guard:
+                self._timers.pop(key, None)
+            # Kopf's context (where kopf.event posts to) follows into the worker thread.
+            ctx = contextvars.copy_context()
+            future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
+            future.add_done_callback(self._log_error)
+
+        def schedule() -> None:
+            due = loop.time() + delay
+            with self._guard:
+                pending = self._timers.get(key)
+                if pending is not None and pending.when() <= due:
+                    return
+                if pending is not None:
+                    pending.cancel()
+                self._timers[key] = loop.call_at(due, fire)
+
+        loop.call_soon_threadsafe(schedule, context=contextvars.copy_context())
+
+    def forget(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        with self._guard:
+            self._locks.pop(key, None)
+            self._failures.pop(key, None)
+            timer = self._timers.pop(key, None)
+        if timer is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(timer.cancel)
+
+    def process(
+        self,
+        namespace: str,
+        name: str,
+        fetch: Callable[[], Obj | None],
+        step: Callable[[Obj], Step],
+    ) -> None:
+        """Under the object's lock: read it, run one step on it unless it is gone or being
+        deleted, and retry with back-off when the step fails."""
+        with self.lock((namespace, name)):
+            obj = fetch()
+            if obj is None or obj["metadata"].get("deletionTimestamp"):
+                return
+            current = step(obj)
+            try:
+                current.run()
+            except Exception as err:
+                current.report_error(err)
+                self.failed(namespace, name, err)
+            else:
+                self.succeeded(namespace, name)
+
+    def failed(self, namespace: str, name: str, err: Exception) -> None:
+        """Retry after a back-off that doubles per consecutive failure."""
+        key = (namespace, name)
+        attempt = self._failures.get(key, 0) + 1
+        self._failures[key] = attempt
+        delay = min(RETRY_MAX_SECONDS, 2.0**attempt)
+        log.warning(
+            "[%s/%s] %s step failed (attempt %d, retry in %.0fs): %s",
+            namespace,
+            name,
+            self.what,
+            attempt,
+            delay,
+            err,
+            exc_info=attempt == 1,
+        )
+        self.requeue(namespace, name, delay)
+
+    def succeeded(self, namespace: str, name: str) -> None:
+        self._failures.pop((namespace, name), None)
+
+    def _log_error(self, future: Any) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("%s re-check failed", self.what, exc_info=future.exception())

@@ -1,0 +1,305 @@
+"""ModelDeployment controller: gather, decide (modeldeployment.decide), apply
+(modeldeployment.render under one field manager), report (status + Events).
+
+Level-triggered from `@kopf.on.event` of the ModelDeployment and of the Deployments it
+owns (their readiness moves rollouts along), plus in-memory timers for what is
+time-based: the next canary analysis or step, a blue/green scale-down, a progress deadline,
+and the registry poll that notices an alias (models:/name@alias) moving to another version. No Kopf
+timers, so no finalizers: owner references make deletion cascade.
+
+One reconcile reads the ModelDeployment, resolves spec.model.uri in the registry, lists
+its owned objects, asks Prometheus for the canary's or shadow's figures when the decision
+needs them, then applies what changed (an object carrying the hash of what would be
+applied is left alone), deletes what the plan no longer has and writes status only when
+it differs. Everything as it should be: nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from maestro.operators.api.common import API_VERSION, Reason
+from maestro.operators.api.modeldeployment import (
+    DeploymentPhase,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+)
+from maestro.operators.core.events import emit, one_line
+from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
+from maestro.operators.core.prometheus import (
+    PrometheusClient,
+    PrometheusQueryError,
+    PrometheusUnavailable,
+    RevisionSelector,
+)
+from maestro.operators.core.registry import Registry, is_missing
+from maestro.operators.core.registry_cache import RegistryCache
+from maestro.operators.core.runtime import Runtime
+from maestro.operators.core.status import parse_status
+from maestro.operators.core.status_writer import report
+from maestro.operators.core.verdict import Verdict, invalid_spec
+from maestro.operators.core.workqueue import WorkQueue
+from maestro.operators.modeldeployment.decide import (
+    PROMOTE_ANNOTATION,
+    Decision,
+    Inputs,
+    canary_query,
+    concrete_uri,
+    decide,
+    needs_resolution,
+    revision_facts,
+    shadow_query,
+)
+from maestro.operators.modeldeployment.render import (
+    LABEL_REVISION,
+    DeploymentIds,
+    ServingSettings,
+    owned_kinds,
+    render,
+    selector,
+    service_url,
+    stale,
+)
+
+PLURAL = ModelDeployment.INFO.plural
+# URIs the serving pods (and the operator, for aliases) resolve through MLflow.
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+KIND = ModelDeployment.INFO.kind
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Controller:
+    """ModelDeployment reconciliation, shared by its own and its Deployments' events."""
+
+    runtime: Runtime
+    settings: ServingSettings = field(init=False)
+    queue: WorkQueue = field(init=False)
+    _registry: Registry | None = None
+    _registry_cache: RegistryCache | None = None
+    _prometheus: PrometheusClient | None = None
+
+    def __post_init__(self) -> None:
+        self.settings = ServingSettings.from_config(self.runtime.config)
+        self.queue = WorkQueue(KIND, self.reconcile)
+
+    @property
+    def kube(self) -> Kube:
+        return self.runtime.kube
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.runtime.config.mlflow_tracking_uri or "")
+        return self._registry
+
+    @property
+    def registry_cache(self) -> RegistryCache:
+        if self._registry_cache is None:
+            self._registry_cache = RegistryCache(
+                resolve=self.registry.resolve_model_version,
+                is_missing=is_missing,
+                interval=self.runtime.config.registry_poll_interval,
+            )
+        return self._registry_cache
+
+    @property
+    def prometheus(self) -> PrometheusClient | None:
+        url = self.runtime.config.prometheus_url
+        if url and self._prometheus is None:
+            self._prometheus = PrometheusClient(url, timeout=self.runtime.request_timeout)
+        return self._prometheus
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        self.queue.process(
+            namespace,
+            name,
+            lambda: self.kube.get(API_VERSION, PLURAL, namespace, name),
+            lambda obj: _Step(self, obj),
+        )
+
+
+class _Step:
+    """One reconcile of one ModelDeployment."""
+
+    def __init__(self, controller: Controller, obj: Obj) -> None:
+        self.c = controller
+        self.obj = obj
+        meta = obj["metadata"]
+        self.ids = DeploymentIds(namespace=meta["namespace"], name=meta["name"], uid=meta["uid"])
+        self.generation: int | None = meta.get("generation")
+        self.annotations: Mapping[str, str] = meta.get("annotations") or {}
+        self.status_raw: dict[str, Any] = dict(obj.get("status") or {})
+        self.model_missing = False
+
+    def run(self) -> None:
+        try:
+            spec = ModelDeploymentSpec.model_validate(self.obj.get("spec") or {})
+        except ValidationError as err:
+            self.write(invalid_spec(KIND, err), {})
+            return
+        if spec.model.uri.startswith(REGISTRY_SCHEMES) and not self.c.settings.tracking_uri:
+            self.write(not_configured(spec.model.uri), {})
+            return
+        status = parse_status(ModelDeploymentStatus, self.status_raw)
+        assert isinstance(status, ModelDeploymentStatus)
+        now = self.c.runtime.clock()
+        model_uri, model_error = self.resolve(spec.model.uri)
+        self.model_missing = model_uri is None
+        live = self.live_objects()
+        revisions = {
+            str(dep["metadata"]["labels"][LABEL_REVISION]): revision_facts(dep)
+            for dep in live
+            if dep["kind"] == "Deployment" and LABEL_REVISION in dep["metadata"]["labels"]
+        }
+        inputs = Inputs(
+            spec=spec,
+            status=status,
+            model_uri=model_uri,
+            now=now,
+            revisions=revisions,
+            analysis=self.figures(spec, status, now),
+            shadow=self.shadow_figures(spec, status),
+            approved_revision=self.annotations.get(PROMOTE_ANNOTATION),
+            model_error=model_error,
+        )
+        decision = decide(inputs)
+        desired = render(self.ids, spec, decision.plan, self.c.settings)
+        self.apply(desired, live)
+        # decision.status carries readyReplicas: the ready pods of the revisions that take
+        # traffic, not those of a preview, a shadow or a kept previous revision.
+        self.write(
+            decision.verdict, {**decision.status, "url": service_url(self.ids, self.c.settings)}
+        )
+        for event in decision.events:
+            self.emit(event.type, event.reason, event.message)
+        self.requeue(spec, decision)
+
+    def report_error(self, err: Exception) -> None:
+        # Status keeps the last good state; the retry's back-off is logged by the queue.
+        self.emit("Warning", "ReconcileError", one_line(err))
+
+    # --- gather ------------------------------------------------------------------------
+
+    def resolve(self, uri: str) -> tuple[str | None, str]:
+        """spec.model.uri with an alias or `latest` pinned to the version it means now, and
+        a concrete version checked to exist, before anything is rolled out for it.
+        MLflow unreachable raises: retried with back-off, status unchanged."""
+        found = self.c.registry_cache.lookup(uri)
+        if found.missing:
+            return None, found.missing
+        if found.version is None or not needs_resolution(uri):
+            return uri, ""
+        return concrete_uri(uri, found.version), ""
+
+    def live_objects(self) -> list[Obj]:
+        found: list[Obj] = []
+        for kind in owned_kinds(self.c.settings):
+            for item in self.c.kube.list(
+                kind.api_version, kind.plural, self.ids.namespace, selector(self.ids)
+            ):
+                found.append({**item, "apiVersion": kind.api_version, "kind": kind.kind})
+        return found
+
+    def figures(
+        self,
+        spec: ModelDeploymentSpec,
+        status: ModelDeploymentStatus,
+        now: datetime,
+    ) -> Any:
+        query = canary_query(spec, status, now)
+        if query is None:
+            return None
+        return self.query(
+            lambda prom: prom.revision_metrics(self.selector(query.revision), query.window)
+        )
+
+    def shadow_figures(self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Any:
+        query = shadow_query(spec, status)
+        if query is None:
+            return None
+        return self.query(
+            lambda prom: prom.shadow_metrics(self.selector(query.revision), query.window)
+        )
+
+    def selector(self, revision: str) -> RevisionSelector:
+        return RevisionSelector(
+            deployment=self.ids.name, revision=revision, namespace=self.ids.namespace
+        )
+
+    def query(self, ask: Any) -> Any:
+        prom = self.c.prometheus
+        if prom is None:
+            self.emit(
+                "Warning",
+                "AnalysisUnavailable",
+                "No Prometheus configured (MAESTRO_PROMETHEUS_URL): the rollout waits.",
+            )
+            return None
+        try:
+            return ask(prom)
+        except (PrometheusUnavailable, PrometheusQueryError) as err:
+            self.emit("Warning", "AnalysisUnavailable", one_line(err))
+            return None
+
+    # --- apply and report --------------------------------------------------------------
+
+    def apply(self, desired: list[Obj], live: list[Obj]) -> None:
+        hashes = {
+            (o["kind"], o["metadata"]["name"]): (o["metadata"].get("annotations") or {}).get(
+                APPLIED_HASH_ANNOTATION
+            )
+            for o in live
+        }
+        for manifest in desired:
+            key = (manifest["kind"], manifest["metadata"]["name"])
+            if hashes.get(key) != manifest_hash(manifest):
+                self.c.kube.apply(with_hash(manifest))
+        for obj in stale(desired, live):
+            meta = obj["metadata"]
+            self.c.kube.delete(obj["apiVersion"], obj["kind"], self.ids.namespace, meta["name"])
+
+    def write(self, verdict: Verdict, extra: Mapping[str, Any]) -> None:
+        self.status_raw = report(
+            self.c.kube,
+            self.obj,
+            ModelDeploymentStatus,
+            self.status_raw,
+            verdict,
+            dict(extra),
+            self.c.runtime.clock,
+        )
+
+    def emit(self, type_: str, reason: str, message: str) -> None:
+        emit(self.obj, type_, reason, message)
+
+    def requeue(self, spec: ModelDeploymentSpec, decision: Decision) -> None:
+        delays = [decision.requeue_after] if decision.requeue_after is not None else []
+        uri = spec.model.uri
+        if needs_resolution(uri) or self.model_missing:
+            # The registry does not call back: an alias move, or a missing model registered
+            # later, is noticed by asking again once the shared answer is due.
+            due = self.c.registry_cache.next_check(uri)
+            if due is not None:
+                delays.append(max(due, 1.0))
+        if delays:
+            self.c.queue.requeue(self.ids.namespace, self.ids.name, max(0.5, min(delays)))
+
+
+def not_configured(uri: str) -> Verdict:
+    return Verdict(
+        ready=False,
+        reason=Reason.NOT_CONFIGURED,
+        message=(
+            f"spec.model.uri {uri} needs MLflow, and the operator has no tracking URI: set"
+            " MAESTRO_MLFLOW_TRACKING_URI in its Deployment."
+        ),
+        phase=DeploymentPhase.PENDING,
+    )

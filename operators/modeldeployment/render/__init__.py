@@ -1,0 +1,185 @@
+"""ModelDeployment -> the Kubernetes objects that serve it. Pure: no kopf, no kubernetes, no I/O.
+
+This package: `names` (labels, selectors, settings), `workload` (the Deployment),
+`traffic` (Services, HPA, PDB, NetworkPolicy, Istio), `monitoring` (ServiceMonitor, alert
+rules); `render` and `stale` here put them together.
+
+`render(ids, spec, plan, settings)` is a function of the typed spec, the revision plan that
+maestro.operators.modeldeployment.decide chose and explicit serving settings, so the
+same inputs always give the same manifests; tests/golden/modeldeployment/ holds one file per
+shape. Every object carries the ModelDeployment's labels and its controller ownerReference
+(the owner is an argument, as for TrainingRuns), so deleting the ModelDeployment deletes
+them all; objects of revisions the plan no longer names are for the handler to delete
+(`stale`), found through `selector`.
+
+Per revision (`<md>-<revision>`): a Deployment running `maestro serve`, a Service for direct
+addressing and Istio subsets, an HPA (autoscaling/v2) unless autoscaling is off, and a
+PodDisruptionBudget. Per ModelDeployment (`<md>`): the Service clients use, a NetworkPolicy
+and, when enabled, a ServiceMonitor and PrometheusRule (Prometheus Operator) and a
+DestinationRule and VirtualService (Istio).
+
+Traffic: with Istio the `<md>` Service selects every revision and the VirtualService splits
+and mirrors by subset. Without Istio it selects the one revision with traffic, or every
+revision while a canary runs, whose traffic then follows the replica counts (the canary's
+replicas follow its weight); shadow mirroring needs Istio.
+
+Secrets: each spec.secrets entry is rendered by the Vault Agent injector's init container to
+/vault/secrets/<env> as `export <env>='<value>'`, and the server's command sources those files
+before it starts, so the values reach the process environment and never the pod spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from maestro.operators.api.modeldeployment import ModelDeploymentSpec
+from maestro.operators.core.objects import label_value
+from maestro.operators.modeldeployment.decide import RevisionPlan
+from maestro.operators.modeldeployment.render.monitoring import (
+    alert_rules,
+    render_prometheus_rule,
+    render_service_monitor,
+)
+from maestro.operators.modeldeployment.render.names import (
+    APP_NAME,
+    CONTAINER,
+    LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
+    LABEL_NAME,
+    LABEL_REVISION,
+    LABEL_ROLE,
+    LIVE_PATH,
+    METRICS_PATH,
+    OWNED_KINDS,
+    PORT_NAME,
+    READY_PATH,
+    REQUESTS_PER_SECOND_METRIC,
+    SERVER_UID,
+    SERVICE_PORT,
+    VAULT,
+    VAULT_SECRETS_DIR,
+    DeploymentIds,
+    Manifest,
+    OwnedKind,
+    ServingSettings,
+    base_name,
+    labels,
+    object_name,
+    owned_kinds,
+    owner_reference,
+    pods_selector,
+    prediction_log_path,
+    revision_selector,
+    selector,
+    served_name,
+    service_host,
+    service_url,
+)
+from maestro.operators.modeldeployment.render.traffic import (
+    render_destination_rule,
+    render_hpa,
+    render_network_policy,
+    render_pdb,
+    render_revision_service,
+    render_service,
+    render_virtual_service,
+    tracking_port,
+)
+from maestro.operators.modeldeployment.render.workload import (
+    render_deployment,
+    server_args,
+    server_env,
+    vault_annotations,
+)
+
+
+def render(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, plan: RevisionPlan, settings: ServingSettings
+) -> list[Manifest]:
+    """Every object the plan needs, in OWNED_KINDS order; none when it names no revision."""
+    if not plan.revisions:
+        return []
+    objects = [render_service(ids, plan, settings)]
+    objects += [render_revision_service(ids, r) for r in plan.revisions]
+    objects += [render_deployment(ids, spec, r, settings) for r in plan.revisions]
+    if spec.autoscaling.enabled:
+        objects += [render_hpa(ids, spec, r) for r in plan.revisions]
+    objects += [render_pdb(ids, r) for r in plan.revisions]
+    objects.append(render_network_policy(ids, spec, settings))
+    if settings.istio:
+        objects.append(render_destination_rule(ids, plan, settings))
+        objects.append(render_virtual_service(ids, plan, settings))
+    if settings.prometheus_operator:
+        objects.append(render_service_monitor(ids))
+        objects.append(render_prometheus_rule(ids, spec, settings))
+    return objects
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    group = str(obj["apiVersion"]).rpartition("/")[0]
+    return (group, str(obj["kind"]), str(obj["metadata"]["name"]))
+
+
+def stale(
+    desired: Iterable[Mapping[str, Any]], live: Iterable[Mapping[str, Any]]
+) -> list[Manifest]:
+    """The live objects (listed by `selector` for each OWNED_KINDS) that `desired` no longer
+    has: a removed revision's objects, the HPAs once autoscaling is off, and so on."""
+    wanted = {_key(obj) for obj in desired}
+    return [dict(obj) for obj in live if _key(obj) not in wanted]
+
+
+__all__ = [
+    "APP_NAME",
+    "CONTAINER",
+    "LABEL_DEPLOYMENT",
+    "LABEL_INSTANCE",
+    "LABEL_NAME",
+    "LABEL_REVISION",
+    "LABEL_ROLE",
+    "LIVE_PATH",
+    "METRICS_PATH",
+    "OWNED_KINDS",
+    "PORT_NAME",
+    "READY_PATH",
+    "REQUESTS_PER_SECOND_METRIC",
+    "SERVER_UID",
+    "SERVICE_PORT",
+    "VAULT",
+    "VAULT_SECRETS_DIR",
+    "DeploymentIds",
+    "Manifest",
+    "OwnedKind",
+    "ServingSettings",
+    "alert_rules",
+    "base_name",
+    "label_value",
+    "labels",
+    "object_name",
+    "owned_kinds",
+    "owner_reference",
+    "pods_selector",
+    "prediction_log_path",
+    "render",
+    "render_deployment",
+    "render_destination_rule",
+    "render_hpa",
+    "render_network_policy",
+    "render_pdb",
+    "render_prometheus_rule",
+    "render_revision_service",
+    "render_service",
+    "render_service_monitor",
+    "render_virtual_service",
+    "revision_selector",
+    "selector",
+    "served_name",
+    "server_args",
+    "server_env",
+    "service_host",
+    "service_url",
+    "stale",
+    "tracking_port",
+    "vault_annotations",
+]

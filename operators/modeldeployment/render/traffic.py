@@ -1,0 +1,249 @@
+"""How traffic reaches the revisions: Services, autoscaling, disruption budgets, the
+NetworkPolicy and Istio routing. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from maestro.operators.api.modeldeployment import (
+    ModelDeploymentSpec,
+)
+from maestro.operators.modeldeployment.decide import Revision, RevisionPlan
+from maestro.operators.modeldeployment.render.names import (
+    ISTIOD_XDS_PORT,
+    LABEL_REVISION,
+    PORT_NAME,
+    REQUESTS_PER_SECOND_METRIC,
+    SERVICE_PORT,
+    DeploymentIds,
+    Manifest,
+    ServingSettings,
+    _metadata,
+    _revision_labels,
+    base_name,
+    object_name,
+    pods_selector,
+    revision_selector,
+    service_host,
+)
+
+# --- Services, autoscaling, disruption budget -----------------------------------------------
+
+
+def _service(
+    ids: DeploymentIds, name: str, extra: Mapping[str, str], select: Mapping[str, str]
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(ids, name, extra),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(select),
+            "ports": [
+                {
+                    "name": PORT_NAME,
+                    "port": SERVICE_PORT,
+                    "targetPort": PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "http",
+                }
+            ],
+        },
+    }
+
+
+def render_service(ids: DeploymentIds, plan: RevisionPlan, settings: ServingSettings) -> Manifest:
+    """The `<md>` Service clients call."""
+    select = pods_selector(ids)
+    if not settings.istio and len(plan.weights) == 1:
+        (only,) = plan.weights
+        select = revision_selector(ids, only)
+    return _service(ids, base_name(ids.name), {}, select)
+
+
+def render_revision_service(ids: DeploymentIds, revision: Revision) -> Manifest:
+    return _service(
+        ids,
+        object_name(ids.name, revision.name),
+        _revision_labels(revision),
+        revision_selector(ids, revision.name),
+    )
+
+
+def render_hpa(ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision) -> Manifest:
+    scaling = spec.autoscaling
+    metrics: list[dict[str, Any]] = [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {
+                    "type": "Utilization",
+                    "averageUtilization": scaling.target_cpu_utilization,
+                },
+            },
+        }
+    ]
+    if scaling.target_memory_utilization is not None:
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "memory",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": scaling.target_memory_utilization,
+                    },
+                },
+            }
+        )
+    if scaling.target_requests_per_second is not None:
+        # Served by a custom-metrics adapter (e.g. prometheus-adapter) from maestro_requests_total.
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": REQUESTS_PER_SECOND_METRIC},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": str(scaling.target_requests_per_second),
+                    },
+                },
+            }
+        )
+    name = object_name(ids.name, revision.name)
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(ids, name, _revision_labels(revision)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": revision.replicas,
+            "maxReplicas": revision.max_replicas,
+            "metrics": metrics,
+        },
+    }
+
+
+def render_pdb(ids: DeploymentIds, revision: Revision) -> Manifest:
+    # maxUnavailable 1 at any size: a drain takes one pod of a revision at a time and a
+    # single-replica revision never blocks it (minAvailable 1 would, for ever).
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(
+            ids, object_name(ids.name, revision.name), _revision_labels(revision)
+        ),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": revision_selector(ids, revision.name)},
+            # Crash-looping pods must not hold a node drain hostage.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+    }
+
+
+# --- network --------------------------------------------------------------------------------
+
+
+def _namespace_peer(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
+def _tcp(port: int) -> dict[str, Any]:
+    return {"protocol": "TCP", "port": port}
+
+
+def tracking_port(uri: str) -> int | None:
+    """The TCP port of an http(s) tracking URI, or None for other kinds."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return None
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def render_network_policy(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
+) -> Manifest:
+    egress: list[dict[str, Any]] = [
+        {"ports": [{"protocol": "UDP", "port": 53}, _tcp(53)]},
+    ]
+    ports = [tracking_port(settings.tracking_uri)]
+    if spec.secrets:
+        ports.append(settings.vault_port)
+    ports += settings.egress_ports
+    tcp_ports = sorted({p for p in ports if p is not None})
+    if tcp_ports:
+        egress.append({"ports": [_tcp(p) for p in tcp_ports]})
+    if settings.istio:
+        egress.append(
+            {"to": [_namespace_peer(settings.istio_namespace)], "ports": [_tcp(ISTIOD_XDS_PORT)]}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(ids, base_name(ids.name)),
+        "spec": {
+            "podSelector": {"matchLabels": pods_selector(ids)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {}},
+                        _namespace_peer(settings.istio_namespace),
+                        _namespace_peer(settings.monitoring_namespace),
+                    ],
+                    "ports": [_tcp(spec.port)],
+                }
+            ],
+            "egress": egress,
+        },
+    }
+
+
+def _destination(ids: DeploymentIds, settings: ServingSettings, revision: str) -> dict[str, Any]:
+    return {
+        "host": service_host(ids, settings),
+        "subset": revision,
+        "port": {"number": SERVICE_PORT},
+    }
+
+
+def render_destination_rule(
+    ids: DeploymentIds, plan: RevisionPlan, settings: ServingSettings
+) -> Manifest:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "DestinationRule",
+        "metadata": _metadata(ids, base_name(ids.name)),
+        "spec": {
+            "host": service_host(ids, settings),
+            "subsets": [
+                {"name": r.name, "labels": {LABEL_REVISION: r.name}} for r in plan.revisions
+            ],
+        },
+    }
+
+
+def render_virtual_service(
+    ids: DeploymentIds, plan: RevisionPlan, settings: ServingSettings
+) -> Manifest:
+    route: dict[str, Any] = {
+        "name": "model",
+        "route": [
+            {"destination": _destination(ids, settings, name), "weight": weight}
+            for name, weight in plan.weights.items()
+        ],
+    }
+    if plan.mirror is not None:
+        route["mirror"] = _destination(ids, settings, plan.mirror.revision)
+        route["mirrorPercentage"] = {"value": float(plan.mirror.percent)}
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": _metadata(ids, base_name(ids.name)),
+        "spec": {"hosts": [service_host(ids, settings)], "http": [route]},
+    }

@@ -1,0 +1,231 @@
+"""The Deployment of one revision: the `maestro serve` container, its environment (the
+serving contract), Vault Agent annotations and the restricted Pod Security settings. Pure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from maestro.operators.api.modeldeployment import (
+    ModelDeploymentSpec,
+    SecretRef,
+)
+from maestro.operators.core import objects
+from maestro.operators.core.objects import env_value
+from maestro.operators.modeldeployment.decide import Revision
+from maestro.operators.modeldeployment.render.names import (
+    COMMAND,
+    CONTAINER,
+    DEFAULT_REQUESTS,
+    LABEL_REVISION,
+    LIVE_PATH,
+    METRICS_PATH,
+    PORT_NAME,
+    PRESTOP_SLEEP_SECONDS,
+    READY_PATH,
+    SERVER_UID,
+    TERMINATION_GRACE_SECONDS,
+    VAULT,
+    VAULT_SECRETS_DIR,
+    VAULT_TOKEN_VOLUME,
+    DeploymentIds,
+    Manifest,
+    ServingSettings,
+    _metadata,
+    _revision_labels,
+    labels,
+    object_name,
+    prediction_log_path,
+    revision_selector,
+    served_name,
+)
+from maestro.serving import contract
+
+# --- the Deployment -----------------------------------------------------------------------
+
+
+def server_env(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision, settings: ServingSettings
+) -> list[dict[str, Any]]:
+    """The shared serving contract's environment (the same values as the args)."""
+    env = [
+        env_value(contract.TRACKING_URI, settings.tracking_uri),
+        env_value(contract.DEPLOYMENT, ids.name),
+        env_value(contract.REVISION, revision.name),
+        env_value(contract.MODEL_VERSION, revision.model_version),
+        env_value(contract.MODEL_URI, revision.model_uri),
+        env_value(contract.MODEL_NAME, served_name(ids, spec)),
+        env_value(contract.PORT, str(spec.port)),
+    ]
+    if settings.prediction_log_dir:
+        env += [
+            {"name": contract.POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            env_value(
+                contract.PREDICTION_LOG,
+                prediction_log_path(settings.prediction_log_dir, ids, revision.name),
+            ),
+            env_value(contract.PREDICTION_LOG_SAMPLE, f"{settings.prediction_log_sample:g}"),
+        ]
+    env += [
+        env_value("OTEL_SERVICE_NAME", ids.name),
+        env_value(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            f"k8s.namespace.name={ids.namespace},maestro.revision={revision.name}",
+        ),
+        # The root filesystem is read-only; MLflow downloads models under the home folder.
+        env_value("HOME", "/tmp"),
+    ]
+    return env
+
+
+def server_args(ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision) -> list[str]:
+    args = [
+        "--model-uri",
+        revision.model_uri,
+        "--model-name",
+        served_name(ids, spec),
+        "--port",
+        str(spec.port),
+    ]
+    if revision.shadow_model_uri:
+        args += ["--shadow-model-uri", revision.shadow_model_uri]
+    return args
+
+
+def _vault_template(secret: SecretRef) -> str:
+    # KV v2 keeps the values under .Data.data; single quotes in the value are escaped for the
+    # shell that sources the file. json.dumps quotes the key the way Go templates read it.
+    return (
+        f'{{{{- with secret "{secret.vault_path}" -}}}}\n'
+        f"export {secret.env}='{{{{ index .Data.data {json.dumps(secret.key)}"
+        " | replaceAll \"'\" \"'\\\\''\" }}'\n"
+        "{{- end }}\n"
+    )
+
+
+def vault_annotations(spec: ModelDeploymentSpec, settings: ServingSettings) -> dict[str, str]:
+    if not spec.secrets:
+        return {}
+    annotations = {
+        f"{VAULT}/agent-inject": "true",
+        f"{VAULT}/role": settings.vault_role,
+        # Values are read once at start-up: an init container, no sidecar.
+        f"{VAULT}/agent-pre-populate-only": "true",
+        # The pod mounts no API token; the agent logs in with this projected one.
+        f"{VAULT}/agent-service-account-token-volume-name": VAULT_TOKEN_VOLUME,
+    }
+    for secret in spec.secrets:
+        annotations[f"{VAULT}/agent-inject-secret-{secret.env}"] = secret.vault_path
+        annotations[f"{VAULT}/agent-inject-template-{secret.env}"] = _vault_template(secret)
+    return annotations
+
+
+def _command(spec: ModelDeploymentSpec) -> list[str]:
+    if not spec.secrets:
+        return list(COMMAND)
+    sources = " && ".join(f". {VAULT_SECRETS_DIR}/{s.env}" for s in spec.secrets)
+    return ["/bin/sh", "-c", f'{sources} && exec {" ".join(COMMAND)} "$@"', COMMAND[0]]
+
+
+def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
+    if spec.resources is None:
+        return {"requests": dict(DEFAULT_REQUESTS)}
+    return spec.resources.model_dump(mode="json", exclude_none=True)
+
+
+def _probe(path: str, period: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def render_deployment(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision, settings: ServingSettings
+) -> Manifest:
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if settings.prediction_log_dir:
+        mounts.append({"name": "predictions", "mountPath": settings.prediction_log_dir})
+        source: dict[str, Any] = (
+            {"persistentVolumeClaim": {"claimName": settings.prediction_log_claim}}
+            if settings.prediction_log_claim
+            else {"emptyDir": {}}
+        )
+        volumes.append({"name": "predictions", **source})
+    if spec.secrets:
+        volumes.append(
+            {
+                "name": VAULT_TOKEN_VOLUME,
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}
+                    ]
+                },
+            }
+        )
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": spec.image or settings.image,
+        "command": _command(spec),
+        "args": server_args(ids, spec, revision),
+        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "env": server_env(ids, spec, revision, settings),
+        "resources": _resources(spec),
+        "readinessProbe": _probe(READY_PATH, 5),
+        "livenessProbe": _probe(LIVE_PATH, 10),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        "securityContext": objects.restricted_container_security_context(SERVER_UID),
+        "volumeMounts": mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        # Servers talk to MLflow, never to the API server.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": objects.restricted_pod_security_context(SERVER_UID),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    annotations = {
+        **settings.pod_annotations,
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(spec.port),
+        "prometheus.io/path": METRICS_PATH,
+        **vault_annotations(spec, settings),
+    }
+    deployment_spec: dict[str, Any] = {
+        "revisionHistoryLimit": 3,
+        "selector": {"matchLabels": revision_selector(ids, revision.name)},
+        # A change of the revision's own pod template (resources, image) keeps its capacity.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+        },
+        "template": {
+            "metadata": {
+                "labels": {
+                    **settings.pod_labels,
+                    **labels(ids),
+                    LABEL_REVISION: revision.name,
+                },
+                "annotations": annotations,
+            },
+            "spec": pod_spec,
+        },
+    }
+    if not spec.autoscaling.enabled:
+        # With an HPA the replica count is the HPA's: applying one here would fight it.
+        deployment_spec = {"replicas": revision.replicas, **deployment_spec}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(
+            ids, object_name(ids.name, revision.name), _revision_labels(revision)
+        ),
+        "spec": deployment_spec,
+    }

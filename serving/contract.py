@@ -1,0 +1,60 @@
+"""The contract between the ModelDeployment operator and the model server it runs.
+
+Two halves, each defined once and imported by both sides (as `training/contract.py` is
+for trainers), so a renamed variable or metric breaks a test, not a rollout:
+
+- the environment the operator renders into every serving container and `maestro serve`
+  reads through `ServeSettings`;
+- the Prometheus metric names and labels the server exports, which the canary and shadow
+  analysis and the alert rules query.
+
+Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+# --- environment --------------------------------------------------------------------------
+# Knobs of the server itself: `ServeSettings` reads every field as SERVE_PREFIX + its name.
+SERVE_PREFIX = "MAESTRO_SERVE_"
+MODEL_URI = SERVE_PREFIX + "MODEL_URI"
+MODEL_NAME = SERVE_PREFIX + "MODEL_NAME"
+PORT = SERVE_PREFIX + "PORT"
+PREDICTION_LOG = SERVE_PREFIX + "PREDICTION_LOG"
+PREDICTION_LOG_SAMPLE = SERVE_PREFIX + "PREDICTION_LOG_SAMPLE"
+# Identity, set by the operator (no prefix: other programs of the pod read them too).
+TRACKING_URI = "MLFLOW_TRACKING_URI"
+DEPLOYMENT = "MAESTRO_DEPLOYMENT"  # the ModelDeployment's name
+REVISION = "MAESTRO_REVISION"  # v<version>, or a hash of the model URI
+MODEL_VERSION = "MAESTRO_MODEL_VERSION"  # the registry version, "" outside the registry
+BIND_HOST = "MAESTRO_BIND_HOST"  # the local platform gives each pod its own address
+POD_NAME = "POD_NAME"  # from the downward API; names the pod's prediction log file
+
+# --- metrics ------------------------------------------------------------------------------
+# Every serving metric carries these labels (Prometheus adds namespace and pod).
+LABELS = ("deployment", "revision", "model", "model_version")
+# Families as registered (prometheus_client appends _total to counters on export).
+REQUESTS = "maestro_requests"
+REQUEST_DURATION = "maestro_request_duration_seconds"
+BATCH_SIZE = "maestro_batch_size"
+MODEL_INFO = "maestro_model_info"
+MODEL_LOAD_SECONDS = "maestro_model_load_seconds"
+SHADOW_REQUESTS = "maestro_shadow_requests"
+SHADOW_AGREEMENTS = "maestro_shadow_agreements"
+SHADOW_LATENCY_DELTA = "maestro_shadow_latency_delta_seconds"
+FEEDBACK = "maestro_feedback"
+FEEDBACK_OUTCOME = "maestro_feedback_outcome"
+# Extra labels of REQUESTS.
+LABEL_CODE = "code"
+LABEL_PROTOCOL = "protocol"
+# The per-pod request rate the HPA scales on, served by a custom-metrics adapter.
+REQUESTS_PER_SECOND = "maestro_requests_per_second"
+
+
+def counter(family: str) -> str:
+    """The series name of a counter family as Prometheus stores it."""
+    return f"{family}_total"
+
+
+def buckets(family: str) -> str:
+    """The bucket series of a histogram family."""
+    return f"{family}_bucket"
