@@ -27,6 +27,11 @@ DEPLOYMENT = "MAESTRO_DEPLOYMENT"  # the ModelDeployment's name
 REVISION = "MAESTRO_REVISION"  # v<version>, or a hash of the model URI
 MODEL_VERSION = "MAESTRO_MODEL_VERSION"  # the registry version, "" outside the registry
 BIND_HOST = "MAESTRO_BIND_HOST"  # the local platform gives each pod its own address
+# Where the server writes why it stopped (a model it cannot load): the kubelet mounts a
+# file at the container's terminationMessagePath and shows it in the pod's status. The
+# local platform, which cannot mount, gives each container a file and names it here.
+TERMINATION_MESSAGE_PATH = "MAESTRO_TERMINATION_MESSAGE_PATH"
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 POD_NAME = "POD_NAME"  # from the downward API; names the pod's prediction log file
 
 # --- metrics ------------------------------------------------------------------------------

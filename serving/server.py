@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import signal
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -34,6 +35,16 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._state.draining = True
         super().handle_exit(sig, frame)
+
+
+def write_termination_message(path: Path, message: str) -> None:
+    """Say why the server stopped where the pod's status picks it up (the kubelet reads at
+    most 4096 bytes). Outside a container the file may not be writable: then only the log
+    says it."""
+    try:
+        path.write_text(message.encode()[:4000].decode(errors="ignore"))
+    except OSError as err:
+        log.debug("no termination message written to %s: %s", path, err)
 
 
 def run(settings: ServeSettings) -> int:
@@ -94,6 +105,7 @@ def run(settings: ServeSettings) -> int:
         shutdown_tracing(provider)
     if failure:
         log.error("exiting: %s", failure[0])
+        write_termination_message(settings.termination_message_path, failure[0])
         return 1
     log.info("stopped")
     return 0

@@ -90,6 +90,13 @@ class ServeSettings(BaseSettings):
         "", validation_alias=AliasChoices("model_version", contract.MODEL_VERSION)
     )
     bind_host: str = Field("", validation_alias=AliasChoices("bind_host", contract.BIND_HOST))
+    termination_message_path: Path = Field(
+        Path(contract.DEFAULT_TERMINATION_MESSAGE_PATH),
+        validation_alias=AliasChoices(
+            "termination_message_path", contract.TERMINATION_MESSAGE_PATH
+        ),
+        description="file the reason of a fatal error is written to (the pod's status shows it)",
+    )
 
     @field_validator("models")
     @classmethod

@@ -14,9 +14,10 @@ import importlib.metadata
 import json
 import logging
 import os
+import random
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import mlflow
 import pandas as pd
@@ -33,6 +34,7 @@ from maestro.training.mlflow_plugins import load_mlflow_plugins_without_feast
 from maestro.training.trainers import XGBOOST, Trained
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # MLflow's log_batch limits per request.
 MAX_METRICS, MAX_PARAMS, MAX_TAGS = 1000, 100, 100
@@ -220,10 +222,34 @@ class Tracker:
             dataset = from_pandas(frame, targets=target, name=name)
         entity = dataset._to_mlflow_entity()
         context = InputTag(MLFLOW_DATASET_CONTEXT, "training")
-        self.client.log_inputs(run_id, datasets=[DatasetInput(entity, tags=[context])])
+        inputs = [DatasetInput(entity, tags=[context])]
+        retry_on_conflict(lambda: self.client.log_inputs(run_id, datasets=inputs))
 
     def log_json(self, run_id: str, payload: Any, artifact_file: str) -> None:
         self.client.log_text(run_id, json.dumps(payload, indent=2, default=str), artifact_file)
+
+
+def is_conflict(err: Exception) -> bool:
+    """An MLflow server on a SQL store inserting a row that another request inserted at the
+    same moment (it checks, then inserts): the row now exists, so asking again succeeds."""
+    text = str(err)
+    return isinstance(err, MlflowException) and (
+        "UniqueViolation" in text or "duplicate key" in text or "UNIQUE constraint" in text
+    )
+
+
+def retry_on_conflict(call: Callable[[], T], attempts: int = 4) -> T:
+    """`call()`, asked again after a unique-key conflict (tuning workers of one study log
+    the same dataset at once); any other error is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except MlflowException as err:
+            if attempt == attempts or not is_conflict(err):
+                raise
+            log.info("MLflow reported a concurrent insert; asking again (%d)", attempt)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")
 
 
 class StepRecorder:

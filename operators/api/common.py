@@ -136,6 +136,7 @@ class Reason(StrEnum):
     TRACKING_UNAVAILABLE = "TrackingUnavailable"
     # ModelDeployment rollouts (conditions and Events).
     MODEL_NOT_FOUND = "ModelNotFound"
+    MODEL_LOAD_FAILED = "ModelLoadFailed"
     DEPLOYING = "Deploying"
     AVAILABLE = "Available"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"

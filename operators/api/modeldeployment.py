@@ -326,6 +326,17 @@ class MissedDeadline(StatusModel):
     deadline: str | None = Field(default=None, description="spec.progressDeadline then.")
 
 
+class LoadFailure(StatusModel):
+    """A revision whose serving pods reported that they cannot load its model."""
+
+    revision: str | None = Field(default=None, description="The revision.")
+    message: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="What the pod said (its container's termination message).",
+    )
+
+
 class ModelDeploymentStatus(StatusBase):
     """Observed state of a ModelDeployment."""
 
@@ -379,6 +390,13 @@ class ModelDeploymentStatus(StatusBase):
     missed_deadline: MissedDeadline | None = Field(
         default=None,
         description="Set when rolledBackRevision was rolled back for missing progressDeadline.",
+    )
+    load_failure: LoadFailure | None = Field(
+        default=None,
+        description=(
+            "Set when rolledBackRevision was rolled back because its pods cannot load the"
+            " model, or while the first revision's pods cannot."
+        ),
     )
 
 

@@ -53,6 +53,7 @@ from maestro.operators.modeldeployment.decide import (
     canary_query,
     concrete_uri,
     decide,
+    load_failure,
     needs_resolution,
     revision_facts,
     shadow_query,
@@ -62,6 +63,7 @@ from maestro.operators.modeldeployment.render import (
     DeploymentIds,
     ServingSettings,
     owned_kinds,
+    pods_selector,
     render,
     selector,
     service_url,
@@ -169,6 +171,7 @@ class _Step:
             shadow=self.shadow_figures(spec, status),
             approved_revision=self.annotations.get(PROMOTE_ANNOTATION),
             model_error=model_error,
+            load_failures=self.load_failures(revisions),
         )
         decision = decide(inputs)
         desired = render(self.ids, spec, decision.plan, self.c.settings)
@@ -198,6 +201,23 @@ class _Step:
         if found.version is None or not needs_resolution(uri):
             return uri, ""
         return concrete_uri(uri, found.version), ""
+
+    def load_failures(self, revisions: Mapping[str, Any]) -> dict[str, str]:
+        """What the serving pods of revisions short of ready replicas say about loading
+        their model (their containers' termination messages)."""
+        waiting = [
+            name for name, facts in revisions.items() if facts.ready_replicas < facts.replicas
+        ]
+        if not waiting:
+            return {}
+        found: dict[str, str] = {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(pods_selector(self.ids).items()))
+        for pod in self.c.kube.list("v1", "pods", self.ids.namespace, selector):
+            revision = (pod["metadata"].get("labels") or {}).get(LABEL_REVISION)
+            message = load_failure(pod)
+            if revision in waiting and message and revision not in found:
+                found[revision] = message
+        return found
 
     def live_objects(self) -> list[Obj]:
         found: list[Obj] = []

@@ -56,6 +56,7 @@ from maestro.operators.modeldeployment.decide.inputs import (
     RevisionFacts,
     ShadowFigures,
     canary_query,
+    load_failure,
     revision_facts,
     shadow_query,
 )
@@ -89,6 +90,7 @@ from maestro.operators.modeldeployment.decide.rollout import (
     abort_candidate,
     expire_previous,
     first_revision,
+    load_failed,
     model_missing,
     rolled_back,
     start,
@@ -117,6 +119,7 @@ __all__ = [
     "concrete_uri",
     "decide",
     "judge",
+    "load_failure",
     "needs_resolution",
     "parse_duration",
     "registry_model",
@@ -179,5 +182,8 @@ def _roll_out(state: RolloutState, inputs: Inputs, uri: str) -> Outcome:
     if target == state.rolled_back:
         return rolled_back(state, inputs).after(effects)
     state, started = start(state.without_rollback(), inputs, target, uri)
+    failure = inputs.load_failures.get(target)
+    if failure:
+        return load_failed(state, inputs, target, failure).after(effects + started)
     strategy = STRATEGIES[inputs.spec.strategy.type]
     return strategy(state, inputs, target, uri).after(effects + started)

@@ -51,6 +51,21 @@ def revision_facts(deployment: Mapping[str, Any]) -> RevisionFacts:
     )
 
 
+def load_failure(pod: Mapping[str, Any]) -> str | None:
+    """Why a serving pod cannot load its model, if it said so: a container that is not ready
+    and whose last run ended with a non-zero exit code and a termination message (the model
+    server writes why it failed there)."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        if container.get("ready"):
+            continue
+        for state in (container.get("state"), container.get("lastState")):
+            ended = (state or {}).get("terminated") or {}
+            message = str(ended.get("message") or "").strip()
+            if ended.get("exitCode") not in (None, 0) and message:
+                return message[:2048]
+    return None
+
+
 class CanaryFigures(Protocol):
     """One revision's figures over the analysis window; None is "no data"
     (maestro.operators.core.prometheus.RevisionMetrics fits)."""
@@ -92,6 +107,8 @@ class Inputs:
     approved_revision: str | None = None
     # Why model_uri is None (the registry's answer), for the condition message.
     model_error: str = ""
+    # Revisions whose serving pods say they cannot load the model: revision -> their message.
+    load_failures: Mapping[str, str] = field(default_factory=dict)
 
     def observed(self, name: str | None) -> RevisionFacts:
         """What revision `name`'s Deployment reports; nothing yet if it has none."""

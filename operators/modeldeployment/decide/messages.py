@@ -89,6 +89,14 @@ def first_missed_deadline(
     )
 
 
+def first_load_failed(what: str, message: str) -> str:
+    return (
+        f"{what} cannot be served: its pods cannot load the model: {message}. Its Deployment"
+        " is kept and its pods retry with back-off: Available once they load. Fix the model"
+        " or spec.model.uri."
+    )
+
+
 def first_starting(what: str, ready: int, needed: int) -> str:
     return f"Starting {what}: {ready_text(ready, needed)}."
 
@@ -135,6 +143,13 @@ def rolled_back_at_deadline(missed: MissedDeadline, stable: str | None) -> str:
         f"Rolled back {missed.revision}: {missed.ready_replicas} of {missed.replicas} replicas"
         f" ready after progressDeadline {missed.deadline}. {stable} serves all traffic; the"
         " next model version is rolled out again."
+    )
+
+
+def rolled_back_load_failed(revision: str | None, message: str | None, stable: str | None) -> str:
+    return (
+        f"Rolled back {revision}: its pods cannot load the model: {message}. {stable} serves"
+        " all traffic; the next model version is rolled out again."
     )
 
 

@@ -15,6 +15,7 @@ from maestro.operators.api.modeldeployment import (
     AnalysisResult,
     BlueGreenStrategy,
     DeploymentPhase,
+    LoadFailure,
     MissedDeadline,
 )
 from maestro.operators.core.verdict import Verdict
@@ -76,7 +77,18 @@ def stable_verdict(state: RolloutState, inputs: Inputs, stable: Revision) -> Ass
             phase=DeploymentPhase.DEGRADED,
         )
         return Assessed(verdict, state, POLL)
-    # Not serving before (no phase, Progressing, Failed): the first revision's wait.
+    # Not serving before (no phase, Progressing, Failed): the first revision's wait, cut
+    # short when its pods say they cannot load the model.
+    failure = inputs.load_failures.get(stable.name)
+    if failure:
+        verdict = Verdict(
+            ready=False,
+            reason=Reason.MODEL_LOAD_FAILED,
+            message=messages.first_load_failed(what, failure),
+            phase=DeploymentPhase.FAILED,
+        )
+        failing = state.failing_to_load(LoadFailure(revision=stable.name, message=failure))
+        return Assessed(verdict, failing, POLL)
     wait = progress_wait(state, inputs)
     if wait.passed:
         verdict = Verdict(
@@ -189,7 +201,18 @@ def promote(state: RolloutState, inputs: Inputs, name: str, uri: str, keep_old: 
 
 
 def rolled_back_verdict(state: RolloutState, inputs: Inputs) -> Verdict:
-    """Why state.rolled_back was rolled back: its progress deadline, else its analyses."""
+    """Why state.rolled_back was rolled back: its pods could not load the model, its
+    progress deadline, else its analyses."""
+    failure = state.load_failure
+    if failure is not None and failure.revision == state.rolled_back:
+        return Verdict(
+            ready=False,
+            reason=Reason.MODEL_LOAD_FAILED,
+            message=messages.rolled_back_load_failed(
+                failure.revision, failure.message, state.stable
+            ),
+            phase=DeploymentPhase.ROLLED_BACK,
+        )
     missed = state.missed
     if missed is not None and missed.revision == state.rolled_back:
         return Verdict(
@@ -220,6 +243,15 @@ def roll_back(
     """The candidate `name` goes and the stable serves all traffic; `missed` says it missed
     its progress deadline, else it failed its analyses."""
     state = state.rolled_back_from(name, missed)
+    verdict = rolled_back_verdict(state, inputs)
+    return steady(state, inputs, verdict).after(event(WARNING, Reason.ROLLED_BACK, verdict.message))
+
+
+def load_failed(state: RolloutState, inputs: Inputs, name: str, message: str) -> Outcome:
+    """The candidate's pods say they cannot load its model: roll it back at once, as one
+    that missed its progress deadline, without waiting for the deadline."""
+    failure = LoadFailure(revision=name, message=message)
+    state = state.rolled_back_from(name, None, failure)
     verdict = rolled_back_verdict(state, inputs)
     return steady(state, inputs, verdict).after(event(WARNING, Reason.ROLLED_BACK, verdict.message))
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from maestro.operators.api.modeldeployment import (
     AnalysisResult,
+    LoadFailure,
     MissedDeadline,
     ModelDeploymentStatus,
     ShadowResult,
@@ -42,6 +43,7 @@ class RolloutState:
     rolled_back: str | None = None
     progress_started: datetime | None = None
     missed: MissedDeadline | None = None
+    load_failure: LoadFailure | None = None
 
     @classmethod
     def of(cls, status: ModelDeploymentStatus) -> RolloutState:
@@ -62,6 +64,7 @@ class RolloutState:
             rolled_back=status.rolled_back_revision,
             progress_started=status.progress_started_at,
             missed=status.missed_deadline,
+            load_failure=status.load_failure,
         )
 
     def status(self) -> ModelDeploymentStatus:
@@ -85,6 +88,13 @@ class RolloutState:
             missed_deadline=(
                 self.missed
                 if self.missed is not None and self.missed.revision == self.rolled_back
+                else None
+            ),
+            # It explains rolledBackRevision, or why the first revision is not serving.
+            load_failure=(
+                self.load_failure
+                if self.load_failure is not None
+                and self.load_failure.revision in (self.rolled_back, self.stable)
                 else None
             ),
         )
@@ -170,10 +180,22 @@ class RolloutState:
 
     def stable_ready(self) -> RolloutState:
         """The stable revision has its replicas: with no candidate, the running wait was
-        the first revision's, and it is over."""
-        return replace(self, progress_started=None) if self.canary is None else self
+        the first revision's, and it is over; so is any load failure of its pods."""
+        state = self
+        if self.load_failure is not None and self.load_failure.revision == self.stable:
+            state = replace(state, load_failure=None)
+        return replace(state, progress_started=None) if self.canary is None else state
 
-    def rolled_back_from(self, name: str, missed: MissedDeadline | None) -> RolloutState:
-        """The candidate `name` failed (`missed`: its progress deadline, else analyses);
-        it is not tried again until the model moves."""
-        return replace(self.without_candidate(), rolled_back=name, missed=missed)
+    def rolled_back_from(
+        self, name: str, missed: MissedDeadline | None, load_failure: LoadFailure | None = None
+    ) -> RolloutState:
+        """The candidate `name` failed (`missed`: its progress deadline; `load_failure`: its
+        pods cannot load the model; else analyses); it is not tried again until the model
+        moves."""
+        return replace(
+            self.without_candidate(), rolled_back=name, missed=missed, load_failure=load_failure
+        )
+
+    def failing_to_load(self, failure: LoadFailure | None) -> RolloutState:
+        """Why the first revision's pods do not come up, while they say so."""
+        return replace(self, load_failure=failure)

@@ -177,6 +177,10 @@ def render_deployment(
         "readinessProbe": _probe(READY_PATH, 5),
         "livenessProbe": _probe(LIVE_PATH, 10),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
+        # The server writes why it stopped (a model it cannot load) there; the operator
+        # shows it in the ModelDeployment's status. Without it, the log's tail.
+        "terminationMessagePath": contract.DEFAULT_TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": objects.restricted_container_security_context(SERVER_UID),
         "volumeMounts": mounts,
     }
