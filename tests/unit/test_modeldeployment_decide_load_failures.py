@@ -142,4 +142,3 @@ def ended(code: int, message: str = "") -> dict[str, Any]:
 )
 def test_load_failure_of_a_pod(container: dict[str, Any], expected: str | None) -> None:
     assert load_failure(pod(container)) == expected
-
