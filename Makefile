@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
-        test test-unit e2e bench-training bench-serving demo down kind-up kind-down clean
+        test test-unit e2e bench-training bench-operator bench-serving demo down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ e2e: install ## the e2e suite against KUBECONFIG (any cluster)
 
 bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone -> docs/benchmarks.md
 	$(PY) -m tests.bench.training
+
+bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
+	$(PY) -m tests.bench.operator
 
 bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh

@@ -70,6 +70,13 @@ def up(cfg: MlflowConfig, timeout: float = 120) -> float:
             "--workers",
             "1",
         ],
+        # Registry webhooks reach the operator at its pod address over plain HTTP on the
+        # local platform; MLflow refuses private addresses and http:// by default.
+        env={
+            **os.environ,
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+        },
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -115,11 +115,17 @@ def operator_log(cfg: ClusterConfig, lines: int = 40) -> str:
 
 def local_operator_env(**overrides: str) -> dict[str, str]:
     """The MAESTRO_* settings the local overlay gives the in-cluster operator (its literal
-    `value`s; those taken from Secrets or the pod are left out), with `overrides`: what a
+    `value`s; those taken from Secrets or the pod, or naming the pod's address, are left
+    out), with `overrides`: what a
     namespace-scoped operator process needs to behave the same."""
     deployment = yaml.safe_load(LOCAL_RUN.read_text())
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
+    # Values that expand other variables ($(POD_IP)) only make sense inside the pod.
+    env = {
+        e["name"]: str(e["value"])
+        for e in container.get("env", [])
+        if "value" in e and "$(" not in str(e["value"])
+    }
     return {**env, **overrides}
 
 

@@ -19,7 +19,7 @@ _UNSEEN = object()
 
 @dataclass
 class References:
-    _by_ref: dict[RefKey, set[str]] = field(default_factory=lambda: defaultdict(set))
+    _by_ref: dict[RefKey, set[tuple[str, str]]] = field(default_factory=lambda: defaultdict(set))
     _by_dependent: dict[tuple[str, str], set[RefKey]] = field(default_factory=dict)
     # What dependents last saw of each referenced object, to fan out on real changes only.
     _seen: dict[RefKey, object] = field(default_factory=dict)
@@ -29,18 +29,24 @@ class References:
         """The references object `dependent` makes now (replacing what it made before)."""
         with self._guard:
             for ref in self._by_dependent.pop((namespace, dependent), set()):
-                self._by_ref[ref].discard(dependent)
+                self._by_ref[ref].discard((namespace, dependent))
                 if not self._by_ref[ref]:
                     del self._by_ref[ref]
             if refs:
                 self._by_dependent[(namespace, dependent)] = set(refs)
                 for ref in refs:
-                    self._by_ref[ref].add(dependent)
+                    self._by_ref[ref].add((namespace, dependent))
 
     def forget(self, namespace: str, dependent: str) -> None:
         self.record(namespace, dependent, set())
 
     def dependents(self, ref: RefKey) -> list[str]:
+        """Names of the objects of `ref`'s namespace that name it."""
+        return [name for namespace, name in self.dependents_anywhere(ref) if namespace == ref[0]]
+
+    def dependents_anywhere(self, ref: RefKey) -> list[tuple[str, str]]:
+        """(namespace, name) of every object that names `ref`, e.g. a registered model,
+        which lives outside any namespace."""
         with self._guard:
             return sorted(self._by_ref.get(ref, ()))
 

@@ -87,6 +87,12 @@ class RegistryCache:
             self._entries[key] = _Entry(Lookup(version=version), self.clock() + self.interval)
             return Lookup(version=version)
 
+    def invalidate(self, model: str) -> None:
+        """Forget every answer about `model`: the registry said it changed."""
+        with self._guard:
+            for key in [k for k in self._entries if k[0] == model]:
+                del self._entries[key]
+
     def next_check(self, uri: str) -> float | None:
         """Seconds until the reference is asked again (None: outside the registry)."""
         key = reference(uri)

@@ -143,6 +143,31 @@ class OperatorConfig(BaseSettings):
             " alias (models:/name@alias): a moved alias starts a rollout."
         ),
     )
+    registry_webhook_listen: str | None = Field(
+        default=None,
+        pattern=r"^[^:\s]*:[0-9]{1,5}$",
+        description=(
+            "host:port on which the operator receives MLflow registry webhooks (alias set or"
+            " deleted, version created), so a moved alias starts a rollout at once; polling"
+            " stays as the fallback. Unset: polling only."
+        ),
+    )
+    registry_webhook_url: str | None = Field(
+        default=None,
+        description=(
+            "The URL MLflow posts those webhooks to (the operator's address as MLflow sees"
+            " it); the operator registers the webhook under this URL at start-up."
+        ),
+    )
+    registry_webhook_name: str = Field(
+        default="maestro-operator",
+        min_length=1,
+        description="Name of the operator's webhook in MLflow (one per operator installation).",
+    )
+    registry_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret of the webhook; deliveries without its signature are refused.",
+    )
     serving_image: str = Field(
         default="ghcr.io/maestro-ml/maestro:0.1.0",
         min_length=1,

@@ -1,12 +1,17 @@
 """ModelDeployment handlers: thin Kopf glue around modeldeployment.controller.
 
 A ModelDeployment is reconciled on its own events and on those of the Deployments of its
-revisions (their readiness moves rollouts along); time-based steps come back through the
-controller's work queue.
+revisions (their readiness moves rollouts along); time-based steps and registry polls come
+back through the controller's work queue. With MAESTRO_REGISTRY_WEBHOOK_LISTEN set, MLflow's
+webhooks tell which registered model changed, and the ModelDeployments that name it are
+reconciled at once with a fresh registry answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,12 +19,25 @@ import kopf
 
 from maestro.operators.api.common import GROUP, VERSION
 from maestro.operators.api.modeldeployment import ModelDeployment
+from maestro.operators.core import registry_webhook
 from maestro.operators.core.handlers import start_queue
+from maestro.operators.core.references import References, RefKey
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.modeldeployment.controller import Controller
 from maestro.operators.modeldeployment.render import LABEL_DEPLOYMENT
+from maestro.serving.uris import registered_name
 
 KIND = ModelDeployment.INFO.kind
+REGISTERED_MODEL = "RegisteredModel"
+log = logging.getLogger(__name__)
+
+
+def model_reference(spec: kopf.Spec) -> set[RefKey]:
+    """The registered model a ModelDeployment names (registered models have no namespace)."""
+    model = spec.get("model")
+    uri = model.get("uri") if isinstance(model, Mapping) else None
+    name = registered_name(uri) if isinstance(uri, str) else ""
+    return {("", REGISTERED_MODEL, name)} if name else set()
 
 
 def owner_name(body: Mapping[str, Any]) -> str | None:
@@ -34,14 +52,53 @@ def owner_name(body: Mapping[str, Any]) -> str | None:
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     controller = Controller(runtime=runtime)
     start_queue(registry, controller.queue, id="modeldeployment-startup")
+    models = References()
+    config = runtime.config
+
+    def registry_changed(model: str) -> None:
+        controller.registry_cache.invalidate(model)
+        for namespace, name in models.dependents_anywhere(("", REGISTERED_MODEL, model)):
+            controller.queue.requeue(namespace, name, 0)
+
+    if config.registry_webhook_listen:
+        secret = config.registry_webhook_secret
+        receiver = registry_webhook.Receiver(
+            config.registry_webhook_listen,
+            secret.get_secret_value() if secret else None,
+            registry_changed,
+            clock=time.time,
+        )
+
+        @kopf.on.startup(id="modeldeployment-registry-webhook", registry=registry)
+        async def webhook_started(**_: Any) -> None:
+            await receiver.start()
+            if config.registry_webhook_url and config.mlflow_tracking_uri:
+                url, name = config.registry_webhook_url, config.registry_webhook_name
+                loop = asyncio.get_running_loop()
+                # Best effort: without it, polling alone notices registry changes.
+                token = secret.get_secret_value() if secret else None
+                # MLflow is imported on first use of the client: not on the event loop.
+                register = loop.run_in_executor(
+                    None,
+                    lambda: registry_webhook.register(controller.registry.client, name, url, token),
+                )
+                register.add_done_callback(_log_registration)
+
+        @kopf.on.cleanup(id="modeldeployment-registry-webhook-stop", registry=registry)
+        async def webhook_stopped(**_: Any) -> None:
+            await receiver.stop()
 
     @kopf.on.event(
         GROUP, VERSION, ModelDeployment.INFO.plural, id="modeldeployment", registry=registry
     )
-    def modeldeployment_event(*, type: str, namespace: str | None, name: str, **_: Any) -> None:
+    def modeldeployment_event(
+        *, type: str, namespace: str | None, name: str, spec: kopf.Spec, **_: Any
+    ) -> None:
         if type == "DELETED":
+            models.forget(namespace or "", name)
             controller.queue.forget(namespace or "", name)
         else:
+            models.record(namespace or "", name, model_reference(spec))
             controller.reconcile(namespace or "", name)
 
     @kopf.on.event(
@@ -57,3 +114,12 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if owner is None or type == "DELETED":
             return  # deleted by a reconcile (pruned) or with its ModelDeployment
         controller.reconcile(namespace or "", owner)
+
+
+def _log_registration(future: Any) -> None:
+    if future.cancelled():
+        return
+    if future.exception() is not None:
+        log.warning("MLflow webhook not registered (polling only): %s", future.exception())
+    else:
+        log.info("MLflow webhook registered")

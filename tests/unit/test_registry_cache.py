@@ -143,3 +143,18 @@ def test_uris_outside_the_registry_cost_nothing() -> None:
     assert shared.lookup("runs:/abc/model").missing == ""
     assert shared.next_check("runs:/abc/model") is None
     assert registry.calls == []
+
+
+def test_invalidate_forgets_every_answer_about_one_model() -> None:
+    registry, clock = (
+        Registry({"models:/iris@champion": "3", "models:/wine@champion": "1"}),
+        Clock(),
+    )
+    shared = cache(registry, clock)
+    shared.lookup("models:/iris@champion")
+    shared.lookup("models:/wine@champion")
+    registry.versions["models:/iris@champion"] = "4"  # the webhook says iris changed
+    shared.invalidate("iris")
+    assert shared.lookup("models:/iris@champion").version == "4"
+    shared.lookup("models:/wine@champion")
+    assert registry.calls.count("models:/wine@champion") == 1
