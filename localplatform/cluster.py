@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from maestro.localplatform.clusterconfig import (
+    NODE_NAMES,
     POD_RUNNER_LABEL,
     REPO,
     ClusterConfig,
@@ -29,20 +30,21 @@ from maestro.localplatform.clusterconfig import (
 from maestro.localplatform.components import (
     BINARIES,
     COMPONENTS,
-    KWOK_CONFIG,
-    NODE_NAMES,
     apiserver_argv,
     controller_manager_argv,
     etcd_argv,
     etcd_url,
     kwok_argv,
+    kwok_config,
     node_manifest,
+    node_status_patch,
     pod_runner_argv,
     scheduler_argv,
     write_kubeconfig,
 )
 from maestro.localplatform.kubectl import kubectl, run_kubectl
 from maestro.localplatform.pki import ensure_pki
+from maestro.localplatform.procs import POD_PROCESS
 
 __all__ = [
     "COMPONENTS",
@@ -146,11 +148,11 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
 
     procs.start("kube-controller-manager", controller_manager_argv(cfg, pki, cm_kc))
     procs.start("kube-scheduler", scheduler_argv(cfg, sched_kc))
-    kwok_config = cfg.state / "kwok.yaml"
-    kwok_config.write_text(KWOK_CONFIG)
+    kwok_yaml = cfg.state / "kwok.yaml"
+    kwok_yaml.write_text(kwok_config(cfg))
     procs.start(
         "kwok",
-        kwok_argv(cfg, kwok_config),
+        kwok_argv(cfg, kwok_yaml),
         env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")},
     )
     kubectl(
@@ -160,8 +162,12 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
         "--field-manager=maestro-local",
         "-f",
         "-",
-        input="".join(node_manifest(n) for n in NODE_NAMES),
+        input="".join(node_manifest(n, cfg) for n in NODE_NAMES),
     )
+    # Apply leaves the status of a node that exists alone; the capacity may have changed.
+    patch = node_status_patch(cfg)
+    for node in NODE_NAMES:
+        kubectl(cfg, "patch", "node", node, "--subresource=status", "--type=merge", "-p", patch)
     procs.start(
         "pod-runner",
         pod_runner_argv(cfg),
@@ -225,10 +231,15 @@ def wait_default_serviceaccount(cfg: ClusterConfig, timeout: float = 30) -> None
     )
 
 
-def down(cfg: ClusterConfig, *, wipe: bool = False) -> None:
+def down(cfg: ClusterConfig, *, wipe: bool = False) -> list[str]:
+    """Stop the components in reverse order (the pod runner first, which stops its pods),
+    then kill whatever process of theirs or of any pod is left: every process the platform
+    starts carries its state dir in its environment (procs.MARKER), pod processes whose
+    runner died and the processes they started too. Returns what could not be killed."""
     procs = cfg.processes()
     for name in reversed(COMPONENTS):
         procs.stop(name)
+    left = procs.sweep((*COMPONENTS, POD_PROCESS))
     if wipe:
         subprocess.run(
             [
@@ -240,6 +251,7 @@ def down(cfg: ClusterConfig, *, wipe: bool = False) -> None:
             ],
             check=True,
         )
+    return [str(p) for p in left]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(kubectl(cfg, "get", "nodes").stdout, end="")
         elif args.command == "down":
-            down(cfg, wipe=args.wipe)
+            left = down(cfg, wipe=args.wipe)
+            if left:
+                print("processes that would not die:\n" + "\n".join(left), file=sys.stderr)
+                return 1
             print("local cluster stopped")
         else:
             procs = cfg.processes()

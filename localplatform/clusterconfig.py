@@ -1,5 +1,6 @@
-"""Where the local cluster keeps its files and which loopback ports it uses, the name of
-each pod's work dir, and the error the local platform raises when it cannot start."""
+"""Where the local cluster keeps its files, which loopback ports and pod addresses it uses
+and what its nodes advertise, the name of each pod's work dir, and the error the local
+platform raises when it cannot start."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maestro.localplatform import capacity
 from maestro.localplatform.procs import ProcessTable
 
 REPO = Path(__file__).resolve().parents[1]
 # Pods with this label set to "true" are run by the pod runner; kwok leaves them alone.
 POD_RUNNER_LABEL = "maestro.dev/local-run"
+NODE_NAMES = ("kwok-node-0", "kwok-node-1")
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
 
 
 class ClusterError(RuntimeError):
@@ -22,14 +29,41 @@ class ClusterError(RuntimeError):
 
 @dataclass(frozen=True)
 class ClusterConfig:
-    """Where the local cluster keeps its files and which loopback ports it uses."""
+    """Where the local cluster keeps its files, which loopback ports and pod addresses it
+    uses, and each node's capacity (see `capacity`: by default its share of this machine).
+    Two platforms with different roots, ports and pod ranges run side by side."""
 
     root: Path = REPO / ".maestro"
     apiserver_port: int = int(os.environ.get("MAESTRO_APISERVER_PORT", "6443"))
-    etcd_port: int = int(os.environ.get("MAESTRO_ETCD_PORT", "12379"))
+    etcd_port: int = int(os.environ.get("MAESTRO_ETCD_PORT", "12379"))  # peers: the next one
+    controller_manager_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_CONTROLLER_MANAGER_PORT", 10257)
+    )
+    scheduler_port: int = field(default_factory=lambda: _env_int("MAESTRO_SCHEDULER_PORT", 10259))
+    kwok_port: int = field(default_factory=lambda: _env_int("MAESTRO_KWOK_PORT", 10247))
     service_cidr: str = "10.96.0.0/16"
     service_ip: str = "10.96.0.1"
+    # The pod runner's pod addresses, routed to loopback.
+    pod_cidr: str = field(
+        default_factory=lambda: os.environ.get("MAESTRO_POD_CIDR") or "10.244.0.0/16"
+    )
+    # Each node's capacity and allocatable (Kubernetes quantities).
+    node_cpu: str = field(default_factory=lambda: capacity.node_cpu(len(NODE_NAMES)))
+    node_memory: str = field(default_factory=lambda: capacity.node_memory(len(NODE_NAMES)))
+    node_pods: str = field(default_factory=capacity.node_pods)
     extra_crd_dirs: tuple[Path, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("MAESTRO_NODE_CPU", self.node_cpu),
+            ("MAESTRO_NODE_MEMORY", self.node_memory),
+            ("MAESTRO_NODE_PODS", self.node_pods),
+        ):
+            if not capacity.is_quantity(value):
+                raise ClusterError(
+                    f"node capacity {value!r} ({name}) is not a Kubernetes quantity "
+                    "such as 2, 1500m or 8Gi"
+                )
 
     @property
     def bin(self) -> Path:

@@ -1,9 +1,11 @@
 """What each process of the local control plane runs with: the command lines of etcd,
 kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner, the
-kubeconfigs they authenticate with, kwok's configuration and the simulated nodes."""
+kubeconfigs they authenticate with, kwok's configuration and the simulated nodes with
+the capacity ClusterConfig gives them."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,11 +29,11 @@ COMPONENTS = (
     "kwok",
     "pod-runner",
 )
-NODE_NAMES = ("kwok-node-0", "kwok-node-1")
 
 
-# kwok simulates every pod except the project's own, which the pod runner really runs.
-KWOK_CONFIG = f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
+def kwok_config(cfg: ClusterConfig) -> str:
+    """kwok simulates every pod except the project's own, which the pod runner really runs."""
+    return f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   manageAllNodes: false
@@ -39,7 +41,7 @@ options:
   disregardStatusWithLabelSelector: {POD_RUNNER_LABEL}=true
   cidr: 10.245.0.1/16
   nodeIP: 10.245.0.1
-  serverAddress: 127.0.0.1:10247
+  serverAddress: 127.0.0.1:{cfg.kwok_port}
 """
 
 
@@ -68,7 +70,20 @@ current-context: maestro-local
     path.chmod(0o600)
 
 
-def node_manifest(name: str) -> str:
+def node_capacity(cfg: ClusterConfig) -> dict[str, str]:
+    """What each node advertises, as capacity and as allocatable (nothing is reserved)."""
+    return {"cpu": cfg.node_cpu, "memory": cfg.node_memory, "pods": cfg.node_pods}
+
+
+def node_status_patch(cfg: ClusterConfig) -> str:
+    """The status a node keeps (kwok's heartbeats keep what the node says) and that `up`
+    writes again, so a changed MAESTRO_NODE_* reaches nodes that exist already."""
+    resources = node_capacity(cfg)
+    return json.dumps({"status": {"capacity": resources, "allocatable": resources}})
+
+
+def node_manifest(name: str, cfg: ClusterConfig) -> str:
+    resources = json.dumps(node_capacity(cfg))
     return f"""apiVersion: v1
 kind: Node
 metadata:
@@ -82,8 +97,8 @@ metadata:
     kubernetes.io/arch: amd64
     node-role.kubernetes.io/agent: ""
 status:
-  allocatable: {{cpu: "32", memory: 256Gi, pods: "110"}}
-  capacity: {{cpu: "32", memory: 256Gi, pods: "110"}}
+  allocatable: {resources}
+  capacity: {resources}
   nodeInfo:
     architecture: amd64
     kubeletVersion: fake
@@ -145,7 +160,7 @@ def controller_manager_argv(cfg: ClusterConfig, pki: Pki, kubeconfig: Path) -> l
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         "--bind-address=127.0.0.1",
-        "--secure-port=10257",
+        f"--secure-port={cfg.controller_manager_port}",
         "--leader-elect=false",
         f"--service-account-private-key-file={pki.service_account_key}",
         f"--root-ca-file={pki.ca.cert}",
@@ -171,7 +186,7 @@ def scheduler_argv(cfg: ClusterConfig, kubeconfig: Path) -> list[str]:
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
         "--bind-address=127.0.0.1",
-        "--secure-port=10259",
+        f"--secure-port={cfg.scheduler_port}",
         "--leader-elect=false",
         "--v=1",
     ]
@@ -195,4 +210,5 @@ def pod_runner_argv(cfg: ClusterConfig) -> list[str]:
         "maestro.localplatform.podrunner",
         f"--kubeconfig={cfg.kubeconfig}",
         f"--state={cfg.pods}",
+        f"--pod-cidr={cfg.pod_cidr}",
     ]

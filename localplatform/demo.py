@@ -49,13 +49,22 @@ def up() -> None:
     print("stop with:  make down")
 
 
-def down() -> None:
-    cfg = cluster.ClusterConfig()
+def down(cfg: cluster.ClusterConfig | None = None) -> None:
+    """Remove the operator, stop Prometheus, MLflow and the cluster, then kill whatever
+    process carrying the platform's mark is left (procs.MARKER: pod processes whose
+    runner died, programs that ignore SIGTERM, their children). ClusterError if one
+    survives SIGKILL."""
+    cfg = cfg or cluster.ClusterConfig()
     if cluster.is_up(cfg):
         platform.remove_operator(cfg)
-    prometheus.down(prometheus.PrometheusConfig())
-    mlflow_server.down(mlflow_server.MlflowConfig())
+    prometheus.down(prometheus.PrometheusConfig(root=cfg.root))
+    mlflow_server.down(mlflow_server.MlflowConfig(root=cfg.root))
     cluster.down(cfg)
+    left = cfg.processes().sweep()
+    if left:
+        raise cluster.ClusterError(
+            "processes of the platform that would not die:\n" + "\n".join(map(str, left))
+        )
     print("local platform stopped")
 
 

@@ -4,6 +4,8 @@ on 127.0.0.1:5000. `python -m maestro.localplatform.mlflow_server up|down`."""
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import os
 import sys
 import time
@@ -46,10 +48,49 @@ def healthy(cfg: MlflowConfig) -> bool:
         return False
 
 
+def webhook_key(cfg: MlflowConfig) -> str:
+    """The Fernet key MLflow encrypts webhook secrets with. It must be the same at every
+    start against the same database (fresh clones share the machine's PostgreSQL), so it is
+    derived from the database URI: a local-platform key for loopback test webhooks, not a
+    secret; production sets its own MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY."""
+    digest = hashlib.sha256(f"maestro-local-platform:{cfg.database_uri}".encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def forget_unreadable_webhooks(cfg: MlflowConfig, key: str) -> None:
+    """Delete stored webhooks whose secret another key encrypted: MLflow answers 500 to
+    every webhook call while one is there."""
+    import sqlalchemy as sa
+    from cryptography.fernet import Fernet, InvalidToken
+
+    cipher = Fernet(key.encode())
+    engine = sa.create_engine(cfg.database_uri)
+    try:
+        with engine.begin() as db:
+            if not sa.inspect(db).has_table("webhooks"):
+                return
+            rows = db.execute(sa.text("SELECT webhook_id, secret FROM webhooks")).all()
+            for webhook_id, secret in rows:
+                if secret is None:
+                    continue
+                try:
+                    cipher.decrypt(str(secret).encode())
+                except InvalidToken:
+                    params = {"id": webhook_id}
+                    db.execute(sa.text("DELETE FROM webhook_events WHERE webhook_id = :id"), params)
+                    db.execute(sa.text("DELETE FROM webhooks WHERE webhook_id = :id"), params)
+    except sa.exc.OperationalError as err:
+        raise MlflowError(f"PostgreSQL unreachable (`make services`): {err}") from err
+    finally:
+        engine.dispose()
+
+
 def up(cfg: MlflowConfig, timeout: float = 120) -> float:
     started = time.monotonic()
     if healthy(cfg):
         return 0.0
+    key = webhook_key(cfg)
+    forget_unreadable_webhooks(cfg, key)
     artifacts = cfg.root / "mlflow" / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     procs = cfg.processes()
@@ -76,6 +117,12 @@ def up(cfg: MlflowConfig, timeout: float = 120) -> float:
             **os.environ,
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            # Webhook secrets are stored encrypted: one key for every start, or the
+            # webhooks an earlier server stored cannot be read (the API answers 500).
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": key,
+            # MLflow caches which webhooks an event has for a minute; an operator that has
+            # just registered its webhook would miss the events of that minute.
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
         },
     )
     deadline = time.monotonic() + timeout

@@ -13,12 +13,16 @@ job controller and Services find real endpoints. kwok keeps handling every other
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
+from maestro.localplatform.pods.network import POD_CIDR
 from maestro.localplatform.pods.runner import PodRunner
+from maestro.localplatform.procs import MARKER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +33,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--state", type=Path, required=True, help="folder for pod work dirs and logs"
     )
+    parser.add_argument(
+        "--pod-cidr",
+        type=ipaddress.IPv4Network,
+        default=POD_CIDR,
+        help="pod addresses, routed to loopback (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    runner = PodRunner(args.kubeconfig, args.state, Path(sys.executable).parent)
+    # Started by the platform, the runner carries its mark: its pods' processes get it too.
+    platform = {MARKER: os.environ[MARKER]} if MARKER in os.environ else {}
+    runner = PodRunner(
+        args.kubeconfig, args.state, Path(sys.executable).parent, args.pod_cidr, platform
+    )
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     runner.run()
     return 0

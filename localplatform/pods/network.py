@@ -12,10 +12,20 @@ FALLBACK_CIDR = ipaddress.IPv4Network("127.1.0.0/16")
 log = logging.getLogger("pod-runner")
 
 
-def choose_pod_network() -> ipaddress.IPv4Network:
+def fallback_network(network: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+    """Where pod IPs go when `network` cannot be routed to loopback: 127.1/16 for the
+    default range, the same host bits in 127.0.0.0/8 for another (a second platform)."""
+    if network == POD_CIDR or network.prefixlen < 8:
+        return FALLBACK_CIDR
+    loopback = int(ipaddress.IPv4Address("127.0.0.0"))
+    low = int(network.network_address) & 0x00FFFFFF
+    return ipaddress.IPv4Network((loopback | low, network.prefixlen))
+
+
+def choose_pod_network(network: ipaddress.IPv4Network = POD_CIDR) -> ipaddress.IPv4Network:
     """Pod IPs come from a range routed to loopback, so Services may list them as
-    endpoints (the API refuses 127.0.0.0/8 there); fall back to 127.1/16 when the
-    route cannot be added (not root)."""
+    endpoints (the API refuses 127.0.0.0/8 there); fall back to loopback addresses
+    (fallback_network) when the route cannot be added (not root)."""
 
     def bindable(ip: str) -> bool:
         with socket.socket() as s:
@@ -25,19 +35,20 @@ def choose_pod_network() -> ipaddress.IPv4Network:
             except OSError:
                 return False
 
-    probe = str(POD_CIDR.network_address + 1)
+    probe = str(network.network_address + 1)
     if not bindable(probe):
         subprocess.run(
-            ["ip", "route", "add", "local", str(POD_CIDR), "dev", "lo"],
+            ["ip", "route", "add", "local", str(network), "dev", "lo"],
             capture_output=True,
             check=False,
         )
     if bindable(probe):
-        return POD_CIDR
+        return network
+    fallback = fallback_network(network)
     log.warning(
         "cannot route %s to loopback (needs root); pod IPs fall back to %s, "
         "which Services cannot list as endpoints",
-        POD_CIDR,
-        FALLBACK_CIDR,
+        network,
+        fallback,
     )
-    return FALLBACK_CIDR
+    return fallback

@@ -4,10 +4,12 @@ steps each pod's processes and publishes its status."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,15 @@ from maestro.localplatform.clusterconfig import pod_workdir
 from maestro.localplatform.pods import env
 from maestro.localplatform.pods.addresses import AddressPool
 from maestro.localplatform.pods.api import PodApi
-from maestro.localplatform.pods.network import choose_pod_network
+from maestro.localplatform.pods.lifecycle import termination_grace
+from maestro.localplatform.pods.network import POD_CIDR, choose_pod_network
 from maestro.localplatform.pods.processes import Container, LocalPod, Supervisor, now
-from maestro.localplatform.pods.status import pod_status
+from maestro.localplatform.pods.status import pod_status, stopped_status
 
 TICK = 0.25
+# When the runner itself is stopped (the platform goes down), every pod gets at most this
+# grace period: the runner's own stop (procs.ProcessTable.stop) waits 10 s before SIGKILL.
+SHUTDOWN_GRACE = 5.0
 log = logging.getLogger("pod-runner")
 
 
@@ -30,17 +36,25 @@ class PodRunner:
     their containers through the Supervisor and writes their status; `stopping` ends
     `run`."""
 
-    def __init__(self, kubeconfig: Path, state: Path, venv_bin: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        state: Path,
+        venv_bin: Path,
+        pod_cidr: ipaddress.IPv4Network = POD_CIDR,
+        platform: Mapping[str, str] | None = None,
+    ) -> None:
+        """`platform`: the mark (procs.MARKER) to give every container's processes."""
         self.kubeconfig = kubeconfig
         self.state = state
         self.venv_bin = venv_bin
         self.api = PodApi(kubeconfig)
         self.pods: dict[str, LocalPod] = {}
         self.lock = threading.Lock()
-        self.addresses = AddressPool(choose_pod_network())
+        self.addresses = AddressPool(choose_pod_network(pod_cidr))
         self.terminating: set[str] = set()
         self.stopping = threading.Event()
-        self.supervisor = Supervisor(self.container_env)
+        self.supervisor = Supervisor(self.container_env, platform)
 
     def container_env(self, pod: LocalPod, c: dict[str, Any]) -> dict[str, str]:
         sources = self.api.read_sources(pod.namespace, env.referenced_sources(c))
@@ -94,13 +108,14 @@ class PodRunner:
             self.pods[key] = pod
         log.info("admitted %s at %s", key, ip)
 
-    def status(self, pod: LocalPod) -> dict[str, Any]:
+    def status(self, pod: LocalPod, stopped: bool = False) -> dict[str, Any]:
         return pod_status(
             [c.snapshot() for c in pod.containers],
             ip=pod.ip,
             start_time=pod.start_time,
             restart_policy=pod.body["spec"].get("restartPolicy", "Always"),
             deadline_exceeded=pod.deadline_exceeded,
+            stopped=stopped,
             qos_class=(pod.body.get("status") or {}).get("qosClass", "BestEffort"),
             previous=pod.last_status,
             now=now(),
@@ -120,8 +135,8 @@ class PodRunner:
                 log.warning("status of %s not written: %s", pod.key, err.reason)
 
     def forget(self, pod: LocalPod) -> None:
-        for c in pod.containers:
-            self.supervisor.kill(c, grace=0)
+        """A pod gone from the server: its processes are killed at once."""
+        self.supervisor.stop([pod], grace=0)
         with self.lock:
             if self.pods.get(pod.key) is pod:
                 del self.pods[pod.key]
@@ -139,14 +154,26 @@ class PodRunner:
         # Taken out of the table first so the main loop no longer steps or restarts it.
         with self.lock:
             pod = self.pods.pop(key, None)
-        grace = float(body["metadata"].get("deletionGracePeriodSeconds") or 0)
         if pod is not None:
-            for c in pod.containers:
-                self.supervisor.kill(c, grace=min(grace, 30.0))
+            self.supervisor.stop([pod], termination_grace(body))
             self.addresses.release(pod.ip)
+            final: dict[str, Any] | None = self.status(pod, stopped=True)
+        elif body["spec"].get("nodeName"):  # run by a runner before this one
+            final = stopped_status(body.get("status") or {}, now())
+        else:  # never scheduled: the pod garbage collector's
+            final = None
+        # As a kubelet does: a terminal phase once the containers are gone (the job
+        # controller only then drops its finalizer), then the final delete; the object
+        # stays until the finalizer goes too, which only this runner removes.
+        if final is not None and final != body.get("status"):
+            try:
+                self.api.patch_status(
+                    body["metadata"]["namespace"], body["metadata"]["name"], final
+                )
+            except ApiException as err:
+                if err.status != 404:
+                    log.warning("final status of %s not written: %s", key, err.reason)
         try:
-            # As a kubelet does: the final delete once the containers are gone; the object
-            # stays until the finalizer goes too, which only this runner removes.
             self.api.delete_now(body)
             self.api.release(body)
             log.info("stopped and removed %s", key)
@@ -232,6 +259,4 @@ class PodRunner:
             time.sleep(TICK)
         with self.lock:
             pods = list(self.pods.values())
-        for pod in pods:
-            for c in pod.containers:
-                self.supervisor.kill(c, grace=5)
+        self.supervisor.stop(pods, grace=SHUTDOWN_GRACE)

@@ -37,6 +37,71 @@ def test_two_kwok_nodes_are_ready(cluster: Cluster) -> None:
     assert len(ready) >= 2, ready
 
 
+def millicores(quantity: str) -> int:
+    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
+
+
+def test_nodes_advertise_the_capacity_the_cluster_config_gives_them(cluster: Cluster) -> None:
+    cfg = ClusterConfig()
+    expected = {"cpu": cfg.node_cpu, "memory": cfg.node_memory, "pods": cfg.node_pods}
+    for node in get(cluster, "nodes")["items"]:
+        status = node["status"]
+        assert {k: status["capacity"][k] for k in expected} == expected, node["metadata"]["name"]
+        assert {k: status["allocatable"][k] for k in expected} == expected
+
+
+def test_a_pod_asking_for_more_cpu_than_any_node_has_stays_pending(
+    cluster: Cluster, namespace: str
+) -> None:
+    nodes = get(cluster, "nodes")["items"]
+    largest = max(millicores(n["status"]["allocatable"]["cpu"]) for n in nodes)
+    apply(
+        cluster,
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "too-big"},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "c",
+                        "image": "nginx",
+                        "resources": {"requests": {"cpu": f"{largest + 1000}m"}},
+                    }
+                ]
+            },
+        },
+    )
+
+    def unschedulable() -> dict[str, Any] | None:
+        pod = get(cluster, "pod", "too-big", "-n", namespace)
+        conditions = (pod.get("status") or {}).get("conditions") or []
+        return next(
+            (
+                c
+                for c in conditions
+                if c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+            ),
+            None,
+        )
+
+    condition = eventually(unschedulable, what="PodScheduled=False (Unschedulable)")
+    assert condition["status"] == "False"
+    assert "Insufficient cpu" in condition["message"], condition["message"]
+
+    def failed_scheduling() -> list[dict[str, Any]]:
+        events = get(
+            cluster, "events", "-n", namespace, "--field-selector", "involvedObject.name=too-big"
+        )["items"]
+        return [e for e in events if e["reason"] == "FailedScheduling"]
+
+    (event, *_) = eventually(failed_scheduling, what="a FailedScheduling Event")
+    assert "Insufficient cpu" in event["message"], event
+    pod = get(cluster, "pod", "too-big", "-n", namespace)
+    assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName")
+
+
 def test_api_server_enforces_tls_client_auth_and_rbac(cluster: Cluster, namespace: str) -> None:
     # Anonymous requests over TLS reach the server but are refused for resources.
     ca = ClusterConfig().state / "pki" / "ca.crt"

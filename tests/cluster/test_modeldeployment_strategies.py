@@ -440,9 +440,11 @@ def test_shadow_reports_agreement_and_latency_delta_while_the_stable_serves(
 def test_a_first_revision_that_never_gets_ready_fails_at_its_progress_deadline(
     cluster: Cluster, namespace: str, operator: Operator
 ) -> None:
-    """A model that cannot load: its pod restarts and is never ready. Past progressDeadline
-    the ModelDeployment says so (Failed, ProgressDeadlineExceeded, a Warning Event) and keeps
-    the Deployment, which may still come up."""
+    """A pod that is never ready without saying why (it asks for more CPU than any node
+    has, so it is never scheduled; a model that cannot load says so at once, see
+    test_modeldeployment_models.py). Past progressDeadline the ModelDeployment says so
+    (Failed, ProgressDeadlineExceeded, a Warning Event) and keeps the Deployment, which may
+    still come up."""
     name, deadline = "stuck", 15
     apply(
         cluster,
@@ -454,6 +456,7 @@ def test_a_first_revision_that_never_gets_ready_fails_at_its_progress_deadline(
             "spec": {
                 "model": {"uri": "file:///models/not-there", "name": "cancer"},
                 "replicas": {"min": 1, "max": 1},
+                "resources": {"requests": {"cpu": "1000"}},
                 "progressDeadline": f"{deadline}s",
             },
         },

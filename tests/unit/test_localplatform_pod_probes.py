@@ -62,6 +62,7 @@ def test_readiness_after(
         "maestro.localplatform.pods.addresses",
         "maestro.localplatform.pods.env",
         "maestro.localplatform.pods.status",
+        "maestro.localplatform.pods.lifecycle",
         "maestro.localplatform.pods.probes",
         "maestro.localplatform.pods.processes",
         "maestro.localplatform.pods.network",

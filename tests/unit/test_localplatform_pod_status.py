@@ -1,5 +1,6 @@
 """The local pod runner's pod status, built from its containers' process state: container
-states by restart policy, the pod phase, readiness and conditions' transition times."""
+states by restart policy, the last state and back-off of a crash-looping container, the
+pod phase, readiness and conditions' transition times."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import pytest
 
 from maestro.localplatform.pods.status import (
     ContainerSnapshot,
+    Termination,
     pod_status,
-    restart_delay,
     should_restart,
+    stopped_status,
 )
 
 pytestmark = pytest.mark.unit
@@ -64,11 +66,14 @@ ONE_CONTAINER = [
     case("exit-3-never", exited(code=3), "Never", Expected("terminated", "Error", "Failed")),
     case("exit-0-onfailure", exited(code=0), "OnFailure",
          Expected("terminated", "Completed", "Succeeded")),
-    case("exit-1-onfailure", exited(code=1), "OnFailure",
+    case("exit-1-onfailure", exited(code=1, back_off=10), "OnFailure",
          Expected("waiting", "CrashLoopBackOff", "Running")),
-    case("exit-0-always", exited(code=0), "Always", Expected("waiting", "Restarting", "Running")),
-    case("exit-137-always", exited(code=137), "Always",
+    case("exit-0-always", exited(code=0, back_off=10), "Always",
          Expected("waiting", "CrashLoopBackOff", "Running")),
+    case("exit-137-always", exited(code=137, back_off=20), "Always",
+         Expected("waiting", "CrashLoopBackOff", "Running")),
+    case("restart-due-now", exited(code=1), "Always",
+         Expected("waiting", "ContainerCreating", "Running")),
     case("deadline-stops-restarts", exited(code=137), "Always",
          Expected("terminated", "Error", "Failed"), deadline=True),
     case("deadline-while-running", running(ready=True), "Always",
@@ -78,9 +83,11 @@ ONE_CONTAINER = [
     case("config-error", ContainerSnapshot("main", error=CONFIG_ERROR), "Always",
          Expected("waiting", "CreateContainerConfigError", "Pending")),
     case("start-error-never", exited(code=128, error=START_ERROR), "Never",
-         Expected("terminated", "Error", "Failed")),
-    case("start-error-always", exited(code=128, error=START_ERROR), "Always",
+         Expected("terminated", "StartError", "Failed")),
+    case("start-error-always", exited(code=128, error=START_ERROR, back_off=10), "Always",
          Expected("waiting", "CrashLoopBackOff", "Running")),
+    case("config-error-on-restart", exited(code=1, error=CONFIG_ERROR), "Always",
+         Expected("waiting", "CreateContainerConfigError", "Running")),
 ]  # fmt: skip
 
 
@@ -112,9 +119,51 @@ def test_a_terminated_container_reports_its_exit_and_times() -> None:
     }
 
 
-def test_a_container_to_be_restarted_says_how_it_exited() -> None:
-    (cs,) = status(exited(code=2), restart_policy="OnFailure")["containerStatuses"]
-    assert cs["state"]["waiting"]["message"] == "exited with 2; restarting"
+def test_a_crash_looping_container_says_its_back_off_and_how_it_exited() -> None:
+    c = exited(code=2, back_off=40, restarts=3, message="cannot load model")
+    (cs,) = status(c, restart_policy="OnFailure")["containerStatuses"]
+    assert cs["state"]["waiting"] == {
+        "reason": "CrashLoopBackOff",
+        "message": "back-off 40s restarting failed container=main",
+    }
+    assert cs["lastState"]["terminated"] == {
+        "exitCode": 2,
+        "reason": "Error",
+        "startedAt": "T0",
+        "finishedAt": "T1",
+        "message": "cannot load model",
+    }
+    assert cs["restartCount"] == 3
+
+
+def test_a_restarted_container_shows_the_run_before_as_its_last_state() -> None:
+    before = Termination(1, "T0", "T1", "boom")
+    c = ContainerSnapshot("main", pid=7, started_at="T2", restarts=1, previous=before)
+    (cs,) = status(c)["containerStatuses"]
+    assert cs["state"] == {"running": {"startedAt": "T2"}}
+    assert cs["lastState"] == {
+        "terminated": {
+            "exitCode": 1,
+            "reason": "Error",
+            "startedAt": "T0",
+            "finishedAt": "T1",
+            "message": "boom",
+        }
+    }
+
+
+def test_a_container_that_ended_for_good_shows_its_end_and_the_run_before() -> None:
+    before = Termination(1, "T0", "T1")
+    c = exited(code=3, restarts=1, previous=before, message="bad input")
+    (cs,) = status(c, restart_policy="Never")["containerStatuses"]
+    assert cs["state"]["terminated"]["message"] == "bad input"
+    assert cs["lastState"]["terminated"]["finishedAt"] == "T1"
+
+
+def test_a_container_that_never_ran_has_no_last_state() -> None:
+    for c in (ContainerSnapshot("main"), running()):
+        (cs,) = status(c)["containerStatuses"]
+        assert cs["lastState"] == {}
 
 
 def test_a_config_error_splits_into_reason_and_message() -> None:
@@ -203,14 +252,38 @@ def test_restart_policy(policy: str, code: int, restart: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("restarts", "delay"),
+    ("containers", "phase"),
     [
-        pytest.param(0, 1.0, id="first"),
-        pytest.param(1, 2.0, id="second"),
-        pytest.param(3, 8.0, id="fourth"),
-        pytest.param(4, 10.0, id="capped"),
-        pytest.param(50, 10.0, id="many"),
+        pytest.param((exited(code=0),), "Succeeded", id="all-exited-0"),
+        pytest.param((exited(code=143),), "Failed", id="sigterm"),
+        pytest.param((exited("a", 0), exited("b", 137)), "Failed", id="one-killed"),
+        pytest.param((ContainerSnapshot("main"),), "Failed", id="never-started"),
     ],
 )
-def test_restart_back_off_doubles_up_to_ten_seconds(restarts: int, delay: float) -> None:
-    assert restart_delay(restarts) == delay
+def test_a_stopped_pod_ends_in_a_terminal_phase_whatever_its_restart_policy(
+    containers: tuple[ContainerSnapshot, ...], phase: str
+) -> None:
+    out = status(*containers, restart_policy="Always", stopped=True)
+    assert out["phase"] == phase and "reason" not in out
+    assert condition(out, "Ready")["status"] == "False"
+    for c, cs in zip(containers, out["containerStatuses"], strict=True):
+        if c.exit_code is not None:
+            assert cs["state"]["terminated"]["exitCode"] == c.exit_code
+
+
+def test_a_deleted_pod_of_an_earlier_runner_is_failed_with_its_containers_unknown() -> None:
+    before = status(running("a", ready=True))
+    final = stopped_status(before, now="T9")
+    assert final["phase"] == "Failed"
+    (a,) = final["containerStatuses"]
+    assert a["state"]["terminated"]["reason"] == "ContainerStatusUnknown"
+    assert a["state"]["terminated"]["exitCode"] == 137 and not a["ready"]
+    assert condition(before, "Ready")["status"] == "True"
+    assert condition(final, "Ready")["status"] == "False"
+    assert condition(final, "Ready")["lastTransitionTime"] == "T9"
+    # A container known to have ended keeps its state; a finished pod stays as it is.
+    before = status(running("a"), exited("b", code=0), restart_policy="Never")
+    b = stopped_status(before, now="T9")["containerStatuses"][1]
+    assert b["state"] == before["containerStatuses"][1]["state"]
+    done = {**before, "phase": "Succeeded"}
+    assert stopped_status(done, now="T9") == done
