@@ -137,6 +137,7 @@ class Reason(StrEnum):
     # ModelDeployment rollouts (conditions and Events).
     MODEL_NOT_FOUND = "ModelNotFound"
     MODEL_LOAD_FAILED = "ModelLoadFailed"
+    MODEL_NOT_SERVABLE = "ModelNotServable"
     DEPLOYING = "Deploying"
     AVAILABLE = "Available"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"

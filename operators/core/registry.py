@@ -11,9 +11,32 @@ from typing import Any
 
 from maestro.serving.uris import parse_models_uri
 
+# MLflow's package import is not safe from two threads at once: a second thread can see a
+# partially initialised `mlflow` ("cannot import name ..."), and the failed import stays
+# broken for the process. Every first import of MLflow in the operator goes through here.
+_IMPORT_LOCK = threading.Lock()
+
+
+def import_mlflow() -> None:
+    """Import MLflow (and the registry plugins) once, serialised across threads."""
+    with _IMPORT_LOCK:
+        import mlflow  # noqa: F401
+
+        from maestro.training.mlflow_plugins import load_mlflow_plugins_without_feast
+
+        load_mlflow_plugins_without_feast()
+
 
 class ModelNotFound(Exception):
     """The registry has no such model, version or alias, or the run logged no model."""
+
+
+class ModelNotServable(Exception):
+    """The model exists but `maestro serve` cannot load it (no python_function flavor)."""
+
+
+# The flavor `maestro serve` loads every model through.
+SERVABLE_FLAVOR = "python_function"
 
 
 class Registry:
@@ -28,12 +51,10 @@ class Registry:
     def client(self) -> Any:
         with self._lock:
             if self._client is None:
+                import_mlflow()
                 import mlflow
                 from mlflow import MlflowClient
 
-                from maestro.training.mlflow_plugins import load_mlflow_plugins_without_feast
-
-                load_mlflow_plugins_without_feast()
                 # mlflow.register_model resolves runs:/ URIs (also MLflow 3 logged models)
                 # through the process-wide tracking URI; the operator has exactly one.
                 mlflow.set_tracking_uri(self.tracking_uri)
@@ -62,10 +83,44 @@ class Registry:
             raise ModelNotFound(f"registered model {ref.name} has no version in stage {ref.stage}")
         return str(found[0].version)
 
+    def servable(self, uri: str) -> None:
+        """Raise ModelNotFound when `uri` has no model (no MLmodel), ModelNotServable when
+        its flavors leave `maestro serve` nothing to load; reads only the MLmodel file."""
+        # First: it imports MLflow under the lock and sets the process's tracking URI.
+        _ = self.client
+        from mlflow.exceptions import MlflowException
+        from mlflow.models import get_model_info
+
+        try:
+            info = get_model_info(uri)
+        except (MlflowException, OSError) as err:
+            code = getattr(err, "error_code", None)
+            if isinstance(err, OSError) or code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                raise ModelNotFound(f"no model at {uri}: {err}") from err
+            raise
+        flavors = sorted(info.flavors)
+        if SERVABLE_FLAVOR not in flavors:
+            raise ModelNotServable(
+                f"{uri} has the flavors {', '.join(flavors) or 'none'} but no"
+                f" {SERVABLE_FLAVOR}, which maestro serve loads; log it with a flavor that"
+                " adds python_function (e.g. mlflow.sklearn, mlflow.pyfunc)"
+            )
+
+
+def checks_servable(uri: str) -> bool:
+    """URIs whose model the operator can inspect before rolling it out: registry versions
+    and runs. Others (s3://, file://) are read by the serving pods only."""
+    ref = None
+    try:
+        ref = parse_models_uri(uri)
+    except ValueError:
+        return False
+    return (ref is not None and bool(ref.name) and bool(ref.version)) or uri.startswith("runs:/")
+
 
 def is_missing(err: Exception) -> bool:
     """Whether an MLflow error means "no such model, version or alias" (not "unreachable")."""
-    if isinstance(err, ModelNotFound):
+    if isinstance(err, ModelNotFound | ModelNotServable):
         return True
     code = getattr(err, "error_code", None)
     return code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")

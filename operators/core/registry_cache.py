@@ -27,6 +27,7 @@ class Lookup:
 
     version: str | None
     missing: str = ""
+    reason: str = ""  # what kind of problem `missing` is (the caller's vocabulary)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class RegistryCache:
     is_missing: Callable[[Exception], bool]
     interval: float
     max_backoff: float = 300.0
+    # Which URIs it answers for (None: not cached, nothing asked), and how to name a problem.
+    key_of: Callable[[str], RefKey | None] = field(default=lambda uri: reference(uri))
+    reason_of: Callable[[Exception], str] = field(default=lambda err: "")
     clock: Callable[[], float] = time.monotonic
     requests: int = 0  # registry calls made, for the operator's own accounting
     _entries: dict[RefKey, _Entry] = field(default_factory=dict)
@@ -63,7 +67,7 @@ class RegistryCache:
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def lookup(self, uri: str) -> Lookup:
-        key = reference(uri)
+        key = self.key_of(uri)
         if key is None:
             return Lookup(version=None)
         with self._guard:
@@ -81,7 +85,11 @@ class RegistryCache:
                     raise
                 misses = entry.misses + 1 if entry is not None and entry.misses else 1
                 delay = min(self.max_backoff, self.interval * 2 ** (misses - 1))
-                found = Lookup(version=None, missing=" ".join(str(err).split())[:500])
+                found = Lookup(
+                    version=None,
+                    missing=" ".join(str(err).split())[:500],
+                    reason=self.reason_of(err),
+                )
                 self._entries[key] = _Entry(found, self.clock() + delay, misses)
                 return found
             self._entries[key] = _Entry(Lookup(version=version), self.clock() + self.interval)
@@ -95,7 +103,7 @@ class RegistryCache:
 
     def next_check(self, uri: str) -> float | None:
         """Seconds until the reference is asked again (None: outside the registry)."""
-        key = reference(uri)
+        key = self.key_of(uri)
         if key is None:
             return None
         with self._guard:

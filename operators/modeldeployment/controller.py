@@ -39,7 +39,12 @@ from maestro.operators.core.prometheus import (
     PrometheusUnavailable,
     RevisionSelector,
 )
-from maestro.operators.core.registry import Registry, is_missing
+from maestro.operators.core.registry import (
+    ModelNotServable,
+    Registry,
+    checks_servable,
+    is_missing,
+)
 from maestro.operators.core.registry_cache import RegistryCache
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
@@ -86,6 +91,7 @@ class Controller:
     queue: WorkQueue = field(init=False)
     _registry: Registry | None = None
     _registry_cache: RegistryCache | None = None
+    _servable_cache: RegistryCache | None = None
     _prometheus: PrometheusClient | None = None
 
     def __post_init__(self) -> None:
@@ -101,6 +107,29 @@ class Controller:
         if self._registry is None:
             self._registry = Registry(self.runtime.config.mlflow_tracking_uri or "")
         return self._registry
+
+    @property
+    def servable_cache(self) -> RegistryCache:
+        """Whether a registry version or run holds a servable model: versions do not
+        change, so the answer is kept long; a missing one is asked again with back-off."""
+        if self._servable_cache is None:
+            registry = self.registry
+
+            def check(uri: str) -> None:
+                registry.servable(uri)
+
+            self._servable_cache = RegistryCache(
+                resolve=check,
+                is_missing=is_missing,
+                interval=max(300.0, self.runtime.config.registry_poll_interval),
+                key_of=lambda uri: ("servable", uri) if checks_servable(uri) else None,
+                reason_of=lambda err: (
+                    Reason.MODEL_NOT_SERVABLE
+                    if isinstance(err, ModelNotServable)
+                    else Reason.MODEL_NOT_FOUND
+                ),
+            )
+        return self._servable_cache
 
     @property
     def registry_cache(self) -> RegistryCache:
@@ -140,6 +169,9 @@ class _Step:
         self.annotations: Mapping[str, str] = meta.get("annotations") or {}
         self.status_raw: dict[str, Any] = dict(obj.get("status") or {})
         self.model_missing = False
+        # Why spec.model.uri cannot be rolled out, and when the registry is asked again.
+        self.model_reason = Reason.MODEL_NOT_FOUND
+        self.recheck_after: float | None = None
 
     def run(self) -> None:
         try:
@@ -171,6 +203,7 @@ class _Step:
             shadow=self.shadow_figures(spec, status),
             approved_revision=self.annotations.get(PROMOTE_ANNOTATION),
             model_error=model_error,
+            model_reason=self.model_reason,
             load_failures=self.load_failures(revisions),
         )
         decision = decide(inputs)
@@ -193,14 +226,22 @@ class _Step:
 
     def resolve(self, uri: str) -> tuple[str | None, str]:
         """spec.model.uri with an alias or `latest` pinned to the version it means now, and
-        a concrete version checked to exist, before anything is rolled out for it.
+        a registry version or run checked to hold a model `maestro serve` can load, before
+        anything is rolled out for it (the reason of a problem goes to self.model_reason).
         MLflow unreachable raises: retried with back-off, status unchanged."""
         found = self.c.registry_cache.lookup(uri)
         if found.missing:
+            self.recheck_after = self.c.registry_cache.next_check(uri)
             return None, found.missing
-        if found.version is None or not needs_resolution(uri):
-            return uri, ""
-        return concrete_uri(uri, found.version), ""
+        concrete = uri
+        if found.version is not None and needs_resolution(uri):
+            concrete = concrete_uri(uri, found.version)
+        checked = self.c.servable_cache.lookup(concrete)
+        if checked.missing:
+            self.model_reason = Reason(checked.reason or Reason.MODEL_NOT_FOUND)
+            self.recheck_after = self.c.servable_cache.next_check(concrete)
+            return None, checked.missing
+        return concrete, ""
 
     def load_failures(self, revisions: Mapping[str, Any]) -> dict[str, str]:
         """What the serving pods of revisions short of ready replicas say about loading
@@ -303,12 +344,13 @@ class _Step:
     def requeue(self, spec: ModelDeploymentSpec, decision: Decision) -> None:
         delays = [decision.requeue_after] if decision.requeue_after is not None else []
         uri = spec.model.uri
-        if needs_resolution(uri) or self.model_missing:
-            # The registry does not call back: an alias move, or a missing model registered
-            # later, is noticed by asking again once the shared answer is due.
+        # The registry does not always call back: an alias move, or a missing model
+        # registered later, is noticed by asking again once the shared answer is due.
+        due = self.recheck_after if self.model_missing else None
+        if due is None and needs_resolution(uri):
             due = self.c.registry_cache.next_check(uri)
-            if due is not None:
-                delays.append(max(due, 1.0))
+        if due is not None:
+            delays.append(max(due, 1.0))
         if delays:
             self.c.queue.requeue(self.ids.namespace, self.ids.name, max(0.5, min(delays)))
 

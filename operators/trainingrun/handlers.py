@@ -15,6 +15,7 @@ import kopf
 
 from maestro.operators.api.common import GROUP, VERSION
 from maestro.operators.api.trainingrun import TrainingRun
+from maestro.operators.core.registry import import_mlflow
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.trainingrun.controller import Controller
 from maestro.operators.trainingrun.gather import controlling_run
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _warm_up() -> None:
-    import mlflow  # noqa: F401
+    import_mlflow()
     import optuna  # noqa: F401
 
     import maestro.training.tuning  # noqa: F401

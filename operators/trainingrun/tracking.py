@@ -46,9 +46,10 @@ class Tracking:
         return self.registry.client
 
     def experiment_id(self, name: str) -> str:
+        client = self.client  # imports MLflow safely first
         from mlflow.exceptions import MlflowException
 
-        experiment = self.client.get_experiment_by_name(name)
+        experiment = client.get_experiment_by_name(name)
         if experiment is not None:
             return str(experiment.experiment_id)
         try:
@@ -112,6 +113,7 @@ class Tracking:
     ) -> tuple[str, str]:
         """Register runs:/<run_id>/model as `name` (reusing a version already registered
         from this run) and point `alias` at it; return (version, model URI)."""
+        _ = self.client  # imports MLflow safely first
         import mlflow
         from mlflow.exceptions import MlflowException
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,52 @@ def test_a_moved_alias_starts_a_rollout_through_the_registry_webhook(
         for webhook in client.list_webhooks(max_results=1000):
             if webhook.name == hook:
                 client.delete_webhook(webhook.webhook_id)
+
+
+@pytest.fixture
+def unservable_model(mlflow_url: str, namespace: str, tmp_path: Path) -> str:
+    """A registered version whose MLmodel has a flavor but no python_function."""
+    client = MlflowClient(mlflow_url, mlflow_url)
+    experiment = client.create_experiment(f"unservable-{namespace}")
+    run = client.create_run(experiment)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text(
+        "artifact_path: model\nflavors:\n  keras:\n    keras_version: 3.0.0\n"
+    )
+    client.log_artifacts(run.info.run_id, str(folder), "model")
+    client.set_terminated(run.info.run_id)
+    name = f"keras-only-{namespace}"
+    client.create_registered_model(name)
+    client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+    )
+    return name
+
+
+@pytest.mark.parametrize("case", ["no-python-function-flavor", "run-without-model"])
+def test_a_model_that_cannot_be_served_reaches_no_pod(
+    cluster: Cluster,
+    namespace: str,
+    operator: Operator,
+    case: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    if case == "no-python-function-flavor":
+        uri = f"models:/{request.getfixturevalue('unservable_model')}/1"
+        reason, fragment = "ModelNotServable", "no python_function"
+    else:
+        uri = "runs:/00000000000000000000000000000000/model"
+        reason, fragment = "ModelNotFound", "00000000000000000000000000000000"
+    apply(cluster, namespace, model_deployment("md", uri))
+    obj = wait_status(
+        cluster,
+        namespace,
+        "md",
+        reason,
+        lambda s: any(c.get("reason") == reason for c in s.get("conditions") or []),
+    )
+    assert obj["status"]["phase"] == "Pending"
+    assert fragment in ready(obj)["message"], ready(obj)["message"]
+    time.sleep(2 * POLL_SECONDS)
+    assert deployments(cluster, namespace) == []

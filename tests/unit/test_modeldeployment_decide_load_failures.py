@@ -10,6 +10,7 @@ import pytest
 
 from maestro.operators.api.common import Reason
 from maestro.operators.api.modeldeployment import ModelDeploymentStatus
+from maestro.operators.core.registry import checks_servable
 from maestro.operators.modeldeployment.decide import (
     Decision,
     Inputs,
@@ -142,3 +143,45 @@ def ended(code: int, message: str = "") -> dict[str, Any]:
 )
 def test_load_failure_of_a_pod(container: dict[str, Any], expected: str | None) -> None:
     assert load_failure(pod(container)) == expected
+
+
+@pytest.mark.parametrize(
+    ("reason", "fragment"),
+    [
+        pytest.param(Reason.MODEL_NOT_FOUND, "cannot be resolved", id="not-found"),
+        pytest.param(Reason.MODEL_NOT_SERVABLE, "cannot be served", id="not-servable"),
+    ],
+)
+def test_a_model_that_cannot_be_rolled_out_reaches_no_pod(reason: Reason, fragment: str) -> None:
+    def decided(status: dict[str, Any]) -> Decision:
+        return decide(
+            Inputs(
+                spec=spec(),
+                status=ModelDeploymentStatus.model_validate(status),
+                model_uri=None,
+                now=at(0),
+                model_error="no python_function flavor",
+                model_reason=reason,
+            )
+        )
+
+    first = decided({})
+    assert (first.verdict.phase, first.verdict.reason) == ("Pending", reason)
+    assert fragment in first.verdict.message and first.plan.names() == []
+    serving = decided(STABLE_V3)
+    assert (serving.verdict.phase, serving.verdict.reason) == ("Degraded", reason)
+    assert serving.plan.names() == ["v3"] and "v3 keeps serving" in serving.verdict.message
+
+
+@pytest.mark.parametrize(
+    ("uri", "checked"),
+    [
+        pytest.param("models:/iris/3", True, id="version"),
+        pytest.param("runs:/abc/model", True, id="run"),
+        pytest.param("models:/iris@champion", False, id="alias-is-resolved-first"),
+        pytest.param("s3://bucket/model", False, id="s3-read-by-pods"),
+        pytest.param("file:///models/iris", False, id="file-read-by-pods"),
+    ],
+)
+def test_which_uris_the_operator_inspects(uri: str, checked: bool) -> None:
+    assert checks_servable(uri) is checked

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from maestro.operators.api.common import Reason
 from maestro.operators.api.modeldeployment import (
     CanaryStrategy,
     ModelDeploymentSpec,
@@ -107,6 +108,8 @@ class Inputs:
     approved_revision: str | None = None
     # Why model_uri is None (the registry's answer), for the condition message.
     model_error: str = ""
+    # What kind of problem model_error is: ModelNotFound, or ModelNotServable.
+    model_reason: Reason = Reason.MODEL_NOT_FOUND
     # Revisions whose serving pods say they cannot load the model: revision -> their message.
     load_failures: Mapping[str, str] = field(default_factory=dict)
 

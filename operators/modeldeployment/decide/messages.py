@@ -47,7 +47,9 @@ def revision_text(name: str, uri: str) -> str:
 # --- the model -------------------------------------------------------------------------------
 
 
-def model_unresolved(spec_uri: str, error: str) -> str:
+def model_unresolved(spec_uri: str, error: str, servable: str = "ModelNotFound") -> str:
+    if servable == "ModelNotServable":
+        return f"spec.model.uri {spec_uri} cannot be served: {error}."
     return (
         f"spec.model.uri {spec_uri} cannot be resolved:"
         f" {error or 'no such model version or alias in the registry'}."

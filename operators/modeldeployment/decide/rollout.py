@@ -129,18 +129,20 @@ def first_revision(state: RolloutState, inputs: Inputs, name: str, uri: str) -> 
 def model_missing(state: RolloutState, inputs: Inputs) -> Outcome:
     """spec.model.uri resolves to no version: Pending with nothing deployed, else the
     stable revision keeps serving, Degraded, and any candidate goes."""
-    problem = messages.model_unresolved(inputs.spec.model.uri, inputs.model_error)
+    problem = messages.model_unresolved(
+        inputs.spec.model.uri, inputs.model_error, servable=inputs.model_reason
+    )
     if state.stable is None or state.stable_uri is None:
         verdict = Verdict(
             ready=False,
-            reason=Reason.MODEL_NOT_FOUND,
+            reason=inputs.model_reason,
             message=messages.model_missing_first(problem),
             phase=DeploymentPhase.PENDING,
         )
         return outcome(state, [], {}, verdict)
     verdict = Verdict(
         ready=False,
-        reason=Reason.MODEL_NOT_FOUND,
+        reason=inputs.model_reason,
         message=messages.model_missing_serving(problem, state.stable),
         phase=DeploymentPhase.DEGRADED,
     )
