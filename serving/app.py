@@ -9,15 +9,13 @@ from one pure-ASGI middleware that skips /metrics and the health paths.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import importlib.metadata
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -42,8 +40,8 @@ from maestro.serving.runtime import Answer, ServedModel
 from maestro.serving.schema import Payload
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import Loader, ServerState, load_models
+from maestro.serving.threads import in_daemon_thread
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
@@ -143,36 +141,6 @@ _V2_BY_TYPE = {
 
 
 # --- the app ----------------------------------------------------------------------------------
-
-
-async def in_daemon_thread(fn: Callable[[ServeSettings], T], settings: ServeSettings) -> T:
-    """`fn(settings)` in a daemon thread of its own. asyncio.to_thread's pool threads are
-    joined when the event loop closes, so a load stuck retrying an unreachable MLflow kept
-    the process alive after SIGTERM; a daemon thread is abandoned at exit instead."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(cast(T, result))
-
-    def work() -> None:
-        result: T | None = None
-        error: BaseException | None = None
-        try:
-            result = fn(settings)
-        except BaseException as err:  # handed to the awaiting task
-            error = err
-        # The loop is closed when the process stopped while loading: nothing to tell.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="model-loader", daemon=True).start()
-    return await future
 
 
 def create_app(
