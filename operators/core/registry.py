@@ -6,10 +6,13 @@ modules never pay for it. Calls block; controllers run in Kopf's thread pool.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from maestro.serving.uris import parse_models_uri
+
+log = logging.getLogger(__name__)
 
 # MLflow's package import is not safe from two threads at once: a second thread can see a
 # partially initialised `mlflow` ("cannot import name ..."), and the failed import stays
@@ -94,10 +97,18 @@ class Registry:
         try:
             info = get_model_info(uri)
         except (MlflowException, OSError) as err:
+            text = str(err)
             code = getattr(err, "error_code", None)
-            if isinstance(err, OSError) or code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
-                raise ModelNotFound(f"no model at {uri}: {err}") from err
-            raise
+            if code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND") or any(
+                sign in text
+                for sign in ("RESOURCE_DOES_NOT_EXIST", "404 Client Error", "No such file")
+            ):
+                raise ModelNotFound(f"no model at {uri}: {' '.join(text.split())[:300]}") from err
+            if isinstance(err, OSError) or "Max retries exceeded" in text:
+                raise  # MLflow or its artifact store unreachable: asked again with back-off
+            # Anything else: the pods that load the model say what is wrong with it.
+            log.warning("could not inspect %s before rolling it out: %s", uri, text[:300])
+            return
         flavors = sorted(info.flavors)
         if SERVABLE_FLAVOR not in flavors:
             raise ModelNotServable(
