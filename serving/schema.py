@@ -7,7 +7,7 @@ column order (one `np.asarray` per request, a type check on its dtype); only whe
 fails does a slower pass look for the value to blame, so errors name the column and row.
 Signatures with string, boolean or datetime columns give an object array checked per value.
 
-Longer than most modules on purpose: the fast path and the slow pass that names the
+Over 400 lines on purpose, not split: the fast path and the slow pass that names the
 column and row to blame must agree value for value, and they stay side by side so that a
 change to one is made to the other.
 """

@@ -12,7 +12,7 @@ is the same everywhere: rank 0 evaluates it and alone logs to MLflow, with the c
 the other trainers (run.py, tracking.py): one run, lineage tags, params, the dataset input,
 metrics per epoch and final, the model under `model` with its signature and input example.
 
-One module of about 500 lines on purpose: it is imported only by PyTorch runs (torch is an
+Over 400 lines on purpose, not split: it is imported only by PyTorch runs (torch is an
 optional extra), and the process-group set-up, sharding and rank-0 logging must be read
 together to see that every replica agrees.
 """

@@ -5,7 +5,8 @@ a typo fails before any data is read or any run is created); `fit` trains it on 
 calling `on_step(step, metrics)` after every epoch / boosting round / chunk of trees. The
 callback is how metrics per step reach MLflow and how Optuna prunes: it may raise (e.g.
 `optuna.TrialPruned`) to stop training early. Nothing here talks to MLflow or Optuna.
-About 400 lines: one registry of estimators and its step loops, read together.
+Over 400 lines on purpose, not split: the registry of estimators and the step loop of
+each are read together (a new estimator is one entry and its loop, side by side).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from maestro.localplatform.platform import local_operator_env
 from maestro.localplatform.wait import eventually
 from tests.bench.report import table, write_section
 from tests.cluster.counting_proxy import CountingProxy
+from tests.cluster.operator_process import free_port
 
 MAESTRO = Path(sys.executable).parent / "maestro"
 
@@ -62,7 +63,7 @@ def run(deployments: int, models: int, interval: float, window: float) -> dict[s
             MAESTRO_MLFLOW_TRACKING_URI=proxy.url,
             MAESTRO_REGISTRY_POLL_INTERVAL=f"{interval:g}",
         )
-        port = 18990
+        port = free_port()
         operator = subprocess.Popen(
             [str(MAESTRO), "operator", "--standalone", "--namespace", namespace,
              "--liveness", f"http://127.0.0.1:{port}/healthz"],

@@ -18,18 +18,13 @@ import httpx
 import pytest
 
 from maestro.localplatform.wait import eventually
+from tests.cluster.operator_process import free_port
 
 MAESTRO = Path(sys.executable).with_name("maestro")
 # The grace period a ModelDeployment's pods get (render: TERMINATION_GRACE_SECONDS) is 30 s;
 # the server must be gone well within it.
 STOP_WITHIN = 10.0
 MODEL = ("--model-uri", "models:/iris/1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
