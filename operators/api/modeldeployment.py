@@ -1,7 +1,8 @@
 """ModelDeployment: serve one MLflow model with a rollout strategy.
 
-Over 400 lines on purpose, not split: every field carries its description and validation: the CRD schema
-is generated from this file, and one kind's schema is reviewed in one place.
+Over 400 lines on purpose, not split: every field carries its description and
+validation; the CRD schema is generated from this file, and one kind's schema is
+reviewed in one place.
 """
 
 from __future__ import annotations
