@@ -91,6 +91,11 @@ class SlotLock:
         digest = hashlib.blake2b(f"maestro-optuna-slots:{study_name}".encode(), digest_size=8)
         self._key = int.from_bytes(digest.digest(), "big", signed=True)
 
+    @property
+    def shared(self) -> bool:
+        """Whether the lock covers every worker of the study, not only this process."""
+        return self._engine is not None
+
     @contextmanager
     def claim(self) -> Iterator[None]:
         if self._engine is None:
@@ -107,6 +112,39 @@ class SlotLock:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+
+
+_ORPHANS = """
+SELECT t.trial_id FROM trials t
+LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id
+WHERE t.study_id = :study AND t.state = 'RUNNING' AND h.trial_id IS NULL
+"""
+
+
+def fail_orphaned_trials(storage: Any, study: optuna.Study) -> int:
+    """Fail the RUNNING trials that never got a heartbeat; call it holding the shared lock.
+
+    Optuna's stale check skips a trial without any heartbeat, so a worker killed between
+    asking a trial and its first beat would leave it RUNNING for ever. Workers ask and beat
+    under the shared slot lock, so a beat-less trial seen while holding that lock belongs to
+    a worker that died holding it.
+    """
+    import sqlalchemy
+
+    # Optuna keeps the study id private; its tables are its documented RDB schema.
+    study_id: int = study._study_id
+    with storage.engine.connect() as conn:
+        rows = conn.execute(sqlalchemy.text(_ORPHANS), {"study": study_id}).all()
+    failed = 0
+    for (trial_id,) in rows:
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed += 1
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # its worker was alive after all and finished it
+    if failed:
+        log.warning("failed %d trial(s) whose worker died before their first heartbeat", failed)
+    return failed
 
 
 class Heartbeat:
@@ -363,10 +401,14 @@ def run_worker(env: TrainerEnvironment) -> TuningSummary:
                 # A trial whose worker pod died keeps RUNNING forever without this: it is
                 # failed (and counted as such) once its heartbeat is overdue.
                 optuna.storages.fail_stale_trials(study)
+                if slots.shared:
+                    fail_orphaned_trials(storage, study)
                 taken = study.get_trials(deepcopy=False, states=SLOT_STATES)
                 if len(taken) >= tuning.trials:
                     break
                 trial = study.ask()
+                # Beat before releasing the lock: see fail_orphaned_trials.
+                storage.record_heartbeat(trial._trial_id)
             ran += 1
             completed = sum(1 for t in taken if t.state is TrialState.COMPLETE)
             with Heartbeat(storage, trial, env.heartbeat_seconds):

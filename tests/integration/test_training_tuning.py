@@ -324,3 +324,25 @@ def test_a_trial_of_a_killed_worker_is_failed_and_the_study_still_ends(
     # not use went to the survivor, so the study ends with its 3 trials and none RUNNING.
     assert states == ["COMPLETE", "COMPLETE", "FAIL"], states
     assert survivor["total"] == 3 and survivor["running"] == 0
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed(
+    mlflow_url: str, optuna_storage: str, study_name: str
+) -> None:
+    spec = {
+        "trials": 3,
+        "objectives": [{"metric": "accuracy", "direction": "maximize"}],
+        "space": {"n_estimators": {"type": "int", "low": 5, "high": 10}},
+    }
+    env, _ = tuning_env(mlflow_url, optuna_storage, study_name, spec, {"model": "random_forest"})
+    env[contract.OPTUNA_HEARTBEAT] = "1"
+    # What a worker killed between asking a trial and its first beat leaves behind: a RUNNING
+    # trial with no heartbeat, which Optuna's own stale check never fails.
+    orphan = load(optuna_storage, study_name).ask()
+
+    survivor = ok(finish(start_worker(env, 0)))
+
+    trials = load(optuna_storage, study_name).trials
+    assert trials[orphan.number].state is TrialState.FAIL
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert survivor["total"] == 3 and survivor["running"] == 0
