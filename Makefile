@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
-        test test-unit e2e bench-training bench-operator bench-serving demo down kind-up kind-down clean
+        test test-fault test-unit e2e bench-training bench-operator bench-serving demo down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ lint: install ## ruff, mypy (strict, on the packages; tests excluded) and the im
 
 test: install binaries upstream-crds services lint ## all set-up, then the whole suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fault: install binaries upstream-crds services ## long fault runs: a crash storm of 50 ModelDeployments, then `make down`'s teardown (about 3 minutes)
+	$(VENV)/bin/pytest -m fault $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -20,8 +21,25 @@ LOCAL_RUN = REPO / "manifests" / "overlays" / "local" / "operator-local-run.yaml
 KINDS = "trainingruns,modeldeployments,abtests,driftchecks"
 
 
-def deploy_operator(cfg: ClusterConfig, timeout: float = 90) -> None:
+def with_operator_env(manifests: str, env: Mapping[str, str | None]) -> str:
+    """The manifests with the operator container's env entries set (or, for None, removed)."""
+    docs = [d for d in yaml.safe_load_all(manifests) if d]
+    for doc in docs:
+        if doc.get("kind") != "Deployment" or doc["metadata"]["name"] != "maestro-operator":
+            continue
+        container = doc["spec"]["template"]["spec"]["containers"][0]
+        kept = [e for e in container.get("env") or [] if e["name"] not in env]
+        container["env"] = kept + [{"name": k, "value": v} for k, v in env.items() if v is not None]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def deploy_operator(
+    cfg: ClusterConfig, timeout: float = 90, env: Mapping[str, str | None] | None = None
+) -> None:
+    """Deploy the local overlay; `env` sets or (None) removes operator settings."""
     manifests = kubectl(cfg, "kustomize", str(REPO / "manifests" / "overlays" / "local")).stdout
+    if env:
+        manifests = with_operator_env(manifests, env)
     kubectl(
         cfg,
         "apply",

@@ -1,9 +1,12 @@
 """`make down` leaves no process of the platform or of any pod behind, even after a crash
 storm. The test tears a platform down, so it runs one of its own (own state dir and
 ports, a pod address range of its own), beside the session's cluster, which it never
-touches: 50 pods of the project's label, 40 crash-looping and 10 that ignore SIGTERM
-(as a server stuck retrying does) with children; their pod runner is SIGKILLed midway
-and a new one started, so the teardown also meets pods whose runner died."""
+touches. On it run the operator, as `make demo` deploys it, and 50 ModelDeployments
+whose serving pods cannot load their model: those the nodes' capacity admits crash-loop
+(and their ModelDeployments say ModelLoadFailed), the rest stay Pending. Beside them, 10
+pods ignore SIGTERM (as a server stuck retrying does) and have children. The pod runner
+is SIGKILLed midway and a new one started, so the teardown also meets pods whose runner
+died."""
 
 from __future__ import annotations
 
@@ -18,14 +21,22 @@ from typing import Any
 
 import pytest
 
-from maestro.localplatform import cluster, demo
+from maestro.localplatform import cluster, demo, platform
 from maestro.localplatform.clusterconfig import ClusterConfig
 from maestro.localplatform.procs import MARKER
 from maestro.localplatform.wait import eventually
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 
-CRASHING, STUCK = 40, 10
+MODEL_DEPLOYMENTS, STUCK = 50, 10
+# MLflow is shared with the session's cluster: this operator registers no webhook there.
+NO_WEBHOOK: dict[str, str | None] = dict.fromkeys(
+    (
+        "MAESTRO_REGISTRY_WEBHOOK_LISTEN",
+        "MAESTRO_REGISTRY_WEBHOOK_URL",
+        "MAESTRO_REGISTRY_WEBHOOK_SECRET",
+    )
+)
 # Inside the 10.244.0.0/16 the session's runner hands out from the bottom up.
 POD_CIDR = "10.244.240.0/20"
 STUCK_SCRIPT = "trap '' TERM; sleep 600 & sleep 600 & wait"
@@ -95,6 +106,19 @@ def deployment(name: str, replicas: int, script: str) -> dict[str, Any]:
     }
 
 
+def model_deployment(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlops.maestro.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            # A path in the serving pod's filesystem: only the pod can find it missing.
+            "model": {"uri": f"file:///models/{name}-not-there", "name": "storm"},
+            "replicas": {"min": 1, "max": 1},
+        },
+    }
+
+
 def left_behind(cfg: ClusterConfig) -> list[str]:
     """Live processes of this platform, found independently of the code under test: the
     mark in their environment, or this platform's folder on their command line."""
@@ -115,13 +139,14 @@ def left_behind(cfg: ClusterConfig) -> list[str]:
     return found
 
 
-def test_make_down_leaves_no_process_after_a_crash_storm(own_platform: ClusterConfig) -> None:
+def test_make_down_leaves_no_process_after_a_crash_storm(
+    own_platform: ClusterConfig, mlflow_url: str
+) -> None:
     cfg = own_platform
-    cluster.up(cfg, install_project_crds=False)
-    objs = [
-        deployment("crash", CRASHING, "exit 1"),
-        deployment("stuck", STUCK, STUCK_SCRIPT),
-    ]
+    cluster.up(cfg)
+    platform.deploy_operator(cfg, env=NO_WEBHOOK)
+    objs = [model_deployment(f"storm-{i:02d}") for i in range(MODEL_DEPLOYMENTS)]
+    objs.append(deployment("stuck", STUCK, STUCK_SCRIPT))
     cluster.kubectl(
         cfg,
         "apply",
@@ -130,20 +155,47 @@ def test_make_down_leaves_no_process_after_a_crash_storm(own_platform: ClusterCo
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}),
     )
 
-    def pods() -> list[dict[str, Any]]:
-        out = cluster.kubectl(cfg, "get", "pods", "-n", "default", "-o", "json").stdout
-        items: list[dict[str, Any]] = json.loads(out)["items"]
-        return items
+    def items(kind: str) -> list[dict[str, Any]]:
+        out = cluster.kubectl(cfg, "get", kind, "-n", "default", "-o", "json").stdout
+        found: list[dict[str, Any]] = json.loads(out)["items"]
+        return found
+
+    seen: dict[str, int] = {}
 
     def storm() -> bool:
-        crashed = running = 0
-        for pod in pods():
-            for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-                crashed += bool(cs.get("lastState", {}).get("terminated"))
-                running += "running" in cs["state"] and pod["metadata"]["name"].startswith("stuck")
-        return crashed == CRASHING and running == STUCK
+        crashed, pending, stuck = set(), 0, 0
+        for pod in items("pods"):
+            name, status = pod["metadata"]["name"], pod.get("status") or {}
+            statuses = status.get("containerStatuses") or []
+            if name.startswith("stuck"):
+                stuck += any("running" in cs["state"] for cs in statuses)
+            elif any(cs.get("lastState", {}).get("terminated") for cs in statuses):
+                crashed.add(pod["metadata"]["labels"]["app.kubernetes.io/instance"])
+            elif status.get("phase") == "Pending" and not pod["spec"].get("nodeName"):
+                pending += 1
+        load_failed = {
+            md["metadata"]["name"]
+            for md in items("modeldeployments")
+            for c in (md.get("status") or {}).get("conditions") or []
+            if c["type"] == "Ready" and c.get("reason") == "ModelLoadFailed"
+        }
+        seen.update(crashed=len(crashed), pending=pending, load_failed=len(load_failed))
+        # Every serving pod either crash-loops (its ModelDeployment showing why) or waits
+        # for capacity the nodes do not have.
+        return (
+            stuck == STUCK
+            and len(crashed) > 0
+            and crashed <= load_failed
+            and len(crashed) + pending == MODEL_DEPLOYMENTS
+        )
 
-    eventually(storm, timeout=120, interval=1, what=f"{CRASHING} pods crashing, {STUCK} running")
+    eventually(
+        storm,
+        timeout=240,
+        interval=2,
+        what=f"a crash storm of {MODEL_DEPLOYMENTS} ModelDeployments",
+    )
+    print(f"storm: {seen}")
 
     def stuck_shells() -> int:
         return sum(STUCK_SCRIPT in p for p in left_behind(cfg))
