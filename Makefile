@@ -15,7 +15,7 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries upstream-crds services cluster-up cluster-down manifests lint \
+.PHONY: help install binaries actionlint upstream-crds services cluster-up cluster-down manifests lint \
         test test-fault test-unit e2e bench-training bench-operator bench-serving demo down kind-up kind-down clean
 
 help: ## list the targets
@@ -37,6 +37,13 @@ $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
 binaries: $(BINARIES) ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok from Go modules
+
+# The script leaves an up-to-date binary alone; touch it so make does not ask again.
+$(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
+	BIN=$(abspath $(BIN)) tools/build-actionlint.sh
+	touch $@
+
+actionlint: $(BIN)/actionlint ## build actionlint (the GitHub Actions workflow linter) from its Go module
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
 	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh
@@ -60,13 +67,16 @@ AREAS := operators serving training governance monitoring security localplatform
 
 # mypy cannot follow the editable install's import hook that maps each folder to
 # maestro.<area>, so it reads them through a tree of symlinks with those names.
-lint: install ## ruff, mypy (strict, on the packages; tests excluded) and the import layering contracts
+# actionlint lints .github/workflows, with shellcheck on the run: scripts when present.
+lint: install $(BIN)/actionlint ## ruff, mypy (strict, on the packages; tests excluded), the import layering contracts, actionlint (workflows)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	mkdir -p .maestro/typecheck/maestro
 	for area in $(AREAS); do ln -sfn ../../../$$area .maestro/typecheck/maestro/$$area; done
 	MYPYPATH=.maestro/typecheck $(VENV)/bin/mypy $(addprefix -p maestro.,$(AREAS))
 	$(VENV)/bin/lint-imports
+	tools/install-shellcheck.sh
+	$(BIN)/actionlint $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 
 test: install binaries upstream-crds services lint ## all set-up, then the whole suite
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -384,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="name (prefix) of the appended column(s) (default: prediction)",
     )
     batch.set_defaults(handler=_predict_batch)
+
+    from maestro.governance.cli import add_commands
+
+    add_commands(commands)
     return parser
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the published Go modules into $BIN, only what
 # is missing. Built binaries are also kept in a per-user cache keyed by version, so a
-# fresh clone on the same machine copies them instead of relinking.
+# fresh clone on the same machine copies them instead of relinking. actionlint, the
+# other Go tool the project builds, has its own script (`make lint` needs only it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-$here/../.maestro/bin}
@@ -43,3 +44,5 @@ fi
 for name in "${!k8s_pkgs[@]}" kwok; do
   [ -x "$CACHE/$name" ] || cp "$BIN/$name" "$CACHE/$name"
 done
+
+BIN=$BIN "$here/build-actionlint.sh"

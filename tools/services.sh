@@ -5,7 +5,7 @@
 set -euo pipefail
 PGUSER_NAME=${MAESTRO_PG_USER:-maestro}
 PGPASS=${MAESTRO_PG_PASSWORD:-maestro}
-DATABASES=${MAESTRO_PG_DATABASES:-"mlflow optuna"}
+DATABASES=${MAESTRO_PG_DATABASES:-"mlflow optuna governance"}
 
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
