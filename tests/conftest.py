@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg2
 import pytest
 from kubernetes import client, config
 
@@ -148,3 +149,25 @@ def feast_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
         pytest.fail(problem, pytrace=False)
     with created_repo(tmp_path_factory.mktemp("feast")) as repo:
         yield repo
+
+
+GOVERNANCE_DB = "postgresql://maestro:maestro@127.0.0.1:5432/governance"
+
+
+@pytest.fixture
+def audit_db() -> Iterator[str]:
+    """A fresh audit database for the test, dropped after it."""
+    name = f"audit_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg2.connect(GOVERNANCE_DB, connect_timeout=3)
+    except psycopg2.OperationalError as err:
+        pytest.fail(f"PostgreSQL (governance database) unavailable: {err}; run `make services`")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name}")
+    try:
+        yield GOVERNANCE_DB.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()

@@ -138,6 +138,8 @@ class Reason(StrEnum):
     MODEL_NOT_FOUND = "ModelNotFound"
     MODEL_LOAD_FAILED = "ModelLoadFailed"
     MODEL_NOT_SERVABLE = "ModelNotServable"
+    # An alias moved to a version no `maestro model promote` approved (requireApproval).
+    AWAITING_APPROVAL = "AwaitingApproval"
     DEPLOYING = "Deploying"
     AVAILABLE = "Available"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"

@@ -45,6 +45,15 @@ class ModelRef(SpecModel):
             " defaults to the ModelDeployment name."
         ),
     )
+    require_approval: bool = Field(
+        default=False,
+        description=(
+            "For a models:/NAME@ALIAS uri: roll out only a version whose move to the alias"
+            " was approved (`maestro model promote`, recorded in the audit log). A version"
+            " the alias was moved to any other way is held at AwaitingApproval while the"
+            " current revision keeps serving."
+        ),
+    )
 
 
 class StrategyType(StrEnum):

@@ -164,6 +164,13 @@ class OperatorConfig(BaseSettings):
         min_length=1,
         description="Name of the operator's webhook in MLflow (one per operator installation).",
     )
+    audit_database_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL database of the governance audit log (postgresql://user:pw@host/db):"
+            " where ModelDeployments with spec.model.requireApproval find approvals."
+        ),
+    )
     registry_webhook_secret: SecretStr | None = Field(
         default=None,
         description="HMAC secret of the webhook; deliveries without its signature are refused.",

@@ -31,6 +31,7 @@ from maestro.operators.api.modeldeployment import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
+from maestro.operators.core.approvals import Approvals
 from maestro.operators.core.events import emit, one_line
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
 from maestro.operators.core.prometheus import (
@@ -59,6 +60,7 @@ from maestro.operators.modeldeployment.decide import (
     concrete_uri,
     decide,
     load_failure,
+    messages,
     needs_resolution,
     revision_facts,
     shadow_query,
@@ -74,6 +76,7 @@ from maestro.operators.modeldeployment.render import (
     service_url,
     stale,
 )
+from maestro.serving.uris import parse_models_uri
 
 PLURAL = ModelDeployment.INFO.plural
 # URIs the serving pods (and the operator, for aliases) resolve through MLflow.
@@ -93,6 +96,7 @@ class Controller:
     _registry_cache: RegistryCache | None = None
     _servable_cache: RegistryCache | None = None
     _prometheus: PrometheusClient | None = None
+    _approvals: Approvals | None = None
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
@@ -142,6 +146,16 @@ class Controller:
         return self._registry_cache
 
     @property
+    def approvals(self) -> Approvals | None:
+        """Approved alias moves (None: the operator has no audit database)."""
+        url = self.runtime.config.audit_database_url
+        if url is not None and self._approvals is None:
+            self._approvals = Approvals(
+                url.get_secret_value(), ttl=self.runtime.config.registry_poll_interval
+            )
+        return self._approvals
+
+    @property
     def prometheus(self) -> PrometheusClient | None:
         url = self.runtime.config.prometheus_url
         if url and self._prometheus is None:
@@ -186,6 +200,8 @@ class _Step:
         assert isinstance(status, ModelDeploymentStatus)
         now = self.c.runtime.clock()
         model_uri, model_error = self.resolve(spec.model.uri)
+        if model_uri is not None and spec.model.require_approval:
+            model_uri, model_error = self.approved(spec.model.uri, model_uri)
         self.model_missing = model_uri is None
         live = self.live_objects()
         revisions = {
@@ -242,6 +258,24 @@ class _Step:
             self.recheck_after = self.c.servable_cache.next_check(concrete)
             return None, checked.missing
         return concrete, ""
+
+    def approved(self, uri: str, concrete: str) -> tuple[str | None, str]:
+        """`concrete` if the move of uri's alias to it was approved; else None and why
+        (the reason goes to self.model_reason, and the audit log is asked again later)."""
+        ref = parse_models_uri(uri)
+        if ref is None or not ref.alias:
+            return concrete, ""  # a pinned version changes through the spec, reviewed in Git
+        version = parse_models_uri(concrete)
+        target = version.version if version is not None else ""
+        approvals = self.c.approvals
+        latest = approvals.latest(ref.name, ref.alias) if approvals is not None else None
+        if latest is not None and latest.version == target:
+            return concrete, ""
+        self.model_reason = Reason.AWAITING_APPROVAL
+        self.recheck_after = self.c.runtime.config.registry_poll_interval
+        if approvals is None:
+            return None, messages.approvals_not_configured(uri)
+        return None, messages.awaiting_approval(ref.name, ref.alias, target, latest)
 
     def load_failures(self, revisions: Mapping[str, Any]) -> dict[str, str]:
         """What the serving pods of revisions short of ready replicas say about loading

@@ -4,7 +4,6 @@ MLflow on PostgreSQL and an audit database of the test's own."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,27 +28,7 @@ from tests.integration.governance_models import SlowModel, UnfairModel
 
 pytestmark = pytest.mark.services
 
-ADMIN_DB = "postgresql://maestro:maestro@127.0.0.1:5432/governance"
 FEATURES = ["f0", "f1", "f2", "f3", "group"]
-
-
-@pytest.fixture
-def audit_db() -> Iterator[str]:
-    """A fresh audit database for the test, dropped after it."""
-    name = f"audit_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg2.connect(ADMIN_DB, connect_timeout=3)
-    except psycopg2.OperationalError as err:
-        pytest.fail(f"PostgreSQL (governance database) unavailable: {err}; run `make services`")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    try:
-        yield ADMIN_DB.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
 
 
 @pytest.fixture

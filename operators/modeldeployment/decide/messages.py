@@ -7,6 +7,7 @@ so the wording of the whole rollout can be read, and changed, here.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from maestro.operators.api.modeldeployment import CanaryAnalysis, MissedDeadline
 
@@ -48,11 +49,35 @@ def revision_text(name: str, uri: str) -> str:
 
 
 def model_unresolved(spec_uri: str, error: str, servable: str = "ModelNotFound") -> str:
+    if servable == "AwaitingApproval":
+        return f"{error}."
     if servable == "ModelNotServable":
         return f"spec.model.uri {spec_uri} cannot be served: {error}."
     return (
         f"spec.model.uri {spec_uri} cannot be resolved:"
         f" {error or 'no such model version or alias in the registry'}."
+    )
+
+
+def approvals_not_configured(spec_uri: str) -> str:
+    return (
+        f"spec.model.requireApproval: cannot check approvals of {spec_uri}: the operator has"
+        " no audit database (set MAESTRO_AUDIT_DATABASE_URL on the operator)"
+    )
+
+
+def awaiting_approval(model: str, alias: str, version: str, latest: Any) -> str:
+    """`latest`: the newest approval of the alias (version, actor, at), or None."""
+    last = (
+        f"the last approved is v{latest.version}, by {latest.actor} at"
+        f" {latest.at.isoformat(timespec='seconds')}"
+        if latest is not None
+        else "no version of it was ever approved"
+    )
+    return (
+        f"{model}@{alias} was moved to v{version} without an approval in the audit log"
+        f" ({last}; MLflow does not record who moves an alias). Approve it with: maestro"
+        f" model promote {model} --alias {alias} --version {version} --reason ..."
     )
 
 

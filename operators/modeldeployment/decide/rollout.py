@@ -132,11 +132,13 @@ def model_missing(state: RolloutState, inputs: Inputs) -> Outcome:
     problem = messages.model_unresolved(
         inputs.spec.model.uri, inputs.model_error, servable=inputs.model_reason
     )
+    # (The status writer's Event of the Ready transition says it once, as a Warning.)
+    awaiting = inputs.model_reason is Reason.AWAITING_APPROVAL
     if state.stable is None or state.stable_uri is None:
         verdict = Verdict(
             ready=False,
             reason=inputs.model_reason,
-            message=messages.model_missing_first(problem),
+            message=problem if awaiting else messages.model_missing_first(problem),
             phase=DeploymentPhase.PENDING,
         )
         return outcome(state, [], {}, verdict)
