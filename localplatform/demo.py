@@ -10,6 +10,8 @@ import time
 from maestro.localplatform import cluster, mlflow_server, platform, prometheus
 
 DEMO_NAMESPACE = "maestro-demo"
+# tools/services.sh creates it; the local overlay gives the operator the same database.
+AUDIT_DATABASE = "postgresql://maestro:maestro@127.0.0.1:5432/governance"
 
 
 def up() -> None:
@@ -34,12 +36,10 @@ def up() -> None:
     print("The TrainingRun keeps training (an 8-trial Optuna search, about 30 s) and then")
     print("registers its best model as iris@candidate; follow it with `get tr -w`.")
     print("The ModelDeployment serves iris@champion and waits (ModelNotFound) until a version")
-    print("holds that alias: promotion is governance's step. To promote the candidate by hand:")
-    print(
-        f"  .venv/bin/python -c \"from mlflow import MlflowClient; c = MlflowClient('{ml.url}');"
-        " c.set_registered_model_alias('iris', 'champion',"
-        " c.get_model_version_by_alias('iris', 'candidate').version)\"\n"
-    )
+    print("holds that alias. Promote the candidate through the gates of")
+    print("governance/policy.example.yaml (held-out accuracy, latency, signature), which records")
+    print("the approval in the audit log and moves the alias; the rollout starts after it:")
+    print(f"  {promote_command(cfg, ml.url)}\n")
     print(f"MLflow UI:  {ml.url}")
     print(f"Prometheus: {prom.url}")
     print(
@@ -47,6 +47,20 @@ def up() -> None:
         f"get tr,md,abt,dc -n {DEMO_NAMESPACE}"
     )
     print("stop with:  make down")
+
+
+def promote_command(cfg: cluster.ClusterConfig, mlflow_url: str) -> str:
+    """The shell command that promotes the demo's trained candidate to champion."""
+    kubeconfig = cfg.kubeconfig.relative_to(cluster.REPO)
+    version = (
+        f"$(.maestro/bin/kubectl --kubeconfig {kubeconfig} get tr iris-train -n"
+        f" {DEMO_NAMESPACE} -o jsonpath='{{.status.modelVersion}}')"
+    )
+    return (
+        f"MLFLOW_TRACKING_URI={mlflow_url} MAESTRO_AUDIT_DATABASE_URL={AUDIT_DATABASE}"
+        f" KUBECONFIG={kubeconfig} .venv/bin/maestro model promote iris --version"
+        f' "{version}" --reason "first champion" --policy governance/policy.example.yaml'
+    )
 
 
 def down(cfg: cluster.ClusterConfig | None = None) -> None:
