@@ -236,10 +236,10 @@ def _lineage(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run a governance subcommand; map the errors every command shares to exit codes."""
     from maestro.governance.audit_log import AuditUnavailable
+    from maestro.governance.lineage_cluster import DeploymentsUnavailable
     from maestro.governance.policy import PolicyError
     from maestro.governance.promotion import BadInput
     from maestro.governance.registry import RegistryUnavailable, UnknownModel
-    from maestro.governance.served import ClusterUnavailable
 
     try:
         code: int = args.governance(args)
@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
     except (_Usage, BadInput, UnknownModel, PolicyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return int(Exit.BAD_INPUT)
-    except (RegistryUnavailable, AuditUnavailable, ClusterUnavailable) as err:
+    except (RegistryUnavailable, AuditUnavailable, DeploymentsUnavailable) as err:
         print(f"error: {err}; nothing was changed", file=sys.stderr)
         return int(Exit.UNAVAILABLE)
 

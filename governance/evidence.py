@@ -95,7 +95,8 @@ class _Model:
 def _load(registry: ModelRegistry, name: str, version: str) -> _Model:
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    with registry.resolving():
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     names = [str(s["name"]) for s in registry.input_signature(name, version) if s.get("name")]
     return _Model(version, model.predict, names)
 

@@ -130,9 +130,10 @@ class Governance:
         }
         approval = self._record(Action.APPROVAL, name, details)
         moved = self._move(name, alias, current, version, "promote", reason, gates)
+        since = "it already pointed there" if current == version else f"from {_v(current)}"
         return Result(
             Exit.DONE,
-            f"promoted {name} v{version} to {alias} (from {_v(current)}; approval"
+            f"promoted {name} v{version} to {alias} ({since}; audit entries: approval"
             f" {approval.seq}, move {moved.seq})",
             report,
         )

@@ -4,7 +4,8 @@ the registry cannot be reached (nothing changed, try again)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -40,15 +41,25 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 
 class ModelRegistry:
     def __init__(self, tracking_uri: str) -> None:
-        import mlflow
         from mlflow import MlflowClient
 
-        # mlflow.pyfunc.load_model and get_model_info resolve models:/ URIs through the
-        # process-wide URIs; a governance command talks to exactly one registry.
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri, tracking_uri)
+
+    @contextmanager
+    def resolving(self) -> Iterator[None]:
+        """mlflow.pyfunc.load_model and get_model_info resolve models:/ URIs through the
+        process-wide URIs: point them at this registry for the call, then put them back."""
+        import mlflow
+
+        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
 
     def version(self, name: str, version: str) -> Any:
         if not version.isdigit():
@@ -94,10 +105,11 @@ class ModelRegistry:
 
         from maestro.governance.signature import parse_inputs
 
-        info = _call(
-            f"the MLmodel of {name} v{version}",
-            lambda: get_model_info(f"models:/{name}/{version}"),
-        )
+        with self.resolving():
+            info = _call(
+                f"the MLmodel of {name} v{version}",
+                lambda: get_model_info(f"models:/{name}/{version}"),
+            )
         if info.signature is None:
             return []
         return parse_inputs(info.signature.to_dict().get("inputs"))

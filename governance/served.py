@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from maestro.governance.lineage_cluster import list_objects
 from maestro.serving.uris import parse_models_uri
 
-GROUP, VERSION = "mlops.maestro.dev", "v1alpha1"
 _STATUS_URIS = ("stableModelUri", "canaryModelUri", "previousModelUri")
-
-
-class ClusterUnavailable(RuntimeError):
-    """The Kubernetes API cannot be asked which versions are in use."""
 
 
 def _version_of(uri: object, name: str) -> str | None:
@@ -54,22 +50,6 @@ def versions_in_use(
     return used
 
 
-def list_cluster(plural: str) -> list[dict[str, Any]]:
-    try:
-        from kubernetes import client, config
-
-        config.load_kube_config()
-        found = client.CustomObjectsApi().list_cluster_custom_object(
-            GROUP, VERSION, plural, _request_timeout=10
-        )
-    except Exception as err:
-        raise ClusterUnavailable(
-            f"cannot list {plural} (set KUBECONFIG to the cluster that serves the model):"
-            f" {' '.join(str(err).split())[:200]}"
-        ) from None
-    items: list[dict[str, Any]] = found.get("items") or []
-    return items
-
-
 def cluster_versions_in_use(name: str) -> dict[str, list[str]]:
-    return versions_in_use(name, list_cluster("modeldeployments"), list_cluster("abtests"))
+    """Raises DeploymentsUnavailable (the cluster cannot be asked) saying why."""
+    return versions_in_use(name, list_objects("modeldeployments"), list_objects("abtests"))

@@ -118,6 +118,28 @@ def test_an_alias_moved_in_mlflow_waits_for_maestro_model_promote(
         timeout=120,
     )
     print(f"v2 serves {time.monotonic() - approved:.1f} s after maestro model promote")
+    # The lineage of v2 names the deployment that serves it now.
+    proc = subprocess.run(
+        [str(MAESTRO), "lineage", model, "--version", "2", "--format", "json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    deployments = json.loads(proc.stdout)["deployments"]
+    assert deployments["known"], deployments
+    assert [(s["namespace"], s["deployment"], s["role"]) for s in deployments["serving"]] == [
+        (namespace, "md", "stable")
+    ]
+    # Archiving keeps what the alias and the deployment use, whatever --keep says.
+    proc = subprocess.run(
+        [str(MAESTRO), "model", "archive", model, "--keep", "0", "--json"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    archived = json.loads(proc.stdout)
+    assert archived["archived"] == ["1", "3"], archived
+    assert archived["kept"] == {"2": ["an alias", f"modeldeployment {namespace}/md"]}, archived
+    tags = MlflowClient(mlflow_url, mlflow_url).get_model_version(model, "1").tags
+    assert tags.get("maestro.archived") == "true"
     approval = AuditLog(audit_db).entries(action=Action.APPROVAL)[-1]
     # The approver is the kubeconfig's user, as the API server authenticated it.
     assert approval.actor["source"] == "kubernetes" and approval.details["version"] == "2"

@@ -296,10 +296,13 @@ def test_a_registry_that_is_down_changes_nothing(
 ) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
     policy = str(write_policy(tmp_path / "policy.yaml", data[1]))
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     code, _, err = maestro(
         capsys, "model", "promote", "iris", "--version", "1", "--reason", "r", "--policy", policy
     )
     assert code == 3 and "nothing was changed" in err, err
+    # The process-wide MLflow URIs are as they were (other code in the process uses them).
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
     assert AuditLog(env["MAESTRO_AUDIT_DATABASE_URL"]).entries() == []
 
 
