@@ -28,6 +28,16 @@ def up() -> None:
     print("deploying the operator (manifests/overlays/local) ...", flush=True)
     platform.deploy_operator(cfg)
     cluster.kubectl(cfg, "create", "namespace", DEMO_NAMESPACE, check=False)
+    # As in production: the API server refuses pods that break the restricted profile.
+    cluster.kubectl(
+        cfg,
+        "label",
+        "--overwrite",
+        "namespace",
+        DEMO_NAMESPACE,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     applied = platform.apply_examples(cfg, DEMO_NAMESPACE)
     print(f"applied {len(applied)} examples into namespace {DEMO_NAMESPACE}", flush=True)
     platform.wait_for_conditions(cfg, DEMO_NAMESPACE, timeout=30)

@@ -87,15 +87,37 @@ def cluster(request: pytest.FixtureRequest, kubectl_bin: Path) -> Iterator[Clust
         local_cluster.down(cfg)
 
 
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    """A namespace of its own for one test, deleted afterwards whatever the outcome."""
+# What the namespaces Maestro serves into carry on the local platform (as in production):
+# the API server refuses any pod that breaks the restricted Pod Security profile.
+RESTRICTED = (
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/enforce-version=latest",
+)
+
+
+def _own_namespace(cluster: Cluster, *labels: str) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     cluster.kubectl("create", "namespace", name)
     try:
+        if labels:
+            cluster.kubectl("label", "namespace", name, *labels)
         yield name
     finally:
         cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace of its own for one test, enforcing the restricted Pod Security profile,
+    deleted afterwards whatever the outcome."""
+    yield from _own_namespace(cluster, *RESTRICTED)
+
+
+@pytest.fixture
+def plain_namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace without Pod Security enforcement, for tests of the local platform itself
+    (its pods are plain test workloads, not Maestro's)."""
+    yield from _own_namespace(cluster)
 
 
 @pytest.fixture(scope="module")

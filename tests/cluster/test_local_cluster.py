@@ -18,6 +18,12 @@ pytestmark = pytest.mark.cluster
 LOCAL = {"maestro.dev/local-run": "true"}
 
 
+@pytest.fixture
+def namespace(plain_namespace: str) -> str:
+    """These tests run plain test workloads on the platform: no Pod Security enforcement."""
+    return plain_namespace
+
+
 def get(cluster: Cluster, *args: str) -> Any:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
