@@ -78,6 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
         "prediction_log": args.prediction_log,
         "prediction_log_sample": args.prediction_log_sample,
         "drain_seconds": args.drain_seconds,
+        "auth_token_file": args.auth_token_file,
+        "auth_jwks_url": args.auth_jwks_url,
+        "auth_jwt_audience": args.auth_audience,
+        "auth_jwt_issuer": args.auth_issuer,
     }
     try:
         settings = ServeSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -136,6 +140,10 @@ environment (flags override; set by the ModelDeployment operator):
   MAESTRO_SERVE_DRAIN_SECONDS      SIGTERM: time for in-flight requests (30)
   MAESTRO_SERVE_PREDICTION_LOG     JSON-lines file of sampled predictions and feedback
   MAESTRO_SERVE_PREDICTION_LOG_SAMPLE  fraction of predictions logged, 0-1 (1.0)
+  MAESTRO_SERVE_AUTH_TOKEN_FILE    --auth-token-file: callers send it as a bearer token
+  MAESTRO_SERVE_AUTH_JWKS_URL      --auth-jwks-url (and _AUTH_JWT_AUDIENCE, _AUTH_JWT_ISSUER)
+                                   without credentials 401, wrong ones 403; /metrics and the
+                                   health paths stay open
   OTEL_EXPORTER_OTLP_ENDPOINT      export a span per request and per batch over OTLP/HTTP
                                    (OTEL_EXPORTER_OTLP_HEADERS etc. are honoured)
 
@@ -359,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="on SIGTERM, time for in-flight requests to finish (default: 30)",
     )
+    serve.add_argument(
+        "--auth-token-file",
+        type=Path,
+        metavar="PATH",
+        help="require 'Authorization: Bearer <the token in this file>' (re-read on change)",
+    )
+    serve.add_argument(
+        "--auth-jwks-url", metavar="URL", help="also accept JWTs signed by a key of this JWKS"
+    )
+    serve.add_argument("--auth-audience", metavar="AUD", help="the JWTs' required audience")
+    serve.add_argument("--auth-issuer", metavar="ISS", help="the JWTs' required issuer")
     serve.set_defaults(handler=_serve)
 
     batch = commands.add_parser(

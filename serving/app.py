@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.routing import Route
 
 from maestro.serving import protocols
+from maestro.serving.auth import AuthMiddleware, checks_from
 from maestro.serving.errors import (
     BodyTooLarge,
     InputError,
@@ -221,6 +222,15 @@ def create_app(
         openapi_url=None,
     )
     app.state.serving = state
+    # Inside the request middleware, so refused requests are counted and traced too.
+    checks = checks_from(
+        settings.auth_token_file,
+        settings.auth_jwks_url,
+        settings.auth_jwt_audience,
+        settings.auth_jwt_issuer,
+    )
+    if checks:
+        app.add_middleware(AuthMiddleware, checks=checks)
     app.add_middleware(RequestMiddleware, state=state)
     limit = settings.max_body_bytes
 

@@ -80,6 +80,18 @@ class ServeSettings(BaseSettings):
         1.0, ge=0.0, le=1.0, description="fraction of requests written to the prediction log"
     )
 
+    # --- who may call (no mesh in front): a bearer token, or a JWT checked by a JWKS -------
+    auth_token_file: Path | None = Field(
+        None,
+        description="file holding the shared bearer token callers must send (e.g. delivered"
+        " by Vault); re-read when it changes, so a rotated token takes over",
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="JWKS URL: callers may send a JWT signed by one of its keys"
+    )
+    auth_jwt_audience: str | None = Field(None, description="the JWT's required aud claim")
+    auth_jwt_issuer: str | None = Field(None, description="the JWT's required iss claim")
+
     # --- identity, set by the ModelDeployment operator (no MAESTRO_SERVE_ prefix) ---------
     tracking_uri: str = Field(
         "", validation_alias=AliasChoices("tracking_uri", contract.TRACKING_URI)
@@ -116,6 +128,12 @@ class ServeSettings(BaseSettings):
         named = self.named_uris()
         if self.ensemble and len(named) < 2:
             raise ValueError("ensemble: needs at least two models (--model-uri and --model)")
+        return self
+
+    @model_validator(mode="after")
+    def _jwt_claims_need_a_jwks(self) -> ServeSettings:
+        if (self.auth_jwt_audience or self.auth_jwt_issuer) and not self.auth_jwks_url:
+            raise ValueError("auth_jwks_url: the JWT audience/issuer need a JWKS URL to check")
         return self
 
     @property
