@@ -68,13 +68,16 @@ AREAS := operators serving training governance monitoring security localplatform
 # mypy cannot follow the editable install's import hook that maps each folder to
 # maestro.<area>, so it reads them through a tree of symlinks with those names.
 # actionlint lints .github/workflows, with shellcheck on the run: scripts when present.
-lint: install $(BIN)/actionlint ## ruff, mypy (strict, on the packages; tests excluded), the import layering contracts, actionlint (workflows)
+lint: install $(BIN)/actionlint ## ruff, mypy (strict, on the packages; tests excluded), the import layering contracts, detect-secrets, actionlint (workflows)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	mkdir -p .maestro/typecheck/maestro
 	for area in $(AREAS); do ln -sfn ../../../$$area .maestro/typecheck/maestro/$$area; done
 	MYPYPATH=.maestro/typecheck $(VENV)/bin/mypy $(addprefix -p maestro.,$(AREAS))
 	$(VENV)/bin/lint-imports
+	@# A secret not in .secrets.baseline (the local platform's development credentials and
+	@# test fixtures, audited) fails; exit 3 only means the baseline's line numbers moved.
+	$(VENV)/bin/detect-secrets-hook --baseline .secrets.baseline $$(git ls-files) || [ $$? -eq 3 ]
 	tools/install-shellcheck.sh
 	$(BIN)/actionlint $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 
