@@ -40,6 +40,7 @@ from maestro.localplatform.components import (
     node_status_patch,
     pod_runner_argv,
     scheduler_argv,
+    write_audit_policy,
     write_kubeconfig,
 )
 from maestro.localplatform.kubectl import kubectl, run_kubectl
@@ -137,6 +138,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     procs.start("etcd", etcd_argv(cfg))
     _wait("etcd", lambda: _healthy(f"{etcd_url(cfg)}/health", None), 30, cfg, "etcd")
 
+    write_audit_policy(cfg)
     procs.start("kube-apiserver", apiserver_argv(cfg, pki))
     _wait(
         "kube-apiserver",

@@ -130,6 +130,33 @@ def etcd_argv(cfg: ClusterConfig) -> list[str]:
     ]
 
 
+# What the API server's audit log records: every request of a ServiceAccount outside
+# kube-system (the operator's, the serving pods'), at Metadata level (who, verb, resource,
+# response code; no bodies), so tests can compare what was used with what RBAC grants.
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: None
+    userGroups: ["system:serviceaccounts:kube-system"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+"""
+
+
+def audit_log(cfg: ClusterConfig) -> Path:
+    return cfg.state / "audit" / "audit.log"
+
+
+def write_audit_policy(cfg: ClusterConfig) -> Path:
+    path = cfg.state / "audit" / "policy.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(AUDIT_POLICY)
+    return path
+
+
 def apiserver_argv(cfg: ClusterConfig, pki: Pki) -> list[str]:
     return [
         str(cfg.bin / "kube-apiserver"),
@@ -145,10 +172,16 @@ def apiserver_argv(cfg: ClusterConfig, pki: Pki) -> list[str]:
         f"--service-account-key-file={pki.service_account_pub}",
         f"--service-account-signing-key-file={pki.service_account_key}",
         "--authorization-mode=Node,RBAC",
-        "--enable-admission-plugins=NodeRestriction",
+        # As on clusters that check blockOwnerDeletion against the owner's finalizers.
+        "--enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement",
         f"--service-cluster-ip-range={cfg.service_cidr}",
         "--allow-privileged=true",
         "--profiling=false",
+        f"--audit-policy-file={cfg.state / 'audit' / 'policy.yaml'}",
+        f"--audit-log-path={audit_log(cfg)}",
+        "--audit-log-format=json",
+        "--audit-log-maxsize=200",
+        "--audit-log-maxbackup=1",
         "--v=1",
     ]
 

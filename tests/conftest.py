@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,23 @@ from maestro.localplatform import mlflow_server, platform, prometheus
 from tests.feast_repo import Repo, created_repo, redis_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+# Reads what the whole session did through the API server's audit log: runs last.
+LAST = "test_least_privilege.py"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name == LAST)
+
+
+@pytest.fixture(scope="session")
+def session_started() -> float:
+    """When this test session began (what it did is read back from logs after it)."""
+    return SESSION_STARTED
+
+
+SESSION_STARTED = time.time()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

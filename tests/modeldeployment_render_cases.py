@@ -63,6 +63,7 @@ CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
                 "limits": {"memory": "2Gi"},
             },
             "secrets": SECRETS,
+            "callers": [{"namespace": "ml", "serviceAccount": "web"}, {"namespace": "batch"}],
         },
         "canary",
         ServingSettings(

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the local control plane from the published Go modules into $BIN, only what
 # is missing. Built binaries are also kept in a per-user cache keyed by version, so a
-# fresh clone on the same machine copies them instead of relinking. actionlint, the
-# other Go tool the project builds, has its own script (`make lint` needs only it).
+# fresh clone on the same machine copies them instead of relinking. actionlint and Vault,
+# the other Go tools the project builds, have their own scripts (`make lint` needs
+# actionlint, which this runs at the end; `make vault` builds Vault).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-$here/../.maestro/bin}

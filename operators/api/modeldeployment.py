@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from maestro.operators.api.access import Caller
 from maestro.operators.api.common import (
     ENV_NAME_PATTERN,
     Duration,
@@ -287,6 +288,15 @@ class ModelDeploymentSpec(SpecModel):
         max_length=32,
         description="Vault secrets exposed to the server as environment variables.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["env"]},
+    )
+    callers: list[Caller] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Who may call the model: Istio admits only their mTLS identities (mutual TLS is"
+            " STRICT) and the NetworkPolicy only their namespaces. Empty: any pod of the"
+            " ModelDeployment's own namespace. Prometheus may always read /metrics."
+        ),
     )
 
 

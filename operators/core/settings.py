@@ -240,6 +240,10 @@ class OperatorConfig(BaseSettings):
         default="monitoring",
         description="Namespace Prometheus scrapes from (allowed through the NetworkPolicy).",
     )
+    istio_trust_domain: str = Field(
+        default="cluster.local",
+        description="Istio trust domain of the mesh's workload identities (callers' principals).",
+    )
     runbook_base_url: str = Field(
         default="https://github.com/maestro-ml/maestro/blob/main/docs/runbooks",
         description="Base URL of the runbooks the serving alerts link to (<base>/<alert>.md).",

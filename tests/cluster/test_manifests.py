@@ -135,7 +135,9 @@ def test_overlay_passes_strict_server_dry_run(
 ) -> None:
     args = ["apply", "--dry-run=server", "--validate=strict", "-f", "-"]
     if apply_mode == "server-side":
-        args += ["--server-side", f"--field-manager={DRY_RUN_FIELD_MANAGER}"]
+        # Forced: on a platform kept between runs, the operator deployed by an earlier run
+        # (field manager maestro-local) may own fields these manifests now set otherwise.
+        args += ["--server-side", "--force-conflicts", f"--field-manager={DRY_RUN_FIELD_MANAGER}"]
     proc = cluster.kubectl(*args, input=build.text, check=False)
     assert proc.returncode == 0, f"{build.overlay} ({apply_mode}) refused:\n{proc.stderr}"
 

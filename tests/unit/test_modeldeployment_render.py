@@ -300,11 +300,38 @@ def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
         for p in ingress["from"]
         if "namespaceSelector" in p
     }
-    assert namespaces == {"istio-system", "monitoring"}
+    # The callers' namespaces (batch; ml is its own, a podSelector), Istio's, Prometheus'.
+    assert namespaces == {"batch", "istio-system", "monitoring"}
     assert {"podSelector": {}} in ingress["from"]
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
     # DNS, MLflow over https, Vault (the spec has secrets), istiod, the configured extra port.
     assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 8200), ("TCP", 15012)}
+
+
+def test_without_callers_only_the_own_namespace_may_call() -> None:
+    objects = rendered("rolling")
+    (ingress,) = only(objects, "NetworkPolicy")["spec"]["ingress"]
+    assert ingress["from"][0] == {"podSelector": {}}
+    rules = only(objects, "AuthorizationPolicy")["spec"]["rules"]
+    assert rules[0]["from"] == [{"source": {"namespaces": ["ml"]}}]
+    assert only(objects, "PeerAuthentication")["spec"]["mtls"] == {"mode": "STRICT"}
+
+
+def test_callers_by_identity_and_namespace() -> None:
+    policy = only(rendered("canary"), "AuthorizationPolicy")["spec"]
+    assert policy["action"] == "ALLOW"
+    callers, metrics = policy["rules"]
+    assert callers["from"] == [
+        {"source": {"principals": ["cluster.local/ns/ml/sa/web"]}},
+        {"source": {"namespaces": ["batch"]}},
+    ]
+    assert metrics["to"][0]["operation"]["paths"] == ["/metrics"]
+    assert metrics["from"] == [{"source": {"namespaces": ["monitoring"]}}]
+
+
+def test_no_mesh_objects_without_istio() -> None:
+    kinds = {o["kind"] for o in rendered("blue-green-plain")}
+    assert not kinds & {"PeerAuthentication", "AuthorizationPolicy", "VirtualService"}
 
 
 @pytest.mark.parametrize(

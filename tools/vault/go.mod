@@ -1,3 +1,11 @@
+// Builds the Vault server and CLI (`make vault`): v1.14.8, the last Vault release whose
+// LICENSE is MPL-2.0 (v1.14.9 on are BUSL-1.1). Vault's own go.mod replaces its api and
+// sdk modules with the api/ and sdk/ folders of its tree, which no published version
+// matches, so go install refuses it and this module requires published ones instead:
+// api v1.10.0 (v1.9.2, which v1.14.8's go.mod names, lacks two methods it calls; both
+// have the same requirements) and sdk v0.9.2, which tools/build-vault.sh copies and
+// amends with sdk-compat/ before building. Every other module is at the version
+// v1.14.8's go.mod selects.
 module maestro.dev/tools/vault
 
 go 1.20
@@ -257,7 +265,7 @@ require (
 	github.com/hashicorp/vault-plugin-secrets-mongodbatlas v0.10.2 // indirect
 	github.com/hashicorp/vault-plugin-secrets-openldap v0.11.1 // indirect
 	github.com/hashicorp/vault-plugin-secrets-terraform v0.7.1 // indirect
-	github.com/hashicorp/vault/api v1.9.2 // indirect
+	github.com/hashicorp/vault/api v1.10.0 // indirect
 	github.com/hashicorp/vault/api/auth/kubernetes v0.4.1 // indirect
 	github.com/hashicorp/vault/sdk v0.9.2 // indirect
 	github.com/hashicorp/vault/vault/hcp_link/proto v0.0.0-20230201201504-b741fa893d77 // indirect

@@ -77,10 +77,12 @@ from maestro.operators.modeldeployment.render.names import (
     service_url,
 )
 from maestro.operators.modeldeployment.render.traffic import (
+    render_authorization_policy,
     render_destination_rule,
     render_hpa,
     render_network_policy,
     render_pdb,
+    render_peer_authentication,
     render_revision_service,
     render_service,
     render_virtual_service,
@@ -110,6 +112,8 @@ def render(
     if settings.istio:
         objects.append(render_destination_rule(ids, plan, settings))
         objects.append(render_virtual_service(ids, plan, settings))
+        objects.append(render_peer_authentication(ids))
+        objects.append(render_authorization_policy(ids, spec, settings))
     if settings.prometheus_operator:
         objects.append(render_service_monitor(ids))
         objects.append(render_prometheus_rule(ids, spec, settings))
@@ -162,11 +166,13 @@ __all__ = [
     "pods_selector",
     "prediction_log_path",
     "render",
+    "render_authorization_policy",
     "render_deployment",
     "render_destination_rule",
     "render_hpa",
     "render_network_policy",
     "render_pdb",
+    "render_peer_authentication",
     "render_prometheus_rule",
     "render_revision_service",
     "render_service",

@@ -70,6 +70,8 @@ OWNED_KINDS = (
     OwnedKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     OwnedKind("networking.istio.io/v1", "DestinationRule", "destinationrules"),
     OwnedKind("networking.istio.io/v1", "VirtualService", "virtualservices"),
+    OwnedKind("security.istio.io/v1", "PeerAuthentication", "peerauthentications"),
+    OwnedKind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
     OwnedKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     OwnedKind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
 )
@@ -79,7 +81,7 @@ def owned_kinds(settings: ServingSettings) -> tuple[OwnedKind, ...]:
     """The kinds `render` may produce with these settings (to list them for pruning)."""
     skipped = set()
     if not settings.istio:
-        skipped.add("networking.istio.io")
+        skipped |= {"networking.istio.io", "security.istio.io"}
     if not settings.prometheus_operator:
         skipped.add("monitoring.coreos.com")
     return tuple(k for k in OWNED_KINDS if k.api_version.rpartition("/")[0] not in skipped)
@@ -100,6 +102,7 @@ class ServingSettings:
     prediction_log_sample: float = 0.1
     istio: bool = True
     istio_namespace: str = "istio-system"
+    trust_domain: str = "cluster.local"
     prometheus_operator: bool = True
     monitoring_namespace: str = "monitoring"
     runbook_base_url: str = "https://github.com/maestro-ml/maestro/blob/main/docs/runbooks"
@@ -121,6 +124,7 @@ class ServingSettings:
             prediction_log_sample=config.prediction_log_sample,
             istio=config.istio,
             istio_namespace=config.istio_namespace,
+            trust_domain=config.istio_trust_domain,
             prometheus_operator=config.prometheus_operator,
             monitoring_namespace=config.monitoring_namespace,
             runbook_base_url=config.runbook_base_url,

@@ -14,6 +14,7 @@ from maestro.operators.modeldeployment.decide import Revision, RevisionPlan
 from maestro.operators.modeldeployment.render.names import (
     ISTIOD_XDS_PORT,
     LABEL_REVISION,
+    METRICS_PATH,
     PORT_NAME,
     REQUESTS_PER_SECOND_METRIC,
     SERVICE_PORT,
@@ -165,6 +166,78 @@ def tracking_port(uri: str) -> int | None:
     return parts.port or (443 if parts.scheme == "https" else 80)
 
 
+def _caller_namespaces(ids: DeploymentIds, spec: ModelDeploymentSpec) -> list[str]:
+    return sorted({c.namespace for c in spec.callers}) if spec.callers else [ids.namespace]
+
+
+def _caller_peers(ids: DeploymentIds, spec: ModelDeploymentSpec) -> list[dict[str, Any]]:
+    # The own namespace as a podSelector: it needs no namespace label to match.
+    return [
+        {"podSelector": {}} if ns == ids.namespace else _namespace_peer(ns)
+        for ns in _caller_namespaces(ids, spec)
+    ]
+
+
+def render_peer_authentication(ids: DeploymentIds) -> Manifest:
+    """Mutual TLS required: the sidecar refuses plain-text callers, so every request
+    carries the caller's identity for the AuthorizationPolicy."""
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": _metadata(ids, base_name(ids.name)),
+        "spec": {"selector": {"matchLabels": pods_selector(ids)}, "mtls": {"mode": "STRICT"}},
+    }
+
+
+def _principal(namespace: str, service_account: str, settings: ServingSettings) -> str:
+    return f"{settings.trust_domain}/ns/{namespace}/sa/{service_account}"
+
+
+def render_authorization_policy(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
+) -> Manifest:
+    """ALLOW only the callers (by mTLS identity) on the model's port, and the monitoring
+    namespace on GET /metrics; Istio denies everything else to the selected pods."""
+    named = sorted(
+        _principal(c.namespace, c.service_account, settings)
+        for c in spec.callers
+        if c.service_account
+    )
+    whole = sorted({c.namespace for c in spec.callers if not c.service_account})
+    if not spec.callers:
+        whole = [ids.namespace]
+    sources: list[dict[str, Any]] = []
+    if named:
+        sources.append({"source": {"principals": named}})
+    if whole:
+        sources.append({"source": {"namespaces": whole}})
+    port = str(spec.port)
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": _metadata(ids, base_name(ids.name)),
+        "spec": {
+            "selector": {"matchLabels": pods_selector(ids)},
+            "action": "ALLOW",
+            "rules": [
+                {"from": sources, "to": [{"operation": {"ports": [port]}}]},
+                {
+                    "from": [{"source": {"namespaces": [settings.monitoring_namespace]}}],
+                    "to": [
+                        {
+                            "operation": {
+                                "ports": [port],
+                                "methods": ["GET"],
+                                "paths": [METRICS_PATH],
+                            }
+                        }
+                    ],
+                },
+            ],
+        },
+    }
+
+
 def render_network_policy(
     ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
 ) -> Manifest:
@@ -192,7 +265,7 @@ def render_network_policy(
             "ingress": [
                 {
                     "from": [
-                        {"podSelector": {}},
+                        *_caller_peers(ids, spec),
                         _namespace_peer(settings.istio_namespace),
                         _namespace_peer(settings.monitoring_namespace),
                     ],
