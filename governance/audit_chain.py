@@ -42,6 +42,12 @@ class Entry:
     def body(self) -> dict[str, Any]:
         return body(self.at, self.actor, self.action, self.subject, self.details)
 
+    @property
+    def actor_label(self) -> str:
+        """Who, and how that was established: "alice (kubernetes)"."""
+        who, source = self.actor.get("name", "?"), self.actor.get("source")
+        return f"{who} ({source})" if source else str(who)
+
 
 def body(
     at: datetime, actor: Mapping[str, Any], action: str, subject: str, details: Mapping[str, Any]

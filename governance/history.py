@@ -44,8 +44,6 @@ def moves(entries: Sequence[Entry], alias: str | None = None) -> list[Move]:
         if e.action != Action.ALIAS_MOVED or (alias and e.details.get("alias") != alias):
             continue
         d = e.details
-        who = e.actor.get("name", "?")
-        source = e.actor.get("source")
         found.append(
             Move(
                 seq=e.seq,
@@ -53,7 +51,7 @@ def moves(entries: Sequence[Entry], alias: str | None = None) -> list[Move]:
                 alias=str(d["alias"]),
                 from_version=d.get("from"),
                 to_version=str(d["to"]),
-                actor=f"{who} ({source})" if source else str(who),
+                actor=e.actor_label,
                 kind=str(d.get("kind", "promote")),
                 reason=str(d.get("reason", "")),
                 gates=list(d.get("gates") or []),

@@ -223,12 +223,7 @@ def create_app(
     )
     app.state.serving = state
     # Inside the request middleware, so refused requests are counted and traced too.
-    checks = checks_from(
-        settings.auth_token_file,
-        settings.auth_jwks_url,
-        settings.auth_jwt_audience,
-        settings.auth_jwt_issuer,
-    )
+    checks = checks_from(settings)
     if checks:
         app.add_middleware(AuthMiddleware, checks=checks)
     app.add_middleware(RequestMiddleware, state=state)

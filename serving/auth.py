@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from maestro.serving.middleware import HEALTH_PATHS
+from maestro.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
@@ -130,12 +131,13 @@ class AuthMiddleware:
         await _refuse(send, 403, "the bearer token is not accepted")
 
 
-def checks_from(
-    token_file: Path | None, jwks_url: str | None, audience: str | None, issuer: str | None
-) -> list[Check]:
+def checks_from(settings: ServeSettings) -> list[Check]:
+    """The checks the settings ask for; none: the server is open."""
     found: list[Check] = []
-    if token_file is not None:
-        found.append(SharedToken(token_file))
-    if jwks_url:
-        found.append(JwtCheck(jwks_url, audience, issuer))
+    if settings.auth_token_file is not None:
+        found.append(SharedToken(settings.auth_token_file))
+    if settings.auth_jwks_url:
+        found.append(
+            JwtCheck(settings.auth_jwks_url, settings.auth_jwt_audience, settings.auth_jwt_issuer)
+        )
     return found

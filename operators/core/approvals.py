@@ -41,13 +41,7 @@ class Approvals:
         entry = self._log.latest_approval(model, alias)
         found = None
         if entry is not None:
-            who = entry.actor.get("name", "?")
-            source = entry.actor.get("source")
-            found = Approved(
-                str(entry.details.get("version")),
-                f"{who} ({source})" if source else str(who),
-                entry.at,
-            )
+            found = Approved(str(entry.details.get("version")), entry.actor_label, entry.at)
         with self._guard:
             self._cache[key] = (self._clock() + self._ttl, found)
         return found

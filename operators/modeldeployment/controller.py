@@ -52,6 +52,7 @@ from maestro.operators.core.status import parse_status
 from maestro.operators.core.status_writer import report
 from maestro.operators.core.verdict import Verdict, invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
+from maestro.operators.modeldeployment.approval import unapproved
 from maestro.operators.modeldeployment.decide import (
     PROMOTE_ANNOTATION,
     Decision,
@@ -60,7 +61,6 @@ from maestro.operators.modeldeployment.decide import (
     concrete_uri,
     decide,
     load_failure,
-    messages,
     needs_resolution,
     revision_facts,
     shadow_query,
@@ -76,7 +76,6 @@ from maestro.operators.modeldeployment.render import (
     service_url,
     stale,
 )
-from maestro.serving.uris import parse_models_uri
 
 PLURAL = ModelDeployment.INFO.plural
 # URIs the serving pods (and the operator, for aliases) resolve through MLflow.
@@ -262,20 +261,12 @@ class _Step:
     def approved(self, uri: str, concrete: str) -> tuple[str | None, str]:
         """`concrete` if the move of uri's alias to it was approved; else None and why
         (the reason goes to self.model_reason, and the audit log is asked again later)."""
-        ref = parse_models_uri(uri)
-        if ref is None or not ref.alias:
-            return concrete, ""  # a pinned version changes through the spec, reviewed in Git
-        version = parse_models_uri(concrete)
-        target = version.version if version is not None else ""
-        approvals = self.c.approvals
-        latest = approvals.latest(ref.name, ref.alias) if approvals is not None else None
-        if latest is not None and latest.version == target:
+        problem = unapproved(uri, concrete, self.c.approvals)
+        if problem is None:
             return concrete, ""
         self.model_reason = Reason.AWAITING_APPROVAL
         self.recheck_after = self.c.runtime.config.registry_poll_interval
-        if approvals is None:
-            return None, messages.approvals_not_configured(uri)
-        return None, messages.awaiting_approval(ref.name, ref.alias, target, latest)
+        return None, problem
 
     def load_failures(self, revisions: Mapping[str, Any]) -> dict[str, str]:
         """What the serving pods of revisions short of ready replicas say about loading
