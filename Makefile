@@ -36,7 +36,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok from Go modules
+binaries: $(BINARIES) $(BIN)/vault ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and Vault from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -49,7 +49,7 @@ $(BIN)/vault: tools/vault/go.mod tools/vault/go.sum $(wildcard tools/vault/sdk-c
 	BIN=$(abspath $(BIN)) tools/build-vault.sh
 	touch $@
 
-# Not yet a prerequisite of `make test`: nothing in the suite runs Vault yet (issue 11).
+# The local platform runs it (`binaries` needs it): secrets of serving pods.
 vault: $(BIN)/vault ## build Vault v1.14.8 (server, CLI, agent; the last MPL-2.0 release) from its Go module (~11 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh

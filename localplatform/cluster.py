@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from maestro.localplatform import vault
 from maestro.localplatform.clusterconfig import (
     NODE_NAMES,
     POD_RUNNER_LABEL,
@@ -170,16 +171,19 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     patch = node_status_patch(cfg)
     for node in NODE_NAMES:
         kubectl(cfg, "patch", "node", node, "--subresource=status", "--type=merge", "-p", patch)
+    # The platform's binaries on the pods' PATH: the Vault Agent containers run `vault`.
+    path = f"{cfg.bin.resolve()}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
     procs.start(
         "pod-runner",
         pod_runner_argv(cfg),
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": path},
     )
 
     install_crds(cfg, project=install_project_crds)
     wait_nodes_ready(cfg, timeout=60)
     wait_default_serviceaccount(cfg)
+    vault.up(cfg, pki)
     return time.monotonic() - started
 
 

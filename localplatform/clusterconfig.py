@@ -41,6 +41,10 @@ class ClusterConfig:
     )
     scheduler_port: int = field(default_factory=lambda: _env_int("MAESTRO_SCHEDULER_PORT", 10259))
     kwok_port: int = field(default_factory=lambda: _env_int("MAESTRO_KWOK_PORT", 10247))
+    vault_port: int = field(default_factory=lambda: _env_int("MAESTRO_VAULT_PORT", 8200))
+    vault_injector_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_VAULT_INJECTOR_PORT", 8442)
+    )
     service_cidr: str = "10.96.0.0/16"
     service_ip: str = "10.96.0.1"
     # The pod runner's pod addresses, routed to loopback.

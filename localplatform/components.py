@@ -28,6 +28,8 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "pod-runner",
+    "vault",
+    "vault-injector",
 )
 
 

@@ -35,3 +35,18 @@ def kubectl(
     cfg: ClusterConfig, *args: str, input: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     return run_kubectl(cfg.bin / "kubectl", cfg.kubeconfig, *args, input=input, check=check)
+
+
+def apply_manifests(cfg: ClusterConfig, manifests: str, *, force: bool = True) -> None:
+    """Server-side apply as the platform's field manager (`force`: take over conflicts)."""
+    flags = ["--force-conflicts"] if force else []
+    kubectl(
+        cfg,
+        "apply",
+        "--server-side",
+        *flags,
+        "--field-manager=maestro-local",
+        "-f",
+        "-",
+        input=manifests,
+    )

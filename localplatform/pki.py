@@ -124,6 +124,7 @@ class Pki:
     admin: Pair
     controller_manager: Pair
     scheduler: Pair
+    vault_injector: Pair  # the serving cert of the Vault Agent injector's webhook
     service_account_key: Path
     service_account_pub: Path
 
@@ -164,6 +165,14 @@ def ensure_pki(directory: Path, service_ip: str) -> Pki:
             directory, "controller-manager", ca_key, ca_cert, cn="system:kube-controller-manager"
         ),
         scheduler=_leaf(directory, "scheduler", ca_key, ca_cert, cn="system:kube-scheduler"),
+        vault_injector=_leaf(
+            directory,
+            "vault-injector",
+            ca_key,
+            ca_cert,
+            cn="vault-agent-injector",
+            server_ips=("127.0.0.1",),
+        ),
         service_account_key=sa_key,
         service_account_pub=sa_pub,
     )

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from maestro.localplatform.cluster import REPO, ClusterConfig, ClusterError, kubectl
+from maestro.localplatform.kubectl import apply_manifests
 
 OPERATOR_NAMESPACE = "maestro-system"
 OPERATOR_SERVICE_ACCOUNT = "maestro-operator"
@@ -40,16 +41,7 @@ def deploy_operator(
     manifests = kubectl(cfg, "kustomize", str(REPO / "manifests" / "overlays" / "local")).stdout
     if env:
         manifests = with_operator_env(manifests, env)
-    kubectl(
-        cfg,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=maestro-local",
-        "-f",
-        "-",
-        input=manifests,
-    )
+    apply_manifests(cfg, manifests)
     proc = kubectl(
         cfg,
         "rollout",

@@ -14,9 +14,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import HTTPServer
 from pathlib import Path
 
 MARKER = "MAESTRO_LOCAL_PLATFORM"
@@ -203,3 +205,12 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return False
+
+
+def serve_until_terminated(server: HTTPServer) -> None:
+    """Serve until SIGTERM (what the platform's `stop` sends); shutdown() must not run on
+    the thread that serves, hence its own."""
+    signal.signal(
+        signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()
+    )
+    server.serve_forever()

@@ -14,15 +14,15 @@ import argparse
 import json
 import logging
 import re
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+
+from maestro.localplatform.procs import serve_until_terminated
 
 log = logging.getLogger("prometheus-sd")
 META = "__meta_kubernetes_"
@@ -154,11 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return [group for pod in list_pods(core) for group in pod_target_groups(pod)]
 
     server = ThreadingHTTPServer((host, int(port)), make_handler(targets))
-    signal.signal(
-        signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start()
-    )
     log.info("serving pod targets at http://%s/targets", args.listen)
-    server.serve_forever()
+    serve_until_terminated(server)
     return 0
 
 

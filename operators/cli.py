@@ -84,6 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
         "auth_jwks_url": args.auth_jwks_url,
         "auth_jwt_audience": args.auth_audience,
         "auth_jwt_issuer": args.auth_issuer,
+        "secret_files": args.secret_file,  # ENV=PATH specs, checked by ServeSettings
     }
     try:
         settings = ServeSettings(**{k: v for k, v in flags.items() if v is not None})
@@ -277,6 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--auth-audience", metavar="AUD", help="the JWTs' required audience")
     serve.add_argument("--auth-issuer", metavar="ISS", help="the JWTs' required issuer")
+    serve.add_argument(
+        "--secret-file",
+        action="append",
+        metavar="ENV=PATH",
+        help="set ENV to the content of the file PATH (e.g. /vault/secrets/ENV) before the"
+        " models load, and again whenever it changes (repeatable)",
+    )
     serve.set_defaults(handler=_serve)
 
     batch = commands.add_parser(

@@ -21,6 +21,9 @@ MODEL_NAME = SERVE_PREFIX + "MODEL_NAME"
 PORT = SERVE_PREFIX + "PORT"
 PREDICTION_LOG = SERVE_PREFIX + "PREDICTION_LOG"
 PREDICTION_LOG_SAMPLE = SERVE_PREFIX + "PREDICTION_LOG_SAMPLE"
+# Secrets as files (the Vault Agent's /vault/secrets/<ENV>), JSON {"ENV": "/path"}; the
+# operator passes them as `--secret-file ENV=PATH` flags instead.
+SECRET_FILES = SERVE_PREFIX + "SECRET_FILES"
 # Identity, set by the operator (no prefix: other programs of the pod read them too).
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 DEPLOYMENT = "MAESTRO_DEPLOYMENT"  # the ModelDeployment's name
@@ -48,6 +51,9 @@ SHADOW_AGREEMENTS = "maestro_shadow_agreements"
 SHADOW_LATENCY_DELTA = "maestro_shadow_latency_delta_seconds"
 FEEDBACK = "maestro_feedback"
 FEEDBACK_OUTCOME = "maestro_feedback_outcome"
+# Labelled deployment, revision and env (the variable a secret file feeds), not by model.
+SECRET_RELOADS = "maestro_secret_reloads"
+LABEL_ENV = "env"
 # Extra labels of REQUESTS.
 LABEL_CODE = "code"
 LABEL_PROTOCOL = "protocol"

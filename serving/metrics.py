@@ -112,6 +112,17 @@ class ServingMetrics:
             LABELS,
             registry=registry,
         )
+        self.secret_reloads = Counter(
+            contract.SECRET_RELOADS,
+            "Times the value of a secret file (--secret-file ENV=PATH) changed while serving,"
+            " by environment variable: a rotated secret reaching the process.",
+            ["deployment", "revision", contract.LABEL_ENV],
+            registry=registry,
+        )
+
+    def secret_reloads_of(self, env: str) -> Counter:
+        """The reload counter of one secret's variable (at 0 until its first change)."""
+        return self.secret_reloads.labels(self.deployment, self.revision, env)
 
     def for_model(self, model: str, version: str) -> ModelMetrics:
         values = (self.deployment, self.revision, model, version)

@@ -18,6 +18,8 @@ from types import FrameType
 import uvicorn
 
 from maestro.serving.app import create_app
+from maestro.serving.metrics import ServingMetrics
+from maestro.serving.secret_files import SecretFileError, load_secret_files
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import ServerState
 from maestro.serving.telemetry import configure_logging, shutdown_tracing, tracer_provider
@@ -48,8 +50,16 @@ def write_termination_message(path: Path, message: str) -> None:
 
 
 def run(settings: ServeSettings) -> int:
-    """Serve until SIGTERM/SIGINT (exit 0) or a model fails to load (exit 1)."""
+    """Serve until SIGTERM/SIGINT (exit 0), or exit 1 when a secret file cannot be read at
+    start or a model fails to load."""
     configure_logging()
+    # Before anything loads: model code (and MLflow's artifact stores) may read them.
+    try:
+        secrets = load_secret_files(settings.secret_files, os.environ)
+    except SecretFileError as err:
+        log.error("exiting: %s", err)
+        write_termination_message(settings.termination_message_path, str(err))
+        return 1
     # MLflow draws download progress bars on stderr, which would break the JSON lines.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     provider = tracer_provider(
@@ -84,6 +94,11 @@ def run(settings: ServeSettings) -> int:
         timeout_keep_alive=30,
     )
     server = _Server(config, app.state.serving)
+    metrics: ServingMetrics = app.state.serving.metrics
+    for env in settings.secret_files:
+        metrics.secret_reloads_of(env)  # exported at 0 from the start
+    secrets.on_change = lambda env: metrics.secret_reloads_of(env).inc()
+    stop_watching = secrets.watch(settings.secret_refresh_seconds) if secrets.files else None
     # uvicorn re-raises the signal it caught once it has shut down; with this handler in
     # place (it restores it first) that ends the drain with exit status 0, not -15.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -100,6 +115,8 @@ def run(settings: ServeSettings) -> int:
         )
         server.run()
     finally:
+        if stop_watching is not None:
+            stop_watching()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         shutdown_tracing(provider)

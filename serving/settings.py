@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maestro.serving import contract
+from maestro.serving.secret_files import check_spec, parse_specs
 
 ENV_PREFIX = contract.SERVE_PREFIX
 
@@ -92,6 +93,24 @@ class ServeSettings(BaseSettings):
     auth_jwt_audience: str | None = Field(None, description="the JWT's required aud claim")
     auth_jwt_issuer: str | None = Field(None, description="the JWT's required iss claim")
 
+    # --- secrets delivered as files (the Vault Agent's /vault/secrets/<ENV>) ---------------
+    secret_files: dict[str, Path] = Field(
+        default_factory=dict,
+        # MAESTRO_SECRET_FILES is read too, when MAESTRO_SERVE_SECRET_FILES is not set.
+        validation_alias=AliasChoices(
+            "secret_files", contract.SECRET_FILES, "MAESTRO_SECRET_FILES"
+        ),
+        description="environment variable -> absolute path of the file holding its value"
+        " (MAESTRO_SERVE_SECRET_FILES as JSON, or --secret-file ENV=PATH); read before the"
+        " models load, a missing or empty one stops the server",
+    )
+    secret_refresh_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="how often the secret files are re-read; a changed value replaces the"
+        " variable's value in the running process",
+    )
+
     # --- identity, set by the ModelDeployment operator (no MAESTRO_SERVE_ prefix) ---------
     tracking_uri: str = Field(
         "", validation_alias=AliasChoices("tracking_uri", contract.TRACKING_URI)
@@ -109,6 +128,15 @@ class ServeSettings(BaseSettings):
         ),
         description="file the reason of a fatal error is written to (the pod's status shows it)",
     )
+
+    @field_validator("secret_files", mode="before")
+    @classmethod
+    def _secret_specs(cls, value: object) -> object:
+        if isinstance(value, list | tuple):  # the flags, or a JSON list of "ENV=PATH"
+            return parse_specs(str(v) for v in value)
+        if isinstance(value, dict):
+            return dict(check_spec(str(env), str(path)) for env, path in value.items())
+        return value
 
     @field_validator("models")
     @classmethod

@@ -119,6 +119,35 @@ class PodApi:
                 unavailable[ref] = str(err)
         return EnvSources(data, unavailable)
 
+    def config_map(self, namespace: str, name: str) -> dict[str, str]:
+        return dict(self.core.read_namespaced_config_map(name, namespace).data or {})
+
+    def service_account_token(
+        self,
+        spec: Mapping[str, Any],
+        namespace: str,
+        name: str,
+        uid: str,
+        audiences: list[str],
+        seconds: int,
+    ) -> str:
+        """A token of the pod's ServiceAccount bound to the pod, as the kubelet asks for
+        one (TokenRequest): no longer valid once the pod is gone."""
+        sa = spec.get("serviceAccountName") or "default"
+        req = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(
+                audiences=audiences,
+                expiration_seconds=seconds,
+                bound_object_ref=client.V1BoundObjectReference(
+                    kind="Pod", api_version="v1", name=name, uid=uid
+                ),
+            )
+        )
+        token: str = self.core.create_namespaced_service_account_token(
+            sa, namespace, req
+        ).status.token
+        return token
+
     def service_account_kubeconfig(
         self, spec: Mapping[str, Any], namespace: str, name: str, uid: str, workdir: Path
     ) -> Path | None:
@@ -127,16 +156,7 @@ class PodApi:
         if spec.get("automountServiceAccountToken") is False:
             return None
         sa = spec.get("serviceAccountName") or "default"
-        req = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(
-                audiences=[],
-                expiration_seconds=86400,
-                bound_object_ref=client.V1BoundObjectReference(
-                    kind="Pod", api_version="v1", name=name, uid=uid
-                ),
-            )
-        )
-        token = self.core.create_namespaced_service_account_token(sa, namespace, req).status.token
+        token = self.service_account_token(spec, namespace, name, uid, [], 86400)
         path = workdir / "serviceaccount.kubeconfig"
         path.write_text(
             "apiVersion: v1\nkind: Config\n"

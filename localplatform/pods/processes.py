@@ -30,6 +30,7 @@ from maestro.localplatform.pods.lifecycle import (
     termination_grace,
 )
 from maestro.localplatform.pods.status import ContainerSnapshot, Termination, should_restart
+from maestro.localplatform.pods.volumes import in_mount_namespace, mounts
 from maestro.localplatform.procs import POD_MARKER, POD_PROCESS, PROCESS_MARKER
 
 log = logging.getLogger("pod-runner")
@@ -76,6 +77,7 @@ class Container:
     retry_config_at: float = 0.0
     kill_at: float | None = None  # when SIGKILL follows the SIGTERM it was sent
     log_start: int = 0  # where the running process's output begins in the shared log
+    done: bool = False  # an init container that has exited 0: it never runs again
 
     @property
     def name(self) -> str:
@@ -123,6 +125,8 @@ class LocalPod:
     body: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     containers: list[Container] = field(default_factory=list)
+    init_containers: list[Container] = field(default_factory=list)
+    volumes: dict[str, Path] = field(default_factory=dict)  # volumes.make_volumes's
     start_time: str = field(default_factory=now)
     started_mono: float = field(default_factory=time.monotonic)
     deadline_exceeded: bool = False
@@ -133,6 +137,14 @@ class LocalPod:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def initialized(self) -> bool:
+        return all(c.done for c in self.init_containers)
+
+    @property
+    def all_containers(self) -> list[Container]:
+        return [*self.init_containers, *self.containers]
 
 
 # A container's environment; it may read Secrets and ConfigMaps, hence a callback.
@@ -194,7 +206,7 @@ class Supervisor:
             c.log_start = out.tell()
             try:
                 c.proc = subprocess.Popen(
-                    [exe, *command[1:], *args],
+                    in_mount_namespace([exe, *command[1:], *args], mounts(c.spec, pod.volumes)),
                     env=env,
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,
@@ -261,8 +273,10 @@ class Supervisor:
         ):
             pod.deadline_exceeded = True
             # As the kubelet does: the pod's grace period, without waiting here for it.
-            for c in pod.containers:
+            for c in pod.all_containers:
                 self.signal_stop(c, termination_grace(pod.body))
+        if not self._step_init(pod, restart):
+            return
         for c in pod.containers:
             if c.proc is not None:
                 code = c.proc.poll()
@@ -287,6 +301,37 @@ class Supervisor:
                 c.back_off = restarted(c.back_off, c.finished_mono, at)
                 self.start(pod, c)
 
+    def _step_init(self, pod: LocalPod, restart: str) -> bool:
+        """Run the init containers one after the other, each to a clean exit, as the kubelet
+        does: a failed one is restarted with the back-off unless the pod's restartPolicy is
+        Never. True once all have exited 0 (the other containers may start)."""
+        for c in pod.init_containers:
+            if c.done:
+                continue
+            if c.proc is not None:
+                code = c.proc.poll()
+                if code is None:
+                    if c.kill_at is not None and time.monotonic() >= c.kill_at:
+                        _killpg(c.proc.pid, signal.SIGKILL)
+                    return False
+                self.exited(c, code)
+                log.info("%s/%s (init) exited with %s", pod.key, c.name, c.exit_code)
+            if pod.deadline_exceeded:
+                return False
+            if c.exit_code == 0:
+                c.done = True
+                continue
+            if c.exit_code is None:
+                if c.error is None or time.monotonic() >= c.retry_config_at:
+                    self.start(pod, c)
+                return False
+            at = time.monotonic()
+            if restart != "Never" and not in_back_off(c.back_off, c.finished_mono, at):
+                c.back_off = restarted(c.back_off, c.finished_mono, at)
+                self.start(pod, c)
+            return False
+        return True
+
     @staticmethod
     def signal_stop(c: Container, grace: float) -> None:
         """SIGTERM to the container's process group; SIGKILL is due `grace` seconds later."""
@@ -306,7 +351,7 @@ class Supervisor:
             with pod.lock:
                 pod.stopping = True
             seconds = termination_grace(pod.body) if grace is None else grace
-            for c in pod.containers:
+            for c in pod.all_containers:
                 if c.proc is not None:
                     self.signal_stop(c, seconds)
                     waiting.append((pod, c))

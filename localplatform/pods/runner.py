@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from maestro.localplatform.clusterconfig import pod_workdir
-from maestro.localplatform.pods import env
+from maestro.localplatform.pods import env, volumes
 from maestro.localplatform.pods.addresses import AddressPool
 from maestro.localplatform.pods.api import PodApi
 from maestro.localplatform.pods.lifecycle import termination_grace
@@ -96,10 +96,21 @@ class PodRunner:
             )
             if kc:
                 pod.env["KUBECONFIG"] = str(kc)
+            pod.volumes = volumes.make_volumes(
+                body,
+                workdir,
+                lambda audiences, seconds: self.api.service_account_token(
+                    body["spec"], pod.namespace, pod.name, pod.uid, audiences, seconds
+                ),
+                lambda name: self.api.config_map(pod.namespace, name),
+            )
+            for spec in body["spec"].get("initContainers") or []:
+                pod.init_containers.append(Container(spec, workdir / f"{spec['name']}.log"))
             for spec in body["spec"].get("containers") or []:
                 pod.containers.append(Container(spec, workdir / f"{spec['name']}.log"))
         except Exception as err:
             log.exception("cannot prepare %s", key)
+            pod.init_containers = []
             pod.containers = [
                 Container(c, workdir / f"{c['name']}.log", error=str(err))
                 for c in body["spec"].get("containers") or []
@@ -111,6 +122,8 @@ class PodRunner:
     def status(self, pod: LocalPod, stopped: bool = False) -> dict[str, Any]:
         return pod_status(
             [c.snapshot() for c in pod.containers],
+            init_containers=[c.snapshot() for c in pod.init_containers],
+            initialized=pod.initialized,
             ip=pod.ip,
             start_time=pod.start_time,
             restart_policy=pod.body["spec"].get("restartPolicy", "Always"),

@@ -142,9 +142,30 @@ def phase_and_reason(
     return "Pending", None
 
 
+def init_restart_policy(restart_policy: str) -> str:
+    """Init containers run to completion: restarted on failure unless the pod says Never."""
+    return "Never" if restart_policy == "Never" else "OnFailure"
+
+
+def init_failed(statuses: Sequence[Mapping[str, Any]], restart_policy: str) -> bool:
+    """An init container failed for good: the pod can never start its containers."""
+    return restart_policy == "Never" and any(
+        s["state"].get("terminated", {}).get("exitCode", 0) != 0 for s in statuses
+    )
+
+
+def initializing_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A container that waits for the init containers, as the kubelet reports it."""
+    if status["state"] == {"waiting": {"reason": "ContainerCreating"}}:
+        return {**status, "state": {"waiting": {"reason": "PodInitializing"}}}
+    return status
+
+
 def pod_status(
     containers: Sequence[ContainerSnapshot],
     *,
+    init_containers: Sequence[ContainerSnapshot] = (),
+    initialized: bool = True,
     ip: str,
     start_time: str,
     restart_policy: str = "Always",
@@ -160,7 +181,18 @@ def pod_status(
     equal to `previous`."""
     final = deadline_exceeded or stopped
     statuses = [container_status(c, restart_policy, final) for c in containers]
-    phase, reason = phase_and_reason(statuses, deadline_exceeded, stopped)
+    init_policy = init_restart_policy(restart_policy)
+    init_statuses = [container_status(c, init_policy, final) for c in init_containers]
+    if initialized:
+        phase, reason = phase_and_reason(statuses, deadline_exceeded, stopped)
+    else:
+        statuses = [initializing_status(s) for s in statuses]
+        if deadline_exceeded:
+            phase, reason = "Failed", "DeadlineExceeded"
+        elif stopped or init_failed(init_statuses, restart_policy):
+            phase, reason = "Failed", None
+        else:
+            phase, reason = "Pending", None
     ready = phase == "Running" and all(s["ready"] for s in statuses)
     prev = {c["type"]: c for c in ((previous or {}).get("conditions") or [])}
 
@@ -184,13 +216,15 @@ def pod_status(
         "startTime": start_time,
         "conditions": [
             cond("PodScheduled", True),
-            cond("Initialized", True),
+            cond("Initialized", initialized),
             cond("ContainersReady", ready),
             cond("Ready", ready),
         ],
         "containerStatuses": statuses,
         "qosClass": qos_class,
     }
+    if init_statuses:
+        out["initContainerStatuses"] = init_statuses
     if reason:
         out["reason"] = reason
     return out

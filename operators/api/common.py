@@ -140,6 +140,13 @@ class Reason(StrEnum):
     MODEL_NOT_SERVABLE = "ModelNotServable"
     # An alias moved to a version no `maestro model promote` approved (requireApproval).
     AWAITING_APPROVAL = "AwaitingApproval"
+    # spec.secrets: why the pods could not get their Vault secrets.
+    SECRET_PATH_NOT_ALLOWED = "SecretPathNotAllowed"
+    SECRET_NOT_FOUND = "SecretNotFound"
+    VAULT_NOT_CONFIGURED = "VaultNotConfigured"
+    VAULT_UNAVAILABLE = "VaultUnavailable"
+    VAULT_DENIED = "VaultDenied"
+    VAULT_ERROR = "VaultError"
     DEPLOYING = "Deploying"
     AVAILABLE = "Available"
     REPLICAS_UNAVAILABLE = "ReplicasUnavailable"

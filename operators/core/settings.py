@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from maestro.security.vault_settings import VaultSettings
+
 
 class OperatorConfig(BaseSettings):
     """How `maestro operator` runs. Every field can be set as MAESTRO_<FIELD_NAME>."""
@@ -248,10 +250,12 @@ class OperatorConfig(BaseSettings):
         default="https://github.com/maestro-ml/maestro/blob/main/docs/runbooks",
         description="Base URL of the runbooks the serving alerts link to (<base>/<alert>.md).",
     )
-    vault_role: str = Field(
-        default="maestro-serving",
-        min_length=1,
-        description="Vault Kubernetes-auth role of serving pods that have spec.secrets.",
+    vault: VaultSettings = Field(
+        default_factory=VaultSettings,
+        description=(
+            "How the operator reaches Vault to give each ModelDeployment with spec.secrets"
+            " its own policy and role (MAESTRO_VAULT_* variables: security.vault_settings)."
+        ),
     )
     vault_port: int = Field(
         default=8200, ge=1, le=65535, description="Port of Vault, allowed through egress."

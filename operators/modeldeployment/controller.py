@@ -76,8 +76,11 @@ from maestro.operators.modeldeployment.render import (
     service_url,
     stale,
 )
+from maestro.operators.modeldeployment.vault_access import VaultGate
 
 PLURAL = ModelDeployment.INFO.plural
+# A deployment whose pods cannot get their secrets yet is looked at again this often.
+SECRETS_RECHECK_SECONDS = 10.0
 # URIs the serving pods (and the operator, for aliases) resolve through MLflow.
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 KIND = ModelDeployment.INFO.kind
@@ -96,6 +99,7 @@ class Controller:
     _servable_cache: RegistryCache | None = None
     _prometheus: PrometheusClient | None = None
     _approvals: Approvals | None = None
+    _vault: VaultGate | None = None
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
@@ -155,6 +159,13 @@ class Controller:
         return self._approvals
 
     @property
+    def vault(self) -> VaultGate:
+        """Each deployment's Vault access (spec.secrets), through the operator's session."""
+        if self._vault is None:
+            self._vault = VaultGate(self.runtime.config.vault)
+        return self._vault
+
+    @property
     def prometheus(self) -> PrometheusClient | None:
         url = self.runtime.config.prometheus_url
         if url and self._prometheus is None:
@@ -201,6 +212,8 @@ class _Step:
         model_uri, model_error = self.resolve(spec.model.uri)
         if model_uri is not None and spec.model.require_approval:
             model_uri, model_error = self.approved(spec.model.uri, model_uri)
+        if model_uri is not None and spec.secrets:
+            model_uri, model_error = self.secrets_ready(spec, model_uri)
         self.model_missing = model_uri is None
         live = self.live_objects()
         revisions = {
@@ -267,6 +280,16 @@ class _Step:
         self.model_reason = Reason.AWAITING_APPROVAL
         self.recheck_after = self.c.runtime.config.registry_poll_interval
         return None, problem
+
+    def secrets_ready(self, spec: ModelDeploymentSpec, concrete: str) -> tuple[str | None, str]:
+        """`concrete` once the deployment's Vault access is written and its secrets exist;
+        else None and why (its pods could not start), asked again soon."""
+        problem = self.c.vault.problem(self.ids, spec)
+        if problem is None:
+            return concrete, ""
+        self.model_reason = problem.reason
+        self.recheck_after = SECRETS_RECHECK_SECONDS
+        return None, problem.message
 
     def load_failures(self, revisions: Mapping[str, Any]) -> dict[str, str]:
         """What the serving pods of revisions short of ready replicas say about loading

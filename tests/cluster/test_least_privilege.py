@@ -59,6 +59,10 @@ UNUSED_WITH_REASON: dict[tuple[str, str, str], str] = {
         )
         for kind in ("trainingruns", "modeldeployments")
     },
+    ("", "serviceaccounts", "delete"): (
+        "pruning the ServiceAccount of a ModelDeployment that drops spec.secrets; no test"
+        " of the session drops them"
+    ),
     **{
         ("", "namespaces", verb): (
             "Kopf lists and watches namespaces only for an operator serving chosen ones"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +133,10 @@ def test_the_server_gets_the_contract_env_and_args() -> None:
         "iris-classifier",
         "--port",
         "8080",
+        "--secret-file",
+        "FS_TOKEN=/vault/secrets/fs_token",
+        "--secret-file",
+        "DB_PASSWORD=/vault/secrets/db_password",
     ]
     env = env_of(container)
     assert {
@@ -179,24 +182,33 @@ def test_shadow_pods_serve_the_stable_model_and_shadow_the_candidate() -> None:
     assert route["mirrorPercentage"] == {"value": 10.0}
 
 
-def test_secrets_come_from_vault_agent_files_sourced_before_the_server() -> None:
-    deployment = only(rendered("canary"), "Deployment", "iris-v3")
+def test_secrets_come_from_vault_agent_files_the_server_reads() -> None:
+    objects = rendered("canary")
+    deployment = only(objects, "Deployment", "iris-v3")
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     vault = {k: v for k, v in annotations.items() if k.startswith("vault.hashicorp.com/")}
     assert vault["vault.hashicorp.com/agent-inject"] == "true"
-    assert vault["vault.hashicorp.com/role"] == "maestro-serving"
+    # The deployment's own role, bound to its own ServiceAccount.
+    assert vault["vault.hashicorp.com/role"] == "maestro-serving-ml.iris"
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "iris-serving"
+    account = only(objects, "ServiceAccount", "iris-serving")
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["ownerReferences"][0]["kind"] == "ModelDeployment"
+    # A sidecar stays to render new versions: no pre-populate-only.
+    assert "vault.hashicorp.com/agent-pre-populate-only" not in vault
+    assert vault["vault.hashicorp.com/agent-init-first"] == "true"
+    assert vault["vault.hashicorp.com/template-static-secret-render-interval"] == "1m"
     assert vault["vault.hashicorp.com/agent-inject-secret-FS_TOKEN"] == "secret/data/maestro/iris"
-    template = vault["vault.hashicorp.com/agent-inject-template-FS_TOKEN"]
-    assert 'with secret "secret/data/maestro/iris"' in template
-    assert 'export FS_TOKEN=\'{{ index .Data.data "feature-store-token"' in template
+    # The file holds the bare value.
+    assert vault["vault.hashicorp.com/agent-inject-template-FS_TOKEN"] == (
+        '{{- with secret "secret/data/maestro/iris" -}}'
+        '{{ index .Data.data "feature-store-token" }}{{- end }}'
+    )
     for key in vault:
         assert len(key.split("/", 1)[1]) <= 63, key
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"][:2] == ["/bin/sh", "-c"]
-    script = container["command"][2]
-    assert script == (
-        '. /vault/secrets/FS_TOKEN && . /vault/secrets/DB_PASSWORD && exec maestro serve "$@"'
-    )
+    assert container["command"] == ["maestro", "serve"]
+    assert "FS_TOKEN=/vault/secrets/fs_token" in container["args"]
     # Values never appear in the pod spec.
     assert "FS_TOKEN" not in env_of(container)
     token = next(
@@ -205,24 +217,9 @@ def test_secrets_come_from_vault_agent_files_sourced_before_the_server() -> None
     assert token["projected"]["sources"][0]["serviceAccountToken"]["path"] == "token"
 
 
-def test_the_vault_template_escapes_quotes_for_the_shell(tmp_path: Path) -> None:
-    """Render the template's output by hand for a value with a quote, then source it."""
-    deployment = only(rendered("canary"), "Deployment", "iris-v3")
-    template = deployment["spec"]["template"]["metadata"]["annotations"][
-        "vault.hashicorp.com/agent-inject-template-DB_PASSWORD"
-    ]
-    line = next(x for x in template.splitlines() if x.startswith("export"))
-    value = "it's $HOME `x`"
-    # What consul-template prints: the value with ' replaced by '\'' inside the quotes.
-    printed = re.sub(r"\{\{.*\}\}", lambda _: value.replace("'", "'\\''"), line)
-    (tmp_path / "DB_PASSWORD").write_text(printed + "\n")
-    out = subprocess.run(
-        ["/bin/sh", "-c", f'. {tmp_path}/DB_PASSWORD && printf %s "$DB_PASSWORD"'],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out == value
+def test_a_deployment_without_secrets_has_no_service_account_of_its_own() -> None:
+    objects = rendered("rolling")
+    assert not [o for o in objects if o["kind"] == "ServiceAccount"]
 
 
 def test_autoscaling_targets_become_hpa_metrics() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,48 @@ def test_serve_refuses_bad_flags_with_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert batch.returncode == 2 and "no MLmodel file" in batch.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("TOKEN", "expected ENV=PATH"),
+        ("FEATURE-TOKEN=/vault/secrets/x", "not an environment variable name"),
+        ("TOKEN=vault/secrets/TOKEN", "not absolute"),
+    ],
+    ids=["no-equals", "bad-name", "relative"],
+)
+def test_serve_refuses_a_bad_secret_file_with_exit_2(spec: str, reason: str) -> None:
+    maestro = Path(sys.executable).parent / "maestro"
+    done = subprocess.run(
+        [str(maestro), "serve", "--model-uri", "file:///nowhere", "--secret-file", spec],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--secret-file" in done.stderr and reason in done.stderr and spec in done.stderr
+
+
+@pytest.mark.parametrize("content", [None, "\n"], ids=["missing", "empty"])
+def test_serve_stops_before_serving_when_a_secret_file_has_no_value(
+    tmp_path: Path, content: str | None
+) -> None:
+    maestro = Path(sys.executable).parent / "maestro"
+    secret = tmp_path / "secrets" / "FEATURE_STORE_TOKEN"
+    if content is not None:
+        secret.parent.mkdir()
+        secret.write_text(content)
+    termination = tmp_path / "termination-log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAESTRO_", "MLFLOW_"))}
+    env["MAESTRO_TERMINATION_MESSAGE_PATH"] = str(termination)
+    done = subprocess.run(
+        [str(maestro), "serve", "--model-uri", "file:///nowhere", "--host", "127.0.0.1",
+         "--port", "0", "--secret-file", f"FEATURE_STORE_TOKEN={secret}"],
+        capture_output=True, text=True, check=False, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    message = termination.read_text()
+    reason = "is missing: was the Vault Agent injected?" if content is None else "is empty"
+    assert message.startswith(f"secret file {secret} for FEATURE_STORE_TOKEN {reason}"), message
+    assert '"message": "starting"' not in done.stderr  # stopped before the server started

@@ -49,13 +49,41 @@ def revision_text(name: str, uri: str) -> str:
 
 
 def model_unresolved(spec_uri: str, error: str, servable: str = "ModelNotFound") -> str:
-    if servable == "AwaitingApproval":
+    if servable not in ("ModelNotFound", "ModelNotServable"):
+        # Approval and spec.secrets problems: the message says it all.
         return f"{error}."
     if servable == "ModelNotServable":
         return f"spec.model.uri {spec_uri} cannot be served: {error}."
     return (
         f"spec.model.uri {spec_uri} cannot be resolved:"
         f" {error or 'no such model version or alias in the registry'}."
+    )
+
+
+# --- spec.secrets -----------------------------------------------------------------------------
+
+VAULT_NOT_CONFIGURED = (
+    "spec.secrets needs Vault: the operator has no Vault address (set MAESTRO_VAULT_ADDR and"
+    " MAESTRO_VAULT_AUTH_ROLE or MAESTRO_VAULT_TOKEN_FILE on the operator)"
+)
+
+
+def secret_paths_not_allowed(paths: list[str], namespace: str, prefixes: list[str]) -> str:
+    allowed = ", ".join(p.replace("{namespace}", namespace) for p in prefixes)
+    return (
+        f"spec.secrets names {', '.join(paths)}: ModelDeployments in {namespace} may only read"
+        f" paths under {allowed} (the operator's MAESTRO_VAULT_ALLOWED_PATH_PREFIXES)"
+    )
+
+
+def vault_failed(error: str) -> str:
+    return f"cannot give the serving pods access to their secrets: {error}; retrying"
+
+
+def secrets_missing(paths: list[str]) -> str:
+    return (
+        f"spec.secrets: no secret in Vault at {', '.join(paths)}; write it (vault kv put) or"
+        " fix spec.secrets[].vaultPath"
     )
 
 

@@ -133,12 +133,13 @@ def model_missing(state: RolloutState, inputs: Inputs) -> Outcome:
         inputs.spec.model.uri, inputs.model_error, servable=inputs.model_reason
     )
     # (The status writer's Event of the Ready transition says it once, as a Warning.)
-    awaiting = inputs.model_reason is Reason.AWAITING_APPROVAL
+    # Only a model that is not there is fixed in the registry or spec.model.uri.
+    about_model = inputs.model_reason in (Reason.MODEL_NOT_FOUND, Reason.MODEL_NOT_SERVABLE)
     if state.stable is None or state.stable_uri is None:
         verdict = Verdict(
             ready=False,
             reason=inputs.model_reason,
-            message=problem if awaiting else messages.model_missing_first(problem),
+            message=messages.model_missing_first(problem) if about_model else problem,
             phase=DeploymentPhase.PENDING,
         )
         return outcome(state, [], {}, verdict)

@@ -23,9 +23,12 @@ and mirrors by subset. Without Istio it selects the one revision with traffic, o
 revision while a canary runs, whose traffic then follows the replica counts (the canary's
 replicas follow its weight); shadow mirroring needs Istio.
 
-Secrets: each spec.secrets entry is rendered by the Vault Agent injector's init container to
-/vault/secrets/<env> as `export <env>='<value>'`, and the server's command sources those files
-before it starts, so the values reach the process environment and never the pod spec.
+Secrets: a deployment with spec.secrets gets a ServiceAccount of its own (`<md>-serving`),
+which its Vault role (security.vault_access, written by the handler) binds; the Vault Agent
+injector's init container renders each entry to /vault/secrets/<env> (the bare value)
+before the server starts and its sidecar renders it again at an interval; the server reads
+the files into its environment (`--secret-file`) and follows their changes. Values never
+reach the pod spec.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ from maestro.operators.modeldeployment.render.traffic import (
 )
 from maestro.operators.modeldeployment.render.workload import (
     render_deployment,
+    render_service_account,
     server_args,
     server_env,
     vault_annotations,
@@ -102,7 +106,8 @@ def render(
     """Every object the plan needs, in OWNED_KINDS order; none when it names no revision."""
     if not plan.revisions:
         return []
-    objects = [render_service(ids, plan, settings)]
+    objects = [render_service_account(ids)] if spec.secrets else []
+    objects.append(render_service(ids, plan, settings))
     objects += [render_revision_service(ids, r) for r in plan.revisions]
     objects += [render_deployment(ids, spec, r, settings) for r in plan.revisions]
     if spec.autoscaling.enabled:
@@ -176,6 +181,7 @@ __all__ = [
     "render_prometheus_rule",
     "render_revision_service",
     "render_service",
+    "render_service_account",
     "render_service_monitor",
     "render_virtual_service",
     "revision_selector",

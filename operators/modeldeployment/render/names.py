@@ -63,6 +63,7 @@ class OwnedKind:
 
 # In apply order: the routing objects last, once the subsets they name have endpoints.
 OWNED_KINDS = (
+    OwnedKind("v1", "ServiceAccount", "serviceaccounts"),
     OwnedKind("v1", "Service", "services"),
     OwnedKind("apps/v1", "Deployment", "deployments"),
     OwnedKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
@@ -106,7 +107,7 @@ class ServingSettings:
     prometheus_operator: bool = True
     monitoring_namespace: str = "monitoring"
     runbook_base_url: str = "https://github.com/maestro-ml/maestro/blob/main/docs/runbooks"
-    vault_role: str = "maestro-serving"
+    vault_render_interval: str = "1m"
     vault_port: int = 8200
     cluster_domain: str = "cluster.local"
 
@@ -128,7 +129,7 @@ class ServingSettings:
             prometheus_operator=config.prometheus_operator,
             monitoring_namespace=config.monitoring_namespace,
             runbook_base_url=config.runbook_base_url,
-            vault_role=config.vault_role,
+            vault_render_interval=config.vault.render_interval,
             vault_port=config.vault_port,
             cluster_domain=config.cluster_domain,
         )
@@ -192,6 +193,11 @@ def service_host(ids: DeploymentIds, settings: ServingSettings) -> str:
 def service_url(ids: DeploymentIds, settings: ServingSettings) -> str:
     """status.url: where in-cluster clients reach the model (port 80)."""
     return f"http://{service_host(ids, settings)}"
+
+
+def service_account_name(ids: DeploymentIds) -> str:
+    """The ServiceAccount of a deployment with spec.secrets (its Vault identity)."""
+    return f"{ids.name}-serving"
 
 
 def served_name(ids: DeploymentIds, spec: ModelDeploymentSpec) -> str:

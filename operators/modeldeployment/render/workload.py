@@ -38,7 +38,9 @@ from maestro.operators.modeldeployment.render.names import (
     prediction_log_path,
     revision_selector,
     served_name,
+    service_account_name,
 )
+from maestro.security.vault_access import deployment_access
 from maestro.serving import contract
 
 # --- the Deployment -----------------------------------------------------------------------
@@ -89,28 +91,40 @@ def server_args(ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revisio
     ]
     if revision.shadow_model_uri:
         args += ["--shadow-model-uri", revision.shadow_model_uri]
+    # The server reads each value into its environment before loading the model, and again
+    # whenever the Vault Agent sidecar renders a new version.
+    for secret in spec.secrets:
+        # The injector names the file after the annotation, lower-cased.
+        args += ["--secret-file", f"{secret.env}={VAULT_SECRETS_DIR}/{secret.env.lower()}"]
     return args
 
 
 def _vault_template(secret: SecretRef) -> str:
-    # KV v2 keeps the values under .Data.data; single quotes in the value are escaped for the
-    # shell that sources the file. json.dumps quotes the key the way Go templates read it.
+    # KV v2 keeps the values under .Data.data; the file holds the bare value. json.dumps
+    # quotes the path and key the way Go templates read strings.
     return (
-        f'{{{{- with secret "{secret.vault_path}" -}}}}\n'
-        f"export {secret.env}='{{{{ index .Data.data {json.dumps(secret.key)}"
-        " | replaceAll \"'\" \"'\\\\''\" }}'\n"
-        "{{- end }}\n"
+        f"{{{{- with secret {json.dumps(secret.vault_path)} -}}}}"
+        f"{{{{ index .Data.data {json.dumps(secret.key)} }}}}"
+        "{{- end }}"
     )
 
 
-def vault_annotations(spec: ModelDeploymentSpec, settings: ServingSettings) -> dict[str, str]:
+def vault_annotations(
+    ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
+) -> dict[str, str]:
     if not spec.secrets:
         return {}
+    access = deployment_access(
+        ids.namespace, ids.name, service_account_name(ids), [s.vault_path for s in spec.secrets]
+    )
     annotations = {
         f"{VAULT}/agent-inject": "true",
-        f"{VAULT}/role": settings.vault_role,
-        # Values are read once at start-up: an init container, no sidecar.
-        f"{VAULT}/agent-pre-populate-only": "true",
+        # The deployment's own role: its ServiceAccount reads exactly its own paths.
+        f"{VAULT}/role": access.role,
+        # The init container renders the files before the server starts; the sidecar
+        # renders them again at this interval, so a new KV version reaches running pods.
+        f"{VAULT}/agent-init-first": "true",
+        f"{VAULT}/template-static-secret-render-interval": settings.vault_render_interval,
         # The pod mounts no API token; the agent logs in with this projected one.
         f"{VAULT}/agent-service-account-token-volume-name": VAULT_TOKEN_VOLUME,
     }
@@ -120,11 +134,15 @@ def vault_annotations(spec: ModelDeploymentSpec, settings: ServingSettings) -> d
     return annotations
 
 
-def _command(spec: ModelDeploymentSpec) -> list[str]:
-    if not spec.secrets:
-        return list(COMMAND)
-    sources = " && ".join(f". {VAULT_SECRETS_DIR}/{s.env}" for s in spec.secrets)
-    return ["/bin/sh", "-c", f'{sources} && exec {" ".join(COMMAND)} "$@"', COMMAND[0]]
+def render_service_account(ids: DeploymentIds) -> Manifest:
+    """The ServiceAccount of a deployment with secrets: the identity its Vault role binds."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(ids, service_account_name(ids)),
+        # Serving pods never call the API server; the Vault Agent gets a projected token.
+        "automountServiceAccountToken": False,
+    }
 
 
 def _resources(spec: ModelDeploymentSpec) -> dict[str, Any]:
@@ -169,7 +187,7 @@ def render_deployment(
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": spec.image or settings.image,
-        "command": _command(spec),
+        "command": list(COMMAND),
         "args": server_args(ids, spec, revision),
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": server_env(ids, spec, revision, settings),
@@ -193,14 +211,16 @@ def render_deployment(
         "containers": [container],
         "volumes": volumes,
     }
-    if settings.service_account:
+    if spec.secrets:
+        pod_spec["serviceAccountName"] = service_account_name(ids)
+    elif settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
     annotations = {
         **settings.pod_annotations,
         "prometheus.io/scrape": "true",
         "prometheus.io/port": str(spec.port),
         "prometheus.io/path": METRICS_PATH,
-        **vault_annotations(spec, settings),
+        **vault_annotations(ids, spec, settings),
     }
     deployment_spec: dict[str, Any] = {
         "revisionHistoryLimit": 3,
