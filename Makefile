@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-unit e2e bench-training bench-operator bench-serving demo down kind-up kind-down clean
+        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest demo demo-traffic down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -110,8 +110,14 @@ bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh
 	$(PY) -m tests.bench.serving
 
+bench-abtest: install ## ABTest sequential test vs fixed horizon: samples to decision, power, false positives (simulated) -> docs/benchmarks.md
+	$(PY) -m tests.bench.abtest
+
 demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
 	$(PY) -m maestro.localplatform.demo up
+
+demo-traffic: install ## users of the demo's iris deployment: predictions, then their outcomes as /feedback (the ABTest's figures)
+	$(PY) -m maestro.localplatform.demo_traffic
 
 down: ## stop everything `make demo` started
 	$(PY) -m maestro.localplatform.demo down

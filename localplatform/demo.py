@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 import time
 
 from maestro.localplatform import cluster, mlflow_server, platform, prometheus
+from maestro.localplatform.vault import LocalVault
+from maestro.security.vault_client import read_kv, write_kv
 
 DEMO_NAMESPACE = "maestro-demo"
 # tools/services.sh creates it; the local overlay gives the operator the same database.
 AUDIT_DATABASE = "postgresql://maestro:maestro@127.0.0.1:5432/governance"
+# The Vault path and key manifests/examples/modeldeployment.yaml names in spec.secrets.
+EXAMPLE_SECRET = ("secret/data/maestro/iris", "feature-store-token")
 
 
 def up() -> None:
@@ -38,6 +43,8 @@ def up() -> None:
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     )
+    seeded = seed_example_secret(cfg)
+    print(f"Vault: the example's secret {EXAMPLE_SECRET[0]} ({seeded})", flush=True)
     applied = platform.apply_examples(cfg, DEMO_NAMESPACE)
     print(f"applied {len(applied)} examples into namespace {DEMO_NAMESPACE}", flush=True)
     platform.wait_for_conditions(cfg, DEMO_NAMESPACE, timeout=30)
@@ -45,11 +52,21 @@ def up() -> None:
     print(cluster.kubectl(cfg, "get", "tr,md,abt,dc", "-n", DEMO_NAMESPACE).stdout)
     print("The TrainingRun keeps training (an 8-trial Optuna search, about 30 s) and then")
     print("registers its best model as iris@candidate; follow it with `get tr -w`.")
-    print("The ModelDeployment serves iris@champion and waits (ModelNotFound) until a version")
+    print("The ModelDeployment serves iris@champion, with the Vault secret above as")
+    print("$FEATURE_STORE_TOKEN, and waits (ModelNotFound) until a version")
     print("holds that alias. Promote the candidate through the gates of")
     print("governance/policy.example.yaml (held-out accuracy, latency, signature), which records")
     print("the approval in the audit log and moves the alias; the rollout starts after it:")
     print(f"  {promote_command(cfg, ml.url)}\n")
+    print("The ABTest iris-candidate waits while the candidate is the champion. Train a")
+    print("second model (a logistic regression, registered as iris@candidate), then send")
+    print("users to the deployment; the test splits them 80/20 and decides:")
+    kubeconfig = cfg.kubeconfig.relative_to(cluster.REPO)
+    print(
+        f"  .maestro/bin/kubectl --kubeconfig {kubeconfig} apply -n {DEMO_NAMESPACE}"
+        " -f manifests/examples/abtest-challenger/trainingrun.yaml"
+    )
+    print("  make demo-traffic\n")
     print(f"MLflow UI:  {ml.url}")
     print(f"Prometheus: {prom.url}")
     print(
@@ -57,6 +74,20 @@ def up() -> None:
         f"get tr,md,abt,dc -n {DEMO_NAMESPACE}"
     )
     print("stop with:  make down")
+
+
+def seed_example_secret(cfg: cluster.ClusterConfig) -> str:
+    """Write the secret the example ModelDeployment names (spec.secrets) into the platform's
+    Vault, a random value, unless one is there: what its pods read once it is promoted."""
+    client = LocalVault(cfg).root_client()
+    path, key = EXAMPLE_SECRET
+    try:
+        if key in read_kv(client, path):
+            return "kept"
+    except LookupError:
+        pass
+    write_kv(client, path, {key: secrets.token_urlsafe(24)})
+    return "written, a random value"
 
 
 def promote_command(cfg: cluster.ClusterConfig, mlflow_url: str) -> str:

@@ -11,7 +11,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from maestro.operators.cli_help import PREDICT_BATCH_EPILOG, SERVE_EPILOG, TRAIN_EPILOG
+from maestro.operators.cli_help import (
+    ABTEST_ANALYZE_EPILOG,
+    PREDICT_BATCH_EPILOG,
+    SERVE_EPILOG,
+    TRAIN_EPILOG,
+)
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -108,6 +113,12 @@ def _predict_batch(args: argparse.Namespace) -> int:
         prefix=args.prediction_column,
         tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", ""),
     )
+
+
+def _abtest_analyze(args: argparse.Namespace) -> int:
+    from maestro.operators.abtest.analyze import run
+
+    return run(args.input)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,6 +321,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="name (prefix) of the appended column(s) (default: prediction)",
     )
     batch.set_defaults(handler=_predict_batch)
+
+    abtest = commands.add_parser(
+        "abtest",
+        help="ABTest statistics offline",
+        description="Work with ABTest figures outside the cluster.",
+    )
+    abtest_commands = abtest.add_subparsers(
+        dest="abtest_command", required=True, metavar="SUBCOMMAND"
+    )
+    analyze = abtest_commands.add_parser(
+        "analyze",
+        help="re-run ABTest decisions from stored sufficient statistics (JSON)",
+        description=(
+            "Compute each look's lift, p-value, interval, required samples and decision from"
+            " the cumulative figures of both models, with the functions the operator uses."
+        ),
+        epilog=ABTEST_ANALYZE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    analyze.add_argument(
+        "--input", required=True, metavar="FILE", help="the figures (JSON); - reads stdin"
+    )
+    analyze.set_defaults(handler=_abtest_analyze)
 
     from maestro.governance.cli import add_commands
 

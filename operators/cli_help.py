@@ -37,15 +37,22 @@ environment (flags override; set by the ModelDeployment operator):
   MAESTRO_SERVE_AUTH_JWKS_URL      --auth-jwks-url (and _AUTH_JWT_AUDIENCE, _AUTH_JWT_ISSUER)
                                    without credentials 401, wrong ones 403; /metrics and the
                                    health paths stay open
+  MAESTRO_SERVE_SECRET_FILES       --secret-file ENV=PATH (repeatable; JSON {"ENV": "PATH"}):
+                                   the file's value (a Vault Agent's /vault/secrets/...) set
+                                   as $ENV before the model loads, and again whenever the
+                                   file changes (checked every
+                                   MAESTRO_SERVE_SECRET_REFRESH_SECONDS, 2)
   OTEL_EXPORTER_OTLP_ENDPOINT      export a span per request and per batch over OTLP/HTTP
                                    (OTEL_EXPORTER_OTLP_HEADERS etc. are honoured)
 
 metrics (labels deployment, revision, model, model_version): maestro_requests_total (+ code,
   protocol), maestro_request_duration_seconds, maestro_batch_size, maestro_model_info,
   maestro_model_load_seconds, maestro_shadow_requests_total, maestro_shadow_agreements_total,
-  maestro_shadow_latency_delta_seconds, maestro_feedback_total, maestro_feedback_outcome.
+  maestro_shadow_latency_delta_seconds, maestro_feedback_total, maestro_feedback_outcome,
+  maestro_secret_reloads_total (+ env).
 
-exit status: 0 after a drain (SIGTERM), 1 a model failed to load, 2 bad settings
+exit status: 0 after a drain (SIGTERM), 1 a model failed to load or a secret file is
+  missing or empty, 2 bad settings
 """
 
 PREDICT_BATCH_EPILOG = """\
@@ -100,4 +107,34 @@ tuning (an Optuna worker; run several against one study for parallel trials; not
   HOSTNAME                       the pod's name, recorded on each trial it runs
 
 exit status: 0 done, 1 training failed, 2 bad input (dataset, params, search space)
+"""
+
+ABTEST_ANALYZE_EPILOG = """\
+input (JSON; figures are cumulative at each look, as the ABTest's status recorded them):
+  {"tests": [{"metricType": "Proportion" | "Continuous",    (default Proportion)
+              "alpha": 0.05, "power": 0.8,                   (defaults as in the ABTest spec)
+              "minimumDetectableEffect": 0.02,               absolute, in the metric's units
+              "higherIsBetter": true, "sequential": true,
+              "looks": [{"champion": {"n": 1000, "sum": 100},
+                         "challenger": {"n": 1000, "sum": 131}}, ...]}]}
+  n: outcomes; sum: their sum (successes for a Proportion); sumSquares: the sum of their
+  squares, required for Continuous only.
+
+output (stdout), one entry per look:
+  {"tests": [{"looks": [{"lift", "pValue", "interval": {"lower", "upper", "level"},
+                         "requiredSamples", "decision"}]}]}
+  lift is challenger minus champion; decision is PromoteChallenger, KeepChampion or
+  Continue; null where a look has too few outcomes to say.
+
+statistics (the operator's own functions):
+  Proportion   two-proportion z-test (pooled variance), Wald interval (unpooled)
+  Continuous   Welch's t-test and its interval
+  sequential   mixture SPRT (normal mixture, scale = minimumDetectableEffect): valid however
+               often it is checked; pValue is the running minimum over looks, the interval
+               an always-valid confidence sequence
+  fixed        (sequential: false) decides only once both models reach requiredSamples:
+               per model, two-sided, at alpha and power, the champion's rate (Proportion)
+               or variance (Continuous) as the baseline
+
+exit status: 0 done, 2 bad input (each error names its field, e.g. tests[0].looks[1].champion.n)
 """

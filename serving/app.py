@@ -25,14 +25,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.routing import Route
 
 from maestro.serving import protocols
+from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
 from maestro.serving.errors import (
     BodyTooLarge,
-    InputError,
     ModelNotFound,
     ServingError,
     Unavailable,
 )
+from maestro.serving.feedback import count_for_variant, feedback_fields
 from maestro.serving.metrics import ServingMetrics
 from maestro.serving.middleware import RequestContext, RequestMiddleware
 from maestro.serving.outputs import v2_datatype
@@ -227,6 +228,10 @@ def create_app(
     if checks:
         app.add_middleware(AuthMiddleware, checks=checks)
     app.add_middleware(RequestMiddleware, state=state)
+    abtest = abtest_role(settings, metrics)
+    if abtest:
+        # Outermost: see serving.abtest_router.
+        app.add_middleware(ABTestRouter, role=abtest[0], metrics=abtest[1])
     limit = settings.max_body_bytes
 
     async def predict(
@@ -339,17 +344,23 @@ def create_app(
     @app.post("/feedback")
     async def feedback(request: Request) -> Response:
         try:
-            body = protocols.parse_json(await read_body(request, limit))
-            request_id, outcome, name = _feedback_fields(body, state.default)
-            served = state.served(name)
+            fields = feedback_fields(
+                protocols.parse_json(await read_body(request, limit)), state.default
+            )
+            served = state.served(fields.model)
+            variant = count_for_variant(*abtest, fields) if abtest else None
         except ServingError as err:
             return v2_error(err)
         served.metrics.feedback.inc()
-        if isinstance(outcome, bool | int | float):
-            served.metrics.outcome.observe(float(outcome))
+        if isinstance(fields.outcome, bool | int | float):
+            served.metrics.outcome.observe(float(fields.outcome))
+        rid = fields.request_id or f"user:{fields.user_key}"
         if state.predlog is not None:
-            state.predlog.record_feedback(request_id=request_id, model=served.name, outcome=outcome)
-        return _json({"request_id": request_id, "model": served.name, "recorded": True})
+            state.predlog.record_feedback(request_id=rid, model=served.name, outcome=fields.outcome)
+        answer = {"request_id": fields.request_id, "user_key": fields.user_key}
+        if abtest:
+            answer["variant"] = variant.value if variant else None
+        return _json({**answer, "model": served.name, "recorded": True})
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -364,30 +375,6 @@ def _versioned(served: ServedModel, version: str | None) -> ServedModel:
             f"model {served.name!r} serves version {served.version or '(none)'}, not {version!r}"
         )
     return served
-
-
-FEEDBACK_FIELDS = ("request_id", "outcome", "model")
-
-
-def _feedback_fields(body: Any, default: str) -> tuple[str, Any, str]:
-    """request_id (string), outcome (boolean, number or string), optional model."""
-    if not isinstance(body, dict):
-        raise InputError("body", "expected a JSON object {request_id, outcome}")
-    for key in body:
-        if key not in FEEDBACK_FIELDS:
-            raise InputError(key, f"unknown field; expected {', '.join(FEEDBACK_FIELDS)}")
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise InputError("request_id", "required non-empty string (the x-request-id answered)")
-    if "outcome" not in body:
-        raise InputError("outcome", "required: a boolean, number or string")
-    outcome = body["outcome"]
-    if not isinstance(outcome, bool | int | float | str):
-        raise InputError("outcome", f"expected a boolean, number or string, got {outcome!r}")
-    model = body.get("model", default)
-    if not isinstance(model, str):
-        raise InputError("model", "expected a model name")
-    return request_id, outcome, model
 
 
 def _version() -> str:

@@ -24,6 +24,15 @@ PREDICTION_LOG_SAMPLE = SERVE_PREFIX + "PREDICTION_LOG_SAMPLE"
 # Secrets as files (the Vault Agent's /vault/secrets/<ENV>), JSON {"ENV": "/path"}; the
 # operator passes them as `--secret-file ENV=PATH` flags instead.
 SECRET_FILES = SERVE_PREFIX + "SECRET_FILES"
+# An ABTest on the deployment (ServeSettings abtest_*): its name, the key that signs its
+# request ids, which variant this pod serves, the challenger's percent of traffic, the
+# Sticky split's header and, on the champion's pods, the challenger's Service URL.
+ABTEST = SERVE_PREFIX + "ABTEST"
+ABTEST_KEY = SERVE_PREFIX + "ABTEST_KEY"
+ABTEST_VARIANT = SERVE_PREFIX + "ABTEST_VARIANT"
+ABTEST_CHALLENGER_PERCENT = SERVE_PREFIX + "ABTEST_CHALLENGER_PERCENT"
+ABTEST_SPLIT_HEADER = SERVE_PREFIX + "ABTEST_SPLIT_HEADER"
+ABTEST_PEER_URL = SERVE_PREFIX + "ABTEST_PEER_URL"
 # Identity, set by the operator (no prefix: other programs of the pod read them too).
 TRACKING_URI = "MLFLOW_TRACKING_URI"
 DEPLOYMENT = "MAESTRO_DEPLOYMENT"  # the ModelDeployment's name
@@ -54,6 +63,14 @@ FEEDBACK_OUTCOME = "maestro_feedback_outcome"
 # Labelled deployment, revision and env (the variable a secret file feeds), not by model.
 SECRET_RELOADS = "maestro_secret_reloads"
 LABEL_ENV = "env"
+# ABTest families, labelled deployment, abtest and variant (champion | challenger): the
+# operator sums them over every pod of the test.
+ABTEST_ASSIGNMENTS = "maestro_abtest_assignments"  # counter
+ABTEST_EXPECTED = "maestro_abtest_expected_assignments"  # counter: sum of probabilities
+ABTEST_OUTCOMES = "maestro_abtest_outcomes"  # counter: n
+ABTEST_OUTCOME_SUM = "maestro_abtest_outcome_sum"  # gauge
+ABTEST_OUTCOME_SQUARES = "maestro_abtest_outcome_sum_squares"  # gauge
+ABTEST_UNMATCHED = "maestro_abtest_unmatched_feedback"  # counter, labelled reason
 # Extra labels of REQUESTS.
 LABEL_CODE = "code"
 LABEL_PROTOCOL = "protocol"

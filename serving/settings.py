@@ -111,6 +111,24 @@ class ServeSettings(BaseSettings):
         " variable's value in the running process",
     )
 
+    # --- an ABTest on the deployment (set by the operator; serving.abtest_router) ----------
+    abtest: str | None = Field(None, description="name of the ABTest this pod takes part in")
+    abtest_key: str | None = Field(
+        None, description="the test's key: signs its request ids, keys the Sticky hash"
+    )
+    abtest_variant: Literal["champion", "challenger"] | None = Field(
+        None, description="the variant this pod serves"
+    )
+    abtest_challenger_percent: float = Field(
+        0.0, ge=0, le=100, description="percent of requests the champion's pods send on"
+    )
+    abtest_split_header: str | None = Field(
+        None, description="Sticky split: the request header whose value assigns a user"
+    )
+    abtest_peer_url: str | None = Field(
+        None, description="champion's pods: the challenger's Service URL"
+    )
+
     # --- identity, set by the ModelDeployment operator (no MAESTRO_SERVE_ prefix) ---------
     tracking_uri: str = Field(
         "", validation_alias=AliasChoices("tracking_uri", contract.TRACKING_URI)

@@ -181,14 +181,20 @@ def prometheus_url(cluster: Cluster) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def feast_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+def feast_repo() -> Iterator[Repo]:
     """A Feast repo of its own for the module (tests/feast_repo.py): parquet offline store,
-    the Redis online store of `make services`, torn down afterwards."""
+    the Redis online store of `make services`, torn down afterwards. Under the platform's
+    folder, not /tmp: a trainer pod has a /tmp of its own, as in a cluster."""
     problem = redis_unavailable()
     if problem:
         pytest.fail(problem, pytrace=False)
-    with created_repo(tmp_path_factory.mktemp("feast")) as repo:
-        yield repo
+    where = REPO / ".maestro" / "test-data" / f"feast-{uuid.uuid4().hex[:8]}"
+    where.mkdir(parents=True)
+    try:
+        with created_repo(where) as repo:
+            yield repo
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 GOVERNANCE_DB = "postgresql://maestro:maestro@127.0.0.1:5432/governance"

@@ -30,6 +30,7 @@ class PodApi:
     def __init__(self, kubeconfig: Path) -> None:
         self.api_client: Any = config.new_client_from_config(str(kubeconfig))
         self.core: Any = client.CoreV1Api(self.api_client)
+        self.discovery: Any = client.DiscoveryV1Api(self.api_client)
         self.server = str(self.api_client.configuration.host)
         self.ca = self.api_client.configuration.ssl_ca_cert
 
@@ -99,6 +100,13 @@ class PodApi:
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.core.patch_namespaced_pod_status(name, namespace, {"status": status})
+
+    # ---- Services (the kube-proxy stand-in)
+
+    def services_and_slices(self) -> tuple[list[Body], list[Body]]:
+        services = self.core.list_service_for_all_namespaces(_request_timeout=30)
+        slices = self.discovery.list_endpoint_slice_for_all_namespaces(_request_timeout=30)
+        return [self._body(s) for s in services.items], [self._body(e) for e in slices.items]
 
     # ---- what containers get
 

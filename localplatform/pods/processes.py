@@ -206,7 +206,10 @@ class Supervisor:
             c.log_start = out.tell()
             try:
                 c.proc = subprocess.Popen(
-                    in_mount_namespace([exe, *command[1:], *args], mounts(c.spec, pod.volumes)),
+                    in_mount_namespace(
+                        [exe, *command[1:], *args],
+                        mounts(c.spec, pod.volumes, keep=pod.workdir.resolve()),
+                    ),
                     env=env,
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,

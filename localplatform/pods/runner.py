@@ -22,9 +22,11 @@ from maestro.localplatform.pods.api import PodApi
 from maestro.localplatform.pods.lifecycle import termination_grace
 from maestro.localplatform.pods.network import POD_CIDR, choose_pod_network
 from maestro.localplatform.pods.processes import Container, LocalPod, Supervisor, now
+from maestro.localplatform.pods.services import SERVICE_CIDR, ServiceProxy, route_service_range
 from maestro.localplatform.pods.status import pod_status, stopped_status
 
 TICK = 0.25
+SERVICES_POLL = 1.0
 # When the runner itself is stopped (the platform goes down), every pod gets at most this
 # grace period: the runner's own stop (procs.ProcessTable.stop) waits 10 s before SIGKILL.
 SHUTDOWN_GRACE = 5.0
@@ -55,6 +57,11 @@ class PodRunner:
         self.terminating: set[str] = set()
         self.stopping = threading.Event()
         self.supervisor = Supervisor(self.container_env, platform)
+        self.services = ServiceProxy() if route_service_range() else None
+        if self.services is None:
+            log.warning(
+                "cannot route %s to loopback (needs root): no ClusterIP answers", SERVICE_CIDR
+            )
 
     def container_env(self, pod: LocalPod, c: dict[str, Any]) -> dict[str, str]:
         sources = self.api.read_sources(pod.namespace, env.referenced_sources(c))
@@ -258,8 +265,20 @@ class PodRunner:
             return
         self.admit(body)
 
+    def follow_services(self) -> None:
+        """Keep the ClusterIP listeners in step with Services and their endpoints."""
+        assert self.services is not None
+        while not self.stopping.is_set():
+            try:
+                self.services.sync(*self.api.services_and_slices())
+            except Exception as err:
+                log.warning("services not synced: %s", err)
+            self.stopping.wait(SERVICES_POLL)
+
     def run(self) -> None:
         threading.Thread(target=self.watch_pods, daemon=True).start()
+        if self.services is not None:
+            threading.Thread(target=self.follow_services, daemon=True).start()
         while not self.stopping.is_set():
             with self.lock:
                 pods = list(self.pods.values())

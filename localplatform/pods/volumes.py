@@ -98,12 +98,16 @@ def make_volumes(
     return dirs
 
 
-def mounts(container: Mapping[str, Any], volumes: Mapping[str, Path]) -> list[Mount]:
-    """The container's mounts of volumes the runner made, in its order (pure)."""
+def mounts(
+    container: Mapping[str, Any], volumes: Mapping[str, Path], keep: Path | None = None
+) -> list[Mount]:
+    """The container's mounts of volumes the runner made, in its order (pure). A mount that
+    would hide `keep` (the pod's work dir, with the files the runner gives the process) is
+    left out: with the platform's state under /tmp, a pod's /tmp stays the host's."""
     return [
         Mount(volumes[m["name"]], m["mountPath"])
         for m in container.get("volumeMounts") or []
-        if m["name"] in volumes
+        if m["name"] in volumes and not (keep and keep.is_relative_to(m["mountPath"]))
     ]
 
 

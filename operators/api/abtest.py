@@ -184,6 +184,12 @@ class ABTestStatus(StatusBase):
     """Observed state of an ABTest."""
 
     phase: ABTestPhase | None = Field(default=None, description="Lifecycle phase.")
+    champion_model_uri: str | None = Field(
+        default=None, description="The champion's model when the test started (resolved)."
+    )
+    challenger_model_uri: str | None = Field(
+        default=None, description="spec.challenger.model.uri resolved to a registry version."
+    )
     champion: ArmStats | None = Field(default=None, description="Champion figures.")
     challenger: ArmStats | None = Field(default=None, description="Challenger figures.")
     lift: float | None = Field(default=None, description="Challenger minus champion.")
@@ -195,6 +201,9 @@ class ABTestStatus(StatusBase):
     decision: Decision | None = Field(default=None, description="Outcome, once decided.")
     decision_reason: str | None = Field(default=None, description="Why this decision.")
     start_time: datetime | None = Field(default=None, description="When traffic was split.")
+    srm_p_value: float | None = Field(
+        default=None, description="Sample-ratio-mismatch p-value of the assignment counts."
+    )
     end_time: datetime | None = Field(default=None, description="When the test concluded.")
 
 

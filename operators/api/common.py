@@ -162,6 +162,16 @@ class Reason(StrEnum):
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
     SCALED_DOWN = "PreviousRevisionRemoved"
+    # ABTest lifecycle.
+    ANOTHER_TEST_RUNNING = "AnotherTestRunning"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    CONCLUDED = "Concluded"
+    CHALLENGER_WINS = "ChallengerWins"
+    CHAMPION_KEPT = "ChampionKept"
+    INCONCLUSIVE = "Inconclusive"
+    GUARDRAIL_BREACHED = "GuardrailBreached"
+    SAMPLE_RATIO_MISMATCH = "SampleRatioMismatch"
+    PROMOTION_FAILED = "PromotionFailed"
 
 
 class Condition(StatusModel):

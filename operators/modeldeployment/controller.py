@@ -26,7 +26,6 @@ from pydantic import ValidationError
 
 from maestro.operators.api.common import API_VERSION, Reason
 from maestro.operators.api.modeldeployment import (
-    DeploymentPhase,
     ModelDeployment,
     ModelDeploymentSpec,
     ModelDeploymentStatus,
@@ -52,6 +51,7 @@ from maestro.operators.core.status import parse_status
 from maestro.operators.core.status_writer import report
 from maestro.operators.core.verdict import Verdict, invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
+from maestro.operators.modeldeployment.abtest_split import gather_split
 from maestro.operators.modeldeployment.approval import unapproved
 from maestro.operators.modeldeployment.decide import (
     PROMOTE_ANNOTATION,
@@ -62,6 +62,7 @@ from maestro.operators.modeldeployment.decide import (
     decide,
     load_failure,
     needs_resolution,
+    not_configured,
     revision_facts,
     shadow_query,
 )
@@ -99,11 +100,13 @@ class Controller:
     _servable_cache: RegistryCache | None = None
     _prometheus: PrometheusClient | None = None
     _approvals: Approvals | None = None
-    _vault: VaultGate | None = None
+    # Each deployment's Vault access (spec.secrets), through the operator's session.
+    vault: VaultGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
         self.queue = WorkQueue(KIND, self.reconcile)
+        self.vault = VaultGate(self.runtime.config.vault)
 
     @property
     def kube(self) -> Kube:
@@ -157,13 +160,6 @@ class Controller:
                 url.get_secret_value(), ttl=self.runtime.config.registry_poll_interval
             )
         return self._approvals
-
-    @property
-    def vault(self) -> VaultGate:
-        """Each deployment's Vault access (spec.secrets), through the operator's session."""
-        if self._vault is None:
-            self._vault = VaultGate(self.runtime.config.vault)
-        return self._vault
 
     @property
     def prometheus(self) -> PrometheusClient | None:
@@ -235,7 +231,8 @@ class _Step:
             load_failures=self.load_failures(revisions),
         )
         decision = decide(inputs)
-        desired = render(self.ids, spec, decision.plan, self.c.settings)
+        split, challenger_ip = gather_split(self.c.kube, self.ids, live, revisions)
+        desired = render(self.ids, spec, decision.plan, self.c.settings, split, challenger_ip)
         self.apply(desired, live)
         # decision.status carries readyReplicas: the ready pods of the revisions that take
         # traffic, not those of a preview, a shadow or a kept previous revision.
@@ -401,15 +398,3 @@ class _Step:
             delays.append(max(due, 1.0))
         if delays:
             self.c.queue.requeue(self.ids.namespace, self.ids.name, max(0.5, min(delays)))
-
-
-def not_configured(uri: str) -> Verdict:
-    return Verdict(
-        ready=False,
-        reason=Reason.NOT_CONFIGURED,
-        message=(
-            f"spec.model.uri {uri} needs MLflow, and the operator has no tracking URI: set"
-            " MAESTRO_MLFLOW_TRACKING_URI in its Deployment."
-        ),
-        phase=DeploymentPhase.PENDING,
-    )

@@ -80,14 +80,14 @@ def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
 
 
 # What each example settles at under an operator started without MLflow: a TrainingRun and
-# a ModelDeployment wait for the MLflow tracking URI they need (tests/cluster/test_trainingrun.py
-# runs them against the real services); ABTest and DriftCheck resolve their references but
-# say that no controller runs for them yet, never that they are live.
+# a ModelDeployment and an ABTest wait for the MLflow tracking URI they need (other modules run
+# them against the real services); DriftCheck resolves its references but says that no
+# controller runs for it yet, never that it is live.
 SETTLED = {
     "TrainingRun": ("False", "OperatorNotConfigured", "Warning"),
     # Both need MLflow, which this operator is not given.
     "ModelDeployment": ("False", "OperatorNotConfigured", "Warning"),
-    "ABTest": ("False", "NotImplemented", "Warning"),
+    "ABTest": ("False", "OperatorNotConfigured", "Warning"),
     "DriftCheck": ("False", "NotImplemented", "Warning"),
 }
 
@@ -136,14 +136,14 @@ def test_abtest_waits_for_its_deployment_without_touching_spec(
     )
 
     apply(cluster, namespace, example("ModelDeployment"))
-    resolved = wait_ready(cluster, namespace, "ABTest", name, "False", "NotImplemented")
-    assert "no traffic is split" in ready(resolved)["message"]  # type: ignore[index]
+    resolved = wait_ready(cluster, namespace, "ABTest", name, "False", "OperatorNotConfigured")
+    assert "MAESTRO_MLFLOW_TRACKING_URI" in ready(resolved)["message"]  # type: ignore[index]
 
     assert resolved["metadata"]["generation"] == waiting["metadata"]["generation"]
     assert resolved["spec"] == waiting["spec"]
     wait_for(
-        "a NotImplemented Event after the deployment appeared",
-        lambda: ("Warning", "NotImplemented") in events(cluster, namespace, name),
+        "an OperatorNotConfigured Event after the deployment appeared",
+        lambda: ("Warning", "OperatorNotConfigured") in events(cluster, namespace, name),
     )
 
     cluster.kubectl("delete", "modeldeployment", "iris", "-n", namespace)

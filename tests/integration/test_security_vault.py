@@ -55,7 +55,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# TEMPORARY: replaced by the platform's vault fixture -------------------------------------
+# A real Vault of the module's own, in dev mode: the tests write policies and roles of any
+# name and need no Kubernetes (the platform's Vault is the cluster tests').
 
 
 @dataclass(frozen=True)

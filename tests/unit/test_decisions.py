@@ -1,4 +1,4 @@
-"""Reference checks of ABTest and DriftCheck, and the status plan, table-driven with a
+"""Start checks of ABTest, reference checks of DriftCheck, and the status plan, table-driven with a
 fake clock."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from maestro.operators.abtest.decide import DeploymentView, Inputs
 from maestro.operators.abtest.decide import decide as decide_abtest
 from maestro.operators.api.abtest import ABTestSpec, ABTestStatus
 from maestro.operators.api.common import Reason
@@ -29,43 +30,52 @@ ABTEST = ABTestSpec.model_validate(
 )
 
 
+def abtest_verdict(md: DeploymentView | None, champion_uri: str | None = None) -> Verdict:
+    inputs = Inputs(
+        name="t",
+        uid="u-1",
+        spec=ABTEST,
+        status=ABTestStatus(),
+        now=T0,
+        deployment=md,
+        challenger_uri="models:/iris/2",
+        champion_spec_uri=champion_uri,
+    )
+    return decide_abtest(inputs).verdict
+
+
+SERVING = DeploymentView(
+    phase="Available", stable_uri="models:/iris/1", rolling_out=False, alias_uri=True
+)
+
+
 @pytest.mark.parametrize(
-    ("deployments", "ready", "reason"),
+    ("md", "champion_uri", "ready", "reason"),
     [
-        pytest.param({}, False, Reason.DEPLOYMENT_NOT_FOUND, id="deployment-missing"),
+        pytest.param(None, None, False, Reason.DEPLOYMENT_NOT_FOUND, id="deployment-missing"),
         pytest.param(
-            {"other": DeploymentFacts("models:/x/1")},
-            False,
-            Reason.DEPLOYMENT_NOT_FOUND,
-            id="another-deployment-only",
-        ),
-        pytest.param(
-            {"iris": DeploymentFacts("models:/iris/2")},
+            SERVING,
+            "models:/iris/2",
             False,
             Reason.CHALLENGER_SAME_AS_CHAMPION,
             id="challenger-is-champion",
         ),
         pytest.param(
-            {"iris": DeploymentFacts("models:/iris/1")},
+            DeploymentView("Progressing", "models:/iris/1", True, True),
+            "models:/iris@champion",
             False,
-            Reason.NOT_IMPLEMENTED,
-            id="valid-but-not-running",
+            Reason.ROLLOUT_IN_PROGRESS,
+            id="rollout-in-flight",
         ),
-        pytest.param(
-            {"iris": DeploymentFacts(None)}, False, Reason.NOT_IMPLEMENTED, id="uri-unknown"
-        ),
+        pytest.param(SERVING, "models:/iris@champion", None, Reason.STARTING, id="valid-starts"),
     ],
 )
 def test_decide_abtest(
-    deployments: dict[str, DeploymentFacts], ready: bool, reason: Reason
+    md: DeploymentView | None, champion_uri: str | None, ready: bool | None, reason: Reason
 ) -> None:
-    verdict = decide_abtest(ABTEST, deployments)
-    assert (verdict.ready, verdict.reason, verdict.phase) == (ready, reason, "Pending")
-    if reason == Reason.NOT_IMPLEMENTED:
-        # Never claims to run: the message says what does not.
-        assert "no traffic is split" in verdict.message
-    else:
-        assert "iris" in verdict.message
+    verdict = abtest_verdict(md, champion_uri)
+    assert (verdict.ready, verdict.reason) == (ready, reason)
+    assert verdict.phase == ("Running" if reason == Reason.STARTING else "Pending")
 
 
 def driftcheck(**spec: Any) -> DriftCheckSpec:
@@ -205,7 +215,7 @@ def test_new_generation_updates_only_what_changed() -> None:
 
 def test_flip_is_a_transition_with_new_time() -> None:
     stored = plan_status(ABTestStatus, None, ACCEPTED, generation=1, clock=Clock(T0))
-    missing = decide_abtest(ABTEST, {})
+    missing = abtest_verdict(None)
     plan = plan_status(ABTestStatus, stored.patch, missing, generation=1, clock=Clock(T1))
     assert plan.transition is not None
     assert plan.transition.reason == "DeploymentNotFound"

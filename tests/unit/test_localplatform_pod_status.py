@@ -287,3 +287,55 @@ def test_a_deleted_pod_of_an_earlier_runner_is_failed_with_its_containers_unknow
     assert b["state"] == before["containerStatuses"][1]["state"]
     done = {**before, "phase": "Succeeded"}
     assert stopped_status(done, now="T9") == done
+
+
+# --- init containers -------------------------------------------------------------------------
+
+
+def test_a_pod_initializing_is_pending_and_its_containers_wait_for_the_init_ones() -> None:
+    out = status(
+        ContainerSnapshot("server"),
+        init_containers=[running("vault-agent-init")],
+        initialized=False,
+    )
+    assert out["phase"] == "Pending"
+    assert condition(out, "Initialized")["status"] == "False"
+    assert condition(out, "Ready")["status"] == "False"
+    assert out["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert out["initContainerStatuses"][0]["state"] == {"running": {"startedAt": "T0"}}
+
+
+def test_a_failed_init_container_crash_loops_and_keeps_the_pod_pending() -> None:
+    failing = exited("vault-agent-init", 1, restarts=2, back_off=20.0)
+    out = status(ContainerSnapshot("server"), init_containers=[failing], initialized=False)
+    assert out["phase"] == "Pending"
+    init = out["initContainerStatuses"][0]
+    assert init["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert init["lastState"]["terminated"]["exitCode"] == 1
+    assert init["restartCount"] == 2
+
+
+def test_an_init_container_failing_under_restart_policy_never_fails_the_pod() -> None:
+    out = status(
+        ContainerSnapshot("main"),
+        init_containers=[exited("init", 1)],
+        initialized=False,
+        restart_policy="Never",
+    )
+    assert out["phase"] == "Failed"
+
+
+def test_completed_init_containers_stay_terminated_once_the_pod_runs() -> None:
+    out = status(
+        running("server", ready=True),
+        init_containers=[exited("vault-agent-init", 0)],
+        initialized=True,
+    )
+    assert out["phase"] == "Running"
+    assert condition(out, "Initialized")["status"] == "True"
+    assert condition(out, "Ready")["status"] == "True"
+    assert out["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+
+
+def test_a_pod_without_init_containers_has_no_init_statuses() -> None:
+    assert "initContainerStatuses" not in status(running("main"))

@@ -75,6 +75,7 @@ from maestro.operators.modeldeployment.decide.outcome import (
     READINESS_POLL_SECONDS,
     Outcome,
     decision,
+    not_configured,
 )
 from maestro.operators.modeldeployment.decide.plan import (
     NORMAL,
@@ -121,6 +122,7 @@ __all__ = [
     "judge",
     "load_failure",
     "needs_resolution",
+    "not_configured",
     "parse_duration",
     "registry_model",
     "registry_version",

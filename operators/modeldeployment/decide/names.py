@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Mapping
-from datetime import timedelta
 
+from maestro.operators.core.durations import parse_duration
 from maestro.serving.uris import RegistryRef, parse_models_uri
 
-_DURATION = re.compile(r"([0-9]+[smhd])+")
-_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+__all__ = ["parse_duration"]
+
 # Longest revision name: it is appended to object names limited to 63 characters.
 _MAX_REVISION = 15
 
@@ -71,15 +69,6 @@ def revision_name(uri: str, taken: Mapping[str, str] | None = None) -> str:
     if name is None or len(name) > _MAX_REVISION or (taken or {}).get(name, uri) != uri:
         name = hashlib.sha256(uri.encode()).hexdigest()[:8]
     return name
-
-
-def parse_duration(text: str) -> timedelta:
-    """A spec duration (whole units: 30s, 5m, 1h30m, 7d) as a timedelta."""
-    if not _DURATION.fullmatch(text):
-        raise ValueError(f"invalid duration {text!r}: use whole units such as 30s, 5m, 1h30m, 7d")
-    return timedelta(
-        seconds=sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-    )
 
 
 def share(replicas: int, percent: int) -> int:

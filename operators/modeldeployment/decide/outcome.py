@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from maestro.operators.api.common import Reason
+from maestro.operators.api.modeldeployment import DeploymentPhase
 from maestro.operators.core.verdict import Verdict
 from maestro.operators.modeldeployment.decide.inputs import Inputs
 from maestro.operators.modeldeployment.decide.plan import (
@@ -102,4 +103,16 @@ def decision(result: Outcome, inputs: Inputs) -> Decision:
         result.state.wire(serving),
         result.effects.events,
         requeue_after(result.effects, inputs.now),
+    )
+
+
+def not_configured(uri: str) -> Verdict:
+    return Verdict(
+        ready=False,
+        reason=Reason.NOT_CONFIGURED,
+        message=(
+            f"spec.model.uri {uri} needs MLflow, and the operator has no tracking URI: set"
+            " MAESTRO_MLFLOW_TRACKING_URI in its Deployment."
+        ),
+        phase=DeploymentPhase.PENDING,
     )

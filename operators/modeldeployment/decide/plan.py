@@ -24,6 +24,7 @@ class Role(StrEnum):
     PREVIEW = "preview"  # Rolling and BlueGreen candidates, before the switch
     SHADOW = "shadow"
     PREVIOUS = "previous"  # BlueGreen: switched away from, kept for rollback
+    CHALLENGER = "challenger"  # an ABTest's challenger, beside the stable revision
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
+from maestro.operators.core.abtests import SplitPlan
 from maestro.operators.core.objects import label_value
-from maestro.operators.modeldeployment.decide import RevisionPlan
+from maestro.operators.modeldeployment.decide import RevisionPlan, Role
+from maestro.operators.modeldeployment.render.abtest import (
+    challenger_revision,
+    challenger_service_name,
+    peer_url,
+    split_env,
+    with_env,
+)
 from maestro.operators.modeldeployment.render.monitoring import (
     alert_rules,
     render_prometheus_rule,
@@ -101,15 +109,37 @@ from maestro.operators.modeldeployment.render.workload import (
 
 
 def render(
-    ids: DeploymentIds, spec: ModelDeploymentSpec, plan: RevisionPlan, settings: ServingSettings
+    ids: DeploymentIds,
+    spec: ModelDeploymentSpec,
+    plan: RevisionPlan,
+    settings: ServingSettings,
+    split: SplitPlan | None = None,
+    challenger_ip: str | None = None,
 ) -> list[Manifest]:
-    """Every object the plan needs, in OWNED_KINDS order; none when it names no revision."""
+    """Every object the plan needs, in OWNED_KINDS order; none when it names no revision.
+    `split`: a running ABTest's (render.abtest); `challenger_ip`: its challenger Service's
+    ClusterIP once the challenger is ready, the champion's pods then send it its share."""
     if not plan.revisions:
         return []
     objects = [render_service_account(ids)] if spec.secrets else []
     objects.append(render_service(ids, plan, settings))
     objects += [render_revision_service(ids, r) for r in plan.revisions]
-    objects += [render_deployment(ids, spec, r, settings) for r in plan.revisions]
+    deployments = [render_deployment(ids, spec, r, settings) for r in plan.revisions]
+    if split is not None:
+        challenger = challenger_revision(spec, split)
+        objects.append(render_revision_service(ids, challenger))
+        champion = split_env(split, "champion", peer_url(challenger_ip))
+        deployments = [
+            with_env(d, champion) if r.role is Role.STABLE else d
+            for r, d in zip(plan.revisions, deployments, strict=True)
+        ]
+        deployments.append(
+            with_env(
+                render_deployment(ids, spec, challenger, settings),
+                split_env(split, "challenger"),
+            )
+        )
+    objects += deployments
     if spec.autoscaling.enabled:
         objects += [render_hpa(ids, spec, r) for r in plan.revisions]
     objects += [render_pdb(ids, r) for r in plan.revisions]
@@ -163,6 +193,7 @@ __all__ = [
     "ServingSettings",
     "alert_rules",
     "base_name",
+    "challenger_service_name",
     "label_value",
     "labels",
     "object_name",
