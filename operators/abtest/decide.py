@@ -172,10 +172,12 @@ def decide(inputs: Inputs) -> Outcome:
 
 
 def _concluded_again(status: ABTestStatus) -> Outcome:
+    """A concluded test keeps the reason it concluded with (ChallengerWins, GuardrailBreached)."""
     decision = status.decision.value if status.decision else "none"
+    kept = next((c.reason for c in status.conditions or [] if c.type == "Ready"), "")
     verdict = Verdict(
         ready=True,
-        reason=Reason.CONCLUDED,
+        reason=Reason(kept) if kept in Reason._value2member_map_ else Reason.CONCLUDED,
         message=f"concluded: {decision}: {status.decision_reason or ''}",
         phase=status.phase or ABTestPhase.CONCLUDED,
     )

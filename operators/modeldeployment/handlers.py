@@ -17,9 +17,11 @@ from typing import Any
 
 import kopf
 
+from maestro.operators.api.abtest import ABTest
 from maestro.operators.api.common import GROUP, VERSION
 from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core import registry_webhook
+from maestro.operators.core.abtests import SplitPlan, split_plan
 from maestro.operators.core.handlers import start_queue
 from maestro.operators.core.references import References, RefKey
 from maestro.operators.core.runtime import Runtime
@@ -88,6 +90,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         async def webhook_stopped(**_: Any) -> None:
             await receiver.stop()
 
+    _watch_abtests(registry, controller)
+
     @kopf.on.event(
         GROUP, VERSION, ModelDeployment.INFO.plural, id="modeldeployment", registry=registry
     )
@@ -114,6 +118,25 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if owner is None or type == "DELETED":
             return  # deleted by a reconcile (pruned) or with its ModelDeployment
         controller.reconcile(namespace or "", owner)
+
+
+def _watch_abtests(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """A deployment renders the split of the ABTest running on it: reconcile it when that
+    split changes (starts, ends, moves traffic), not at every status write of the test."""
+    splits: dict[tuple[str, str], SplitPlan | None] = {}
+
+    @kopf.on.event(
+        GROUP, VERSION, ABTest.INFO.plural, id="modeldeployment-abtests", registry=registry
+    )
+    def abtest_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        deployment = (body.get("spec") or {}).get("deployment")
+        if not isinstance(deployment, str):
+            return
+        key = (namespace or "", str(body["metadata"]["name"]))
+        plan = None if type == "DELETED" else split_plan(body)
+        if splits.get(key) != plan or type == "DELETED":
+            splits[key] = plan
+            controller.reconcile(namespace or "", deployment)
 
 
 def _log_registration(future: Any) -> None:

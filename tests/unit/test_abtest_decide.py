@@ -160,3 +160,24 @@ def test_the_bandit_moves_traffic_towards_the_better_arm_within_the_floor() -> N
     assert 50 < share <= 90
     again = decide(inputs(figures((60, 20), (60, 32)), spec=bandit))
     assert again.status["challenger"]["trafficPercent"] == share  # same look, same share
+
+
+def test_a_concluded_test_keeps_the_reason_it_concluded_with() -> None:
+    concluded = ABTestStatus.model_validate(
+        {
+            "phase": "Concluded",
+            "decision": "KeepChampion",
+            "decisionReason": "guardrail breached by the challenger: error rate 100.0%",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "GuardrailBreached",
+                    "message": "m",
+                    "lastTransitionTime": T0.isoformat(),
+                }
+            ],
+        }
+    )
+    out = decide(inputs(None, status=concluded))
+    assert out.verdict.reason is Reason.GUARDRAIL_BREACHED and out.requeue_after is None
