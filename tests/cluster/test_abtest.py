@@ -215,6 +215,25 @@ def test_a_challenger_with_a_real_lift_is_promoted_and_rolled_out(
 ) -> None:
     model, alias, rows, client = setup
     apply(cluster, namespace, abtest("lift", "md", f"models:/{model}/2"))
+    wait_abtest(cluster, namespace, "lift", "Running", lambda s: s.get("phase") == "Running", 60)
+    # Refused while it runs, nothing split: a second test, and a challenger not registered.
+    apply(
+        cluster,
+        namespace,
+        abtest("second", "md", f"models:/{model}/2"),
+        abtest("nosuch", "md", f"models:/{model}/99"),
+    )
+    for name, reason in (("second", "AnotherTestRunning"), ("nosuch", "ModelNotFound")):
+        obj = wait_abtest(
+            cluster,
+            namespace,
+            name,
+            reason,
+            lambda s, r=reason: any(c["reason"] == r for c in s.get("conditions") or []),
+            60,
+        )
+        assert obj["status"]["phase"] == "Pending" and "challengerModelUri" not in obj["status"]
+    cluster.kubectl("delete", "abtest", "second", "nosuch", "-n", namespace)
     rates = {"champion": 0.3, "challenger": 0.6}
     with Users(cluster, namespace, "md", rows, rates) as users:
         obj = wait_abtest(

@@ -65,10 +65,12 @@ def test_registry_builds_with_all_handlers() -> None:
     registry = build_registry(OperatorConfig(standalone=True))
     watched = {h.id for h in registry._watching.get_all_handlers()}
     # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds),
-    # ModelDeployments the Deployments of their revisions; ABTests and DriftChecks are
-    # re-checked when the objects they name change.
+    # ModelDeployments the Deployments of their revisions and the ABTests on them (whose
+    # split they render); ABTests and DriftChecks are re-checked when the objects they name
+    # change.
     assert watched == {
         "modeldeployment-deployments",
+        "modeldeployment-abtests",
         "trainingrun",
         "modeldeployment",
         "abtest",

@@ -301,8 +301,19 @@ def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
     assert namespaces == {"batch", "istio-system", "monitoring"}
     assert {"podSelector": {}} in ingress["from"]
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    # DNS, MLflow over https, Vault (the spec has secrets), istiod, the configured extra port.
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 8200), ("TCP", 15012)}
+    # DNS, MLflow over https, Vault (the spec has secrets), istiod, the configured extra port,
+    # and the deployment's own pods (an ABTest's champion forwards to its challenger).
+    assert egress_ports == {
+        ("UDP", 53),
+        ("TCP", 53),
+        ("TCP", 443),
+        ("TCP", 8200),
+        ("TCP", 15012),
+        ("TCP", 8080),
+    }
+    own = {"podSelector": {"matchLabels": policy["podSelector"]["matchLabels"]}}
+    assert {"to": [own], "ports": [{"protocol": "TCP", "port": 8080}]} in policy["egress"]
+    assert own in ingress["from"]
 
 
 def test_without_callers_only_the_own_namespace_may_call() -> None:

@@ -255,6 +255,9 @@ def render_network_policy(
         egress.append(
             {"to": [_namespace_peer(settings.istio_namespace)], "ports": [_tcp(ISTIOD_XDS_PORT)]}
         )
+    # An ABTest's split: the champion's pods forward the challenger's share to its pods.
+    own_pods = {"podSelector": {"matchLabels": pods_selector(ids)}}
+    egress.append({"to": [own_pods], "ports": [_tcp(spec.port)]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -266,6 +269,7 @@ def render_network_policy(
                 {
                     "from": [
                         *_caller_peers(ids, spec),
+                        own_pods,
                         _namespace_peer(settings.istio_namespace),
                         _namespace_peer(settings.monitoring_namespace),
                     ],
