@@ -24,7 +24,14 @@ ABTEST = "iris-candidate"
 
 
 def ready_pods(cfg: cluster.ClusterConfig) -> dict[str, list[str]]:
-    """Role -> base URLs of the deployment's ready pods."""
+    """ "stable" (the revision serving the deployment) or another revision name -> base URLs
+    of the deployment's ready pods."""
+    md = cluster.kubectl(
+        cfg, "get", "md", DEPLOYMENT, "-n", DEMO_NAMESPACE, "-o", "json", check=False
+    )
+    stable = (
+        (json.loads(md.stdout).get("status") or {}).get("stableRevision") if md.stdout else None
+    )
     out = cluster.kubectl(
         cfg,
         "get",
@@ -41,7 +48,8 @@ def ready_pods(cfg: cluster.ClusterConfig) -> dict[str, list[str]]:
         conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
         if conditions.get("Ready") != "True" or pod["metadata"].get("deletionTimestamp"):
             continue
-        role = pod["metadata"]["labels"].get("mlops.maestro.dev/role", "")
+        revision = pod["metadata"]["labels"].get("mlops.maestro.dev/revision", "")
+        role = "stable" if revision == stable else revision
         found.setdefault(role, []).append(f"http://{pod['status']['podIP']}:8080")
     return found
 

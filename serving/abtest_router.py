@@ -90,6 +90,7 @@ class ABTestMetrics:
                 family.labels(**bind, variant=variant.value)
 
     def assigned(self, variant: Variant, challenger_share: float) -> None:
+        """One assignment; `challenger_share`: the probability it had of the challenger."""
         self._assigned.labels(**self._bind, variant=variant.value).inc()
         for v, p in (
             (Variant.CHALLENGER, challenger_share),
@@ -145,13 +146,18 @@ class ABTestRouter:
         else:
             await self.app(scope, receive, send)
 
-    def _assign(self, headers: dict[bytes, bytes]) -> Variant:
+    def _assign(self, headers: dict[bytes, bytes]) -> tuple[Variant, float]:
+        """The variant, and the probability that it was the challenger: the split's share
+        for a draw, 0 or 1 for a known user (whose requests all go one way, so the expected
+        counts follow the users there are, not the share)."""
         split = self.role.split
         if split.sticky_header:
             user = headers.get(split.sticky_header.lower().encode())
             if user:
-                return assign_user(split, user.decode("latin-1"))
-        return assign_draw(split, secrets.randbelow(2**53) / 2**53)
+                variant = assign_user(split, user.decode("latin-1"))
+                return variant, float(variant is Variant.CHALLENGER)
+        draw = assign_draw(split, secrets.randbelow(2**53) / 2**53)
+        return draw, split.challenger_percent / 100
 
     async def predict(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
@@ -160,8 +166,8 @@ class ABTestRouter:
             # Assigned upstream (or a direct call): this pod's variant answers.
             await self.app(scope, receive, self._naming(send, self.role.variant))
             return
-        variant = self._assign(headers)
-        self.metrics.assigned(variant, self.role.split.challenger_percent / 100)
+        variant, challenger_probability = self._assign(headers)
+        self.metrics.assigned(variant, challenger_probability)
         rid = request_id(self.role.split, variant, secrets.token_hex(16))
         if variant is Variant.CHAMPION:
             kept = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"]

@@ -23,7 +23,7 @@ from maestro.operators.core.abtests import split_plan
 from maestro.operators.core.events import emit, one_line
 from maestro.operators.core.kube import Kube, Obj
 from maestro.operators.core.prometheus import PrometheusClient
-from maestro.operators.core.registry import Registry, is_missing
+from maestro.operators.core.registry import ModelNotServable, Registry, is_missing
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
 from maestro.operators.core.status_writer import report
@@ -127,16 +127,20 @@ class _Step:
         )
 
     def resolve(self, spec: ABTestSpec) -> tuple[str | None, str]:
+        """The challenger pinned to the version it names now, checked to hold a model
+        `maestro serve` can load (as a ModelDeployment checks its own) before anything is
+        started for it; None and why otherwise."""
         uri = spec.challenger.model.uri
         try:
             version = self.c.registry.resolve_model_version(uri)
+            ref = parse_models_uri(uri)
+            if version is not None and ref is not None and ref.name:
+                uri = f"models:/{ref.name}/{version}"
+            self.c.registry.servable(uri)
         except Exception as err:
-            if is_missing(err):
+            if is_missing(err) or isinstance(err, ModelNotServable):
                 return None, one_line(err)
             raise
-        ref = parse_models_uri(uri)
-        if version is not None and ref is not None and ref.name:
-            return f"models:/{ref.name}/{version}", ""
         return uri, ""
 
     def other_test(self, spec: ABTestSpec) -> str | None:
