@@ -22,7 +22,6 @@ from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core.abtests import split_plan
 from maestro.operators.core.events import emit, one_line
 from maestro.operators.core.kube import Kube, Obj
-from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.registry import ModelNotServable, Registry, is_missing
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
@@ -40,7 +39,6 @@ class Controller:
     runtime: Runtime
     queue: WorkQueue = field(init=False)
     _registry: Registry | None = None
-    _prometheus: PrometheusClient | None = None
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(ABTest.INFO.kind, self.reconcile)
@@ -54,13 +52,6 @@ class Controller:
         if self._registry is None:
             self._registry = Registry(self.runtime.config.mlflow_tracking_uri or "")
         return self._registry
-
-    @property
-    def prometheus(self) -> PrometheusClient | None:
-        url = self.runtime.config.prometheus_url
-        if url and self._prometheus is None:
-            self._prometheus = PrometheusClient(url, timeout=self.runtime.request_timeout)
-        return self._prometheus
 
     def reconcile(self, namespace: str, name: str) -> None:
         self.queue.process(
@@ -108,8 +99,8 @@ class _Step:
         ready = running and self.challenger_ready(spec)
         plan = split_plan(self.obj)
         figures = None
-        if ready and plan is not None and md is not None and self.c.prometheus is not None:
-            figures = read_figures(self.c.prometheus, self.namespace, plan, md, status, now)
+        if ready and plan is not None and md is not None and self.c.runtime.prometheus is not None:
+            figures = read_figures(self.c.runtime.prometheus, self.namespace, plan, md, status, now)
         return Inputs(
             name=self.name,
             uid=self.uid,

@@ -9,6 +9,7 @@ from typing import Any
 
 from maestro.operators.core.conditions import Clock
 from maestro.operators.core.kube import Kube
+from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.settings import OperatorConfig
 
 
@@ -20,7 +21,17 @@ class Runtime:
     # The kubernetes ApiClient, created by the startup handler.
     api_client: Any = field(default=None)
     _kube: Kube | None = field(default=None, init=False, repr=False)
+    _prometheus: PrometheusClient | None = field(default=None, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def prometheus(self) -> PrometheusClient | None:
+        """The Prometheus the analyses read (canaries, ABTests); None when not configured."""
+        url = self.config.prometheus_url
+        with self._guard:
+            if url and self._prometheus is None:
+                self._prometheus = PrometheusClient(url, timeout=self.request_timeout)
+            return self._prometheus
 
     @property
     def kube(self) -> Kube:

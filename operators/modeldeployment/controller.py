@@ -34,7 +34,6 @@ from maestro.operators.core.approvals import Approvals
 from maestro.operators.core.events import emit, one_line
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
 from maestro.operators.core.prometheus import (
-    PrometheusClient,
     PrometheusQueryError,
     PrometheusUnavailable,
     RevisionSelector,
@@ -98,7 +97,6 @@ class Controller:
     _registry: Registry | None = None
     _registry_cache: RegistryCache | None = None
     _servable_cache: RegistryCache | None = None
-    _prometheus: PrometheusClient | None = None
     _approvals: Approvals | None = None
     # Each deployment's Vault access (spec.secrets), through the operator's session.
     vault: VaultGate = field(init=False)
@@ -160,13 +158,6 @@ class Controller:
                 url.get_secret_value(), ttl=self.runtime.config.registry_poll_interval
             )
         return self._approvals
-
-    @property
-    def prometheus(self) -> PrometheusClient | None:
-        url = self.runtime.config.prometheus_url
-        if url and self._prometheus is None:
-            self._prometheus = PrometheusClient(url, timeout=self.runtime.request_timeout)
-        return self._prometheus
 
     def reconcile(self, namespace: str, name: str) -> None:
         self.queue.process(
@@ -341,7 +332,7 @@ class _Step:
         )
 
     def query(self, ask: Any) -> Any:
-        prom = self.c.prometheus
+        prom = self.c.runtime.prometheus
         if prom is None:
             self.emit(
                 "Warning",
