@@ -169,6 +169,7 @@ def create_app(
             sample=settings.prediction_log_sample,
             deployment=settings.deployment,
             revision=settings.revision,
+            variant=settings.abtest_variant,
         )
     state = ServerState(settings, metrics, provider.get_tracer("maestro.serving"), predlog)
 

@@ -59,10 +59,14 @@ class PredictionLog:
         deployment: str,
         revision: str,
         seed: int | None = None,
+        variant: str | None = None,
     ) -> None:
+        """`variant`: the ABTest variant this pod serves (every line then names it)."""
         self.path = path
         self.sample = sample
         self._identity = {"deployment": deployment, "revision": revision}
+        if variant:
+            self._identity["variant"] = variant
         self._random = random.Random(seed)
         self._queue: queue.Queue[Any] = queue.Queue(MAX_PENDING)
         self.dropped = 0

@@ -3,6 +3,9 @@ outcome reported later belongs to (serving.feedback)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +21,7 @@ from maestro.serving.abtest import (
 from maestro.serving.abtest_router import ABTestMetrics, Role, is_prediction
 from maestro.serving.errors import InputError
 from maestro.serving.feedback import count_for_variant, feedback_fields
+from maestro.serving.predlog import PredictionLog
 
 pytestmark = pytest.mark.unit
 
@@ -113,3 +117,12 @@ def test_only_predictions_are_split() -> None:
     assert is_prediction("POST", "/v2/models/iris/infer")
     assert not is_prediction("GET", "/invocations")
     assert not is_prediction("POST", "/feedback")
+
+
+def test_the_prediction_log_of_a_test_pod_names_its_variant(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.jsonl"
+    log = PredictionLog(path, sample=1.0, deployment="md", revision="ab-1", variant="challenger")
+    log.record_feedback(request_id="r1", model="m", outcome=True)
+    log.close()
+    (line,) = [json.loads(text) for text in path.read_text().splitlines()]
+    assert (line["revision"], line["variant"]) == ("ab-1", "challenger")
