@@ -134,10 +134,21 @@ def _health(vault: LocalVault) -> dict[str, Any] | None:
             body: dict[str, Any] = json.load(resp)
             return body
     except urllib.error.HTTPError as err:
-        body = json.load(err)
+        try:
+            body = json.load(err)
+        except ValueError:
+            return None
         return body
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Owner-only from the start: the unseal key and tokens are never readable by others."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def start_server(vault: LocalVault) -> None:
@@ -161,8 +172,7 @@ def start_server(vault: LocalVault) -> None:
     client = hvac.Client(url=vault.address, timeout=10)
     if not health.get("initialized"):
         answer = client.sys.initialize(secret_shares=1, secret_threshold=1)
-        vault.init_file.write_text(json.dumps(answer))
-        vault.init_file.chmod(0o600)
+        _write_private(vault.init_file, json.dumps(answer))
     if client.sys.is_sealed():
         keys = json.loads(vault.init_file.read_text())["keys_base64"]
         client.sys.submit_unseal_key(key=keys[0])
@@ -218,8 +228,7 @@ def _ensure_operator_token(vault: LocalVault, root: hvac.Client) -> None:
     answer = root.auth.token.create(
         policies=[OPERATOR_POLICY_NAME], period="24h", no_parent=True, display_name="operator"
     )
-    vault.operator_token_file.write_text(answer["auth"]["client_token"])
-    vault.operator_token_file.chmod(0o600)
+    _write_private(vault.operator_token_file, answer["auth"]["client_token"])
 
 
 def start_injector(vault: LocalVault, pki: Pki) -> None:

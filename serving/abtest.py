@@ -41,6 +41,11 @@ class Split:
     challenger_percent: float  # 0-100
     sticky_header: str | None = None  # Random when None
 
+    @property
+    def test_id(self) -> str:
+        """A short id of this test (its key is the ABTest's uid): labels its metrics."""
+        return self.key.decode(errors="replace").replace("-", "")[:8]
+
     def __post_init__(self) -> None:
         if not 0 <= self.challenger_percent <= 100:
             raise ValueError(f"challenger percent {self.challenger_percent} is not in 0-100")

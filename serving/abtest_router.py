@@ -36,7 +36,8 @@ from maestro.serving.settings import ServeSettings
 PREDICT_PATHS = ("/invocations", "/predict")
 FORWARD_HEADERS = (b"content-type", b"authorization", b"traceparent", b"tracestate")
 FORWARD_TIMEOUT = 30.0
-LABELS = ("deployment", "abtest", "variant")
+# test_id: the same name may be tested again later; its figures must not mix.
+LABELS = ("deployment", "abtest", "test_id", "variant")
 
 
 def is_prediction(method: str, path: str) -> bool:
@@ -49,7 +50,7 @@ class ABTestMetrics:
     """Per-variant assignments and outcome statistics, summed over pods by the operator."""
 
     def __init__(self, registry: CollectorRegistry, deployment: str, split: Split) -> None:
-        bind = {"deployment": deployment, "abtest": split.name}
+        bind = {"deployment": deployment, "abtest": split.name, "test_id": split.test_id}
         self._assigned = Counter(
             contract.ABTEST_ASSIGNMENTS, "Requests assigned, by variant.", LABELS, registry=registry
         )
@@ -75,7 +76,7 @@ class ABTestMetrics:
         self.unmatched = Counter(
             contract.ABTEST_UNMATCHED,
             "Feedback that names no request or user of the test (never attributed).",
-            ["deployment", "abtest", "reason"],
+            ["deployment", "abtest", "test_id", "reason"],
             registry=registry,
         )
         self._bind = bind
@@ -115,13 +116,25 @@ class Role:
     split: Split
     variant: Variant
     peer_url: str | None = None
+    max_body: int = 16 * 1024 * 1024  # the server's max_body_bytes, kept on forwards too
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks = []
+class _TooLarge(Exception):
+    pass
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The request's body; None when the client went away; _TooLarge over `limit`."""
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
@@ -174,7 +187,14 @@ class ABTestRouter:
             scope = {**scope, "headers": [*kept, (b"x-request-id", rid.encode())]}
             await self.app(scope, receive, self._naming(send, variant))
             return
-        await self.forward(scope, await _body(receive), rid, send)
+        try:
+            body = await _body(receive, self.role.max_body)
+        except _TooLarge:
+            error = json.dumps({"error": f"body: larger than {self.role.max_body} bytes"})
+            await _answer(send, 413, error.encode(), [(b"content-type", b"application/json")])
+            return
+        if body is not None:
+            await self.forward(scope, body, rid, send)
 
     async def forward(self, scope: Scope, body: bytes, rid: str, send: Send) -> None:
         assert self.client is not None and self.role.peer_url is not None
@@ -225,5 +245,7 @@ def abtest_role(
         challenger_percent=settings.abtest_challenger_percent,
         sticky_header=settings.abtest_split_header,
     )
-    role = Role(split, Variant(settings.abtest_variant), settings.abtest_peer_url)
+    role = Role(
+        split, Variant(settings.abtest_variant), settings.abtest_peer_url, settings.max_body_bytes
+    )
     return role, ABTestMetrics(metrics.registry, metrics.deployment, split)

@@ -127,6 +127,7 @@ class LocalPod:
     containers: list[Container] = field(default_factory=list)
     init_containers: list[Container] = field(default_factory=list)
     volumes: dict[str, Path] = field(default_factory=dict)  # volumes.make_volumes's
+    volumes_made: float = 0.0  # when its projected tokens were issued (monotonic)
     start_time: str = field(default_factory=now)
     started_mono: float = field(default_factory=time.monotonic)
     deadline_exceeded: bool = False

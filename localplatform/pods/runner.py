@@ -27,6 +27,8 @@ from maestro.localplatform.pods.status import pod_status, stopped_status
 
 TICK = 0.25
 SERVICES_POLL = 1.0
+# Projected ServiceAccount tokens are issued again this often (seconds).
+TOKEN_REFRESH = 480.0
 # When the runner itself is stopped (the platform goes down), every pod gets at most this
 # grace period: the runner's own stop (procs.ProcessTable.stop) waits 10 s before SIGKILL.
 SHUTDOWN_GRACE = 5.0
@@ -103,14 +105,7 @@ class PodRunner:
             )
             if kc:
                 pod.env["KUBECONFIG"] = str(kc)
-            pod.volumes = volumes.make_volumes(
-                body,
-                workdir,
-                lambda audiences, seconds: self.api.service_account_token(
-                    body["spec"], pod.namespace, pod.name, pod.uid, audiences, seconds
-                ),
-                lambda name: self.api.config_map(pod.namespace, name),
-            )
+            self.make_volumes(pod)
             for spec in body["spec"].get("initContainers") or []:
                 pod.init_containers.append(Container(spec, workdir / f"{spec['name']}.log"))
             for spec in body["spec"].get("containers") or []:
@@ -125,6 +120,30 @@ class PodRunner:
         with self.lock:
             self.pods[key] = pod
         log.info("admitted %s at %s", key, ip)
+
+    def make_volumes(self, pod: LocalPod) -> None:
+        """The pod's volumes, its projected tokens issued (again) now."""
+        spec = pod.body["spec"]
+        pod.volumes = volumes.make_volumes(
+            pod.body,
+            pod.workdir,
+            lambda audiences, seconds: self.api.service_account_token(
+                spec, pod.namespace, pod.name, pod.uid, audiences, seconds
+            ),
+            lambda name: self.api.config_map(pod.namespace, name),
+        )
+        pod.volumes_made = time.monotonic()
+
+    def refresh_tokens(self, pod: LocalPod) -> None:
+        """As the kubelet does, projected tokens are renewed well before they expire (the
+        shortest a pod may ask for is 10 minutes)."""
+        if not pod.volumes or time.monotonic() - pod.volumes_made < TOKEN_REFRESH:
+            return
+        try:
+            self.make_volumes(pod)
+        except Exception as err:
+            log.warning("tokens of %s not renewed: %s", pod.key, err)
+            pod.volumes_made = time.monotonic() - TOKEN_REFRESH + 30
 
     def status(self, pod: LocalPod, stopped: bool = False) -> dict[str, Any]:
         return pod_status(
@@ -286,6 +305,7 @@ class PodRunner:
                 try:
                     self.supervisor.step(pod)
                     self.publish(pod)
+                    self.refresh_tokens(pod)
                 except Exception:
                     log.exception("pod %s", pod.key)
             time.sleep(TICK)

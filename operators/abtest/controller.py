@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maestro.operators.abtest.decide import DeploymentView, Inputs, Outcome, decide
+from maestro.operators.abtest.decide import DeploymentView, Inputs, Outcome, decide, not_promoted
 from maestro.operators.abtest.figures import read_figures
-from maestro.operators.abtest.promote import promote
+from maestro.operators.abtest.promote import PromotionImpossible, promote
 from maestro.operators.api.abtest import ABTest, ABTestPhase, ABTestSpec, ABTestStatus
 from maestro.operators.api.common import API_VERSION
 from maestro.operators.api.modeldeployment import ModelDeployment
@@ -83,8 +83,11 @@ class _Step:
         inputs = self.gather(spec, status, md)
         outcome = decide(inputs)
         if outcome.promote and md is not None:
-            promoted = promote(self.c.runtime.config, self.obj, md, inputs.challenger_uri or "")
-            outcome.events.append(("Normal", outcome.verdict.reason, promoted))
+            try:
+                done = promote(self.c.runtime.config, self.obj, md, inputs.challenger_uri or "")
+                outcome.events.append(("Normal", outcome.verdict.reason, done))
+            except PromotionImpossible as err:
+                outcome = not_promoted(outcome, str(err))
         self.write(outcome)
 
     def gather(self, spec: ABTestSpec, status: ABTestStatus, md: Obj | None) -> Inputs:

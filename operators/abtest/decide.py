@@ -129,6 +129,13 @@ def may_start(inputs: Inputs) -> Outcome | None:
         )
     if md.stable_uri == inputs.challenger_uri:
         return _same_as_champion(spec, inputs.challenger_uri)
+    if spec.auto_promote and not md.alias_uri:
+        return _pending(
+            Reason.PROMOTION_FAILED,
+            f"spec.autoPromote: ModelDeployment {spec.deployment!r} serves a pinned model, not"
+            " a registry alias a win could move; serve models:/<name>@<alias> or set"
+            " autoPromote: false",
+        )
     return None
 
 
@@ -176,7 +183,7 @@ def _concluded_again(status: ABTestStatus) -> Outcome:
     decision = status.decision.value if status.decision else "none"
     kept = next((c.reason for c in status.conditions or [] if c.type == "Ready"), "")
     verdict = Verdict(
-        ready=True,
+        ready=kept != Reason.PROMOTION_FAILED.value,
         reason=Reason(kept) if kept in Reason._value2member_map_ else Reason.CONCLUDED,
         message=f"concluded: {decision}: {status.decision_reason or ''}",
         phase=status.phase or ABTestPhase.CONCLUDED,
@@ -309,6 +316,17 @@ def look(inputs: Inputs, f: VariantFigures) -> Outcome:
         ready=True, reason=Reason.RUNNING, message=result.reason, phase=ABTestPhase.RUNNING
     )
     return Outcome(verdict, figures)
+
+
+def not_promoted(outcome: Outcome, why: str) -> Outcome:
+    """A PromoteChallenger decision that cannot be applied: concluded all the same (the
+    challenger goes), Ready=False with why, for someone to move the model by hand."""
+    message = f"PromoteChallenger, not applied: {why}"
+    verdict = Verdict(
+        ready=False, reason=Reason.PROMOTION_FAILED, message=message, phase=ABTestPhase.CONCLUDED
+    )
+    events = [*outcome.events, ("Warning", Reason.PROMOTION_FAILED, message)]
+    return Outcome(verdict, outcome.status, events, False, None)
 
 
 def _was(status: ABTestStatus, reason: Reason) -> bool:

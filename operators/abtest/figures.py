@@ -24,10 +24,15 @@ from maestro.serving import contract
 log = logging.getLogger(__name__)
 # Guardrail windows: the test's age, within these bounds (seconds).
 WINDOW_FLOOR, WINDOW_CEILING = 30, 3600
+LIFETIME_MARGIN = 300
 
 
-def _by_variant(prom: PrometheusClient, family: str, matchers: str) -> dict[str, float]:
-    samples = prom.query(f"sum by (variant) ({family}{{{matchers}}})")
+def _by_variant(
+    prom: PrometheusClient, family: str, matchers: str, window: str
+) -> dict[str, float]:
+    """Summed over every pod of the test, those gone too: each pod's series keeps its last
+    value, so a restarted pod's figures are not lost with it."""
+    samples = prom.query(f"sum by (variant) (last_over_time({family}{{{matchers}}}[{window}]))")
     return {str(s.labels.get("variant", "")): s.value for s in samples}
 
 
@@ -40,16 +45,18 @@ def read_figures(
     now: datetime,
 ) -> VariantFigures | None:
     """None while Prometheus cannot answer (the test waits and looks again)."""
-    matchers = f'namespace="{namespace}",abtest="{split.name}"'
+    matchers = f'namespace="{namespace}",abtest="{split.name}",test_id="{split.test_id}"'
     deployment = md["metadata"]["name"]
     stable = (md.get("status") or {}).get("stableRevision")
     age = (now - status.start_time).total_seconds() if status.start_time else 0
     window = f"{int(min(max(age, WINDOW_FLOOR), WINDOW_CEILING))}s"
+    # The whole test, and the minutes before its first look when the split already ran.
+    lifetime = f"{int(age) + LIFETIME_MARGIN}s"
     try:
-        n = _by_variant(prom, contract.counter(contract.ABTEST_OUTCOMES), matchers)
-        sums = _by_variant(prom, contract.ABTEST_OUTCOME_SUM, matchers)
-        squares = _by_variant(prom, contract.ABTEST_OUTCOME_SQUARES, matchers)
-        expected = _by_variant(prom, contract.counter(contract.ABTEST_EXPECTED), matchers)
+        n = _by_variant(prom, contract.counter(contract.ABTEST_OUTCOMES), matchers, lifetime)
+        sums = _by_variant(prom, contract.ABTEST_OUTCOME_SUM, matchers, lifetime)
+        squares = _by_variant(prom, contract.ABTEST_OUTCOME_SQUARES, matchers, lifetime)
+        expected = _by_variant(prom, contract.counter(contract.ABTEST_EXPECTED), matchers, lifetime)
         champion = _revision(prom, deployment, stable, namespace, window)
         challenger = _revision(prom, deployment, split.revision, namespace, window)
     except (PrometheusUnavailable, PrometheusQueryError) as err:

@@ -43,6 +43,9 @@ def promote(
         )
     except Exception:
         current = None
+    if current == target.version:
+        # Done already (a retry after the status write failed): record nothing twice.
+        return f"{served.name}@{served.alias} already points at v{target.version}"
     meta = abtest["metadata"]
     actor = {"name": f"abtest/{meta['namespace']}/{meta['name']}", "source": "maestro-operator"}
     status = abtest.get("status") or {}
@@ -61,8 +64,7 @@ def promote(
     )
     if audit is not None:
         audit.append(actor, Action.APPROVAL, served.name, details)
-    if current != target.version:
-        client.set_registered_model_alias(served.name, served.alias, target.version)
+    client.set_registered_model_alias(served.name, served.alias, target.version)
     if audit is not None:
         moved = {
             "alias": served.alias,

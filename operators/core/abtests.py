@@ -25,9 +25,14 @@ class SplitPlan:
     created: str = ""
 
     @property
+    def test_id(self) -> str:
+        """Short id of the test, as the serving pods label its metrics (serving.abtest)."""
+        return self.key.replace("-", "")[:8]
+
+    @property
     def revision(self) -> str:
         """The challenger revision's name: short, so `<deployment>-<revision>` fits a label."""
-        return f"ab-{self.key.replace('-', '')[:8]}"
+        return f"ab-{self.test_id}"
 
 
 def split_plan(abtest: Mapping[str, Any]) -> SplitPlan | None:

@@ -13,6 +13,7 @@ from maestro.operators.abtest.decide import (
     Inputs,
     VariantFigures,
     decide,
+    not_promoted,
 )
 from maestro.operators.abtest.statistics import ArmFigures
 from maestro.operators.api.abtest import ABTestSpec, ABTestStatus
@@ -181,3 +182,22 @@ def test_a_concluded_test_keeps_the_reason_it_concluded_with() -> None:
     )
     out = decide(inputs(None, status=concluded))
     assert out.verdict.reason is Reason.GUARDRAIL_BREACHED and out.requeue_after is None
+
+
+def test_auto_promote_needs_a_deployment_that_serves_an_alias() -> None:
+    pinned = DeploymentView("Available", "models:/iris/1", rolling_out=False, alias_uri=False)
+    out = decide(inputs(None, status=ABTestStatus(), deployment=pinned))
+    assert (out.verdict.ready, out.verdict.reason) == (False, Reason.PROMOTION_FAILED)
+    assert "autoPromote" in out.verdict.message
+    manual = decide(
+        inputs(None, status=ABTestStatus(), deployment=pinned, spec=spec(autoPromote=False))
+    )
+    assert manual.verdict.reason is Reason.STARTING
+
+
+def test_a_win_that_cannot_be_applied_concludes_with_the_reason() -> None:
+    won = decide(inputs(figures((400, 120), (400, 240))))
+    out = not_promoted(won, "the challenger is another model")
+    assert (out.verdict.ready, out.verdict.reason) == (False, Reason.PROMOTION_FAILED)
+    assert out.status["decision"] == "PromoteChallenger" and not out.promote
+    assert out.events[-1][0] == "Warning"

@@ -60,7 +60,8 @@ def test_a_bad_split_is_refused() -> None:
 
 
 def metrics_of(registry: CollectorRegistry, name: str, variant: str) -> float:
-    value = registry.get_sample_value(name, {"deployment": "md", "abtest": "t", "variant": variant})
+    labels = {"deployment": "md", "abtest": "t", "test_id": SPLIT.test_id, "variant": variant}
+    value = registry.get_sample_value(name, labels)
     return value or 0.0
 
 
@@ -80,7 +81,7 @@ def test_feedback_is_counted_for_the_variant_that_answered() -> None:
     assert count_for_variant(role, metrics, unknown) is None
     unmatched = registry.get_sample_value(
         "maestro_abtest_unmatched_feedback_total",
-        {"deployment": "md", "abtest": "t", "reason": "unknown_request_id"},
+        {"deployment": "md", "abtest": "t", "test_id": "uid1", "reason": "unknown_request_id"},
     )
     assert unmatched == 1
 
