@@ -172,6 +172,7 @@ class Reason(StrEnum):
     GUARDRAIL_BREACHED = "GuardrailBreached"
     SAMPLE_RATIO_MISMATCH = "SampleRatioMismatch"
     PROMOTION_FAILED = "PromotionFailed"
+    ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
 
 
 class Condition(StatusModel):
