@@ -418,7 +418,9 @@ def test_shadow_reports_agreement_and_latency_delta_while_the_stable_serves(
             and s["shadow"].get("latencyDeltaMs") is not None
             and s["shadow"].get("requests", 0) >= len(chosen)
         ),
-        timeout=30,
+        # The p95 delta needs two scrapes of the histogram after the requests; on a loaded
+        # machine (the whole suite) that took over 30 s once.
+        timeout=60,
     )
     figures = obj["status"]["shadow"]
     assert 0 < figures["agreementRate"] < 1
