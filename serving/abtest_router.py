@@ -167,8 +167,7 @@ class ABTestRouter:
         if split.sticky_header:
             user = headers.get(split.sticky_header.lower().encode())
             if user:
-                # UTF-8, as /feedback's JSON user_key is read: the same key, the same bucket.
-                variant = assign_user(split, user.decode("utf-8", errors="replace"))
+                variant = assign_user(split, user.decode("latin-1"))
                 return variant, float(variant is Variant.CHALLENGER)
         draw = assign_draw(split, secrets.randbelow(2**53) / 2**53)
         return draw, split.challenger_percent / 100

@@ -128,7 +128,6 @@ class LocalPod:
     init_containers: list[Container] = field(default_factory=list)
     volumes: dict[str, Path] = field(default_factory=dict)  # volumes.make_volumes's
     volumes_made: float = 0.0  # when its projected tokens were issued (monotonic)
-    unprepared_until: float | None = None  # set while its volumes could not be made
     start_time: str = field(default_factory=now)
     started_mono: float = field(default_factory=time.monotonic)
     deadline_exceeded: bool = False
@@ -265,8 +264,7 @@ class Supervisor:
 
     def step(self, pod: LocalPod) -> None:
         with pod.lock:
-            # A pod the runner could not prepare starts nothing until it can.
-            if not pod.stopping and pod.unprepared_until is None:
+            if not pod.stopping:
                 self._step(pod)
 
     def _step(self, pod: LocalPod) -> None:

@@ -27,8 +27,6 @@ from maestro.localplatform.pods.status import pod_status, stopped_status
 
 TICK = 0.25
 SERVICES_POLL = 1.0
-# A pod whose credentials or volumes could not be made is tried again this often.
-PREPARE_RETRY = 10.0
 # Projected ServiceAccount tokens are issued again this often (seconds).
 TOKEN_REFRESH = 480.0
 # When the runner itself is stopped (the platform goes down), every pod gets at most this
@@ -101,41 +99,27 @@ class PodRunner:
             hostname=pod.name,
             ip=ip,
         )
-        self.prepare(pod)
-        with self.lock:
-            self.pods[key] = pod
-        log.info("admitted %s at %s", key, ip)
-
-    def prepare(self, pod: LocalPod) -> None:
-        """The pod's API credentials, volumes and containers. When one cannot be made (a
-        token or ConfigMap the API refuses), nothing of the pod starts, its containers wait
-        saying why, and the runner tries again (pod.unprepared_until), as a kubelet keeps
-        retrying a pod whose volumes it cannot mount."""
-        spec, workdir = pod.body["spec"], pod.workdir
         try:
             kc = self.api.service_account_kubeconfig(
-                spec, pod.namespace, pod.name, pod.uid, workdir
+                body["spec"], pod.namespace, pod.name, pod.uid, workdir
             )
             if kc:
                 pod.env["KUBECONFIG"] = str(kc)
             self.make_volumes(pod)
-            pod.init_containers = [
-                Container(c, workdir / f"{c['name']}.log") for c in spec.get("initContainers") or []
-            ]
-            pod.containers = [
-                Container(c, workdir / f"{c['name']}.log") for c in spec.get("containers") or []
-            ]
-            pod.unprepared_until = None
+            for spec in body["spec"].get("initContainers") or []:
+                pod.init_containers.append(Container(spec, workdir / f"{spec['name']}.log"))
+            for spec in body["spec"].get("containers") or []:
+                pod.containers.append(Container(spec, workdir / f"{spec['name']}.log"))
         except Exception as err:
-            log.warning("cannot prepare %s (tried again in %.0fs): %s", pod.key, PREPARE_RETRY, err)
+            log.exception("cannot prepare %s", key)
             pod.init_containers = []
             pod.containers = [
-                Container(
-                    c, workdir / f"{c['name']}.log", error=f"CreateContainerConfigError: {err}"
-                )
-                for c in spec.get("containers") or []
+                Container(c, workdir / f"{c['name']}.log", error=str(err))
+                for c in body["spec"].get("containers") or []
             ]
-            pod.unprepared_until = time.monotonic() + PREPARE_RETRY
+        with self.lock:
+            self.pods[key] = pod
+        log.info("admitted %s at %s", key, ip)
 
     def make_volumes(self, pod: LocalPod) -> None:
         """The pod's volumes, its projected tokens issued (again) now."""
@@ -319,11 +303,6 @@ class PodRunner:
                 pods = list(self.pods.values())
             for pod in pods:
                 try:
-                    if (
-                        pod.unprepared_until is not None
-                        and time.monotonic() >= pod.unprepared_until
-                    ):
-                        self.prepare(pod)
                     self.supervisor.step(pod)
                     self.publish(pod)
                     self.refresh_tokens(pod)

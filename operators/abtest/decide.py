@@ -169,35 +169,13 @@ def decide(inputs: Inputs) -> Outcome:
             ready=None, reason=Reason.STARTING, message=message, phase=ABTestPhase.RUNNING
         )
         return Outcome(verdict, started, [("Normal", Reason.STARTING, message)])
-    if not inputs.challenger_ready:
+    if not inputs.challenger_ready or inputs.figures is None:
         message = "waiting for the challenger's pods to be ready before splitting traffic"
         verdict = Verdict(
             ready=None, reason=Reason.STARTING, message=message, phase=ABTestPhase.RUNNING
         )
         return Outcome(verdict)
-    if inputs.figures is None:
-        return _blind(inputs)
     return look(inputs, inputs.figures)
-
-
-def _blind(inputs: Inputs) -> Outcome:
-    """The split runs but Prometheus gives no figures: no decision, but maxDuration holds."""
-    status, spec = inputs.status, inputs.spec
-    if status.start_time and inputs.now - status.start_time >= parse_duration(spec.max_duration):
-        return _conclude(
-            Decision.INCONCLUSIVE,
-            f"maxDuration {spec.max_duration} reached without figures from Prometheus",
-            inputs.now,
-            False,
-        )
-    message = (
-        "no figures from Prometheus (MAESTRO_PROMETHEUS_URL unset or unreachable): the split"
-        " runs, nothing is decided"
-    )
-    verdict = Verdict(
-        ready=False, reason=Reason.ANALYSIS_UNAVAILABLE, message=message, phase=ABTestPhase.RUNNING
-    )
-    return Outcome(verdict)
 
 
 def _concluded_again(status: ABTestStatus) -> Outcome:

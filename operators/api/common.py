@@ -172,7 +172,6 @@ class Reason(StrEnum):
     GUARDRAIL_BREACHED = "GuardrailBreached"
     SAMPLE_RATIO_MISMATCH = "SampleRatioMismatch"
     PROMOTION_FAILED = "PromotionFailed"
-    ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
 
 
 class Condition(StatusModel):

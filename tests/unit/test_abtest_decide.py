@@ -201,11 +201,3 @@ def test_a_win_that_cannot_be_applied_concludes_with_the_reason() -> None:
     assert (out.verdict.ready, out.verdict.reason) == (False, Reason.PROMOTION_FAILED)
     assert out.status["decision"] == "PromoteChallenger" and not out.promote
     assert out.events[-1][0] == "Warning"
-
-
-def test_without_figures_nothing_is_decided_but_max_duration_holds() -> None:
-    blind = decide(inputs(None))
-    assert (blind.verdict.ready, blind.verdict.reason) == (False, Reason.ANALYSIS_UNAVAILABLE)
-    assert "decision" not in blind.status
-    late = decide(inputs(None, now=T0 + timedelta(hours=2)))
-    assert late.status["decision"] == "Inconclusive"
