@@ -44,7 +44,7 @@ from maestro.localplatform.components import (
     write_audit_policy,
     write_kubeconfig,
 )
-from maestro.localplatform.kubectl import kubectl, run_kubectl
+from maestro.localplatform.kubectl import apply_manifests, kubectl, run_kubectl
 from maestro.localplatform.pki import ensure_pki
 from maestro.localplatform.procs import POD_PROCESS
 
@@ -158,15 +158,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
         kwok_argv(cfg, kwok_yaml),
         env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")},
     )
-    kubectl(
-        cfg,
-        "apply",
-        "--server-side",
-        "--field-manager=maestro-local",
-        "-f",
-        "-",
-        input="".join(node_manifest(n, cfg) for n in NODE_NAMES),
-    )
+    apply_manifests(cfg, "".join(node_manifest(n, cfg) for n in NODE_NAMES), force=False)
     # Apply leaves the status of a node that exists alone; the capacity may have changed.
     patch = node_status_patch(cfg)
     for node in NODE_NAMES:
