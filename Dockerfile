@@ -35,6 +35,7 @@ COPY governance ./governance
 COPY monitoring ./monitoring
 COPY security ./security
 COPY localplatform ./localplatform
+COPY storage ./storage
 # Non-editable: the runtime stage gets a wheel install and no source tree.
 RUN uv sync --frozen --no-dev --all-extras --no-editable
 

@@ -15,8 +15,8 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest demo demo-traffic down kind-up kind-down clean
+.PHONY: help install binaries actionlint vault seaweedfs upstream-crds services cluster-up cluster-down manifests lint \
+        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) $(BIN)/vault ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok and Vault from Go modules
+binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault and SeaweedFS from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -51,6 +51,13 @@ $(BIN)/vault: tools/vault/go.mod tools/vault/go.sum $(wildcard tools/vault/sdk-c
 
 # The local platform runs it (`binaries` needs it): secrets of serving pods.
 vault: $(BIN)/vault ## build Vault v1.14.8 (server, CLI, agent; the last MPL-2.0 release) from its Go module (~11 min cold)
+
+$(BIN)/weed: tools/seaweedfs/go.mod tools/seaweedfs/go.sum tools/build-seaweedfs.sh
+	BIN=$(abspath $(BIN)) tools/build-seaweedfs.sh
+	touch $@
+
+# The local platform runs it (`binaries` needs it): the object store (S3 API).
+seaweedfs: $(BIN)/weed ## build SeaweedFS 4.53 (`weed`: the local object store, S3 API) from its Go module (~5 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
 	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh
@@ -70,7 +77,7 @@ cluster-down: ## stop the local control plane
 manifests: install ## regenerate manifests/crds from the typed models
 	$(PY) -m maestro.operators.api.crdgen manifests/crds
 
-AREAS := operators serving training governance monitoring security localplatform
+AREAS := operators serving training governance monitoring security localplatform storage
 
 # mypy cannot follow the editable install's import hook that maps each folder to
 # maestro.<area>, so it reads them through a tree of symlinks with those names.
@@ -113,11 +120,17 @@ bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk
 bench-abtest: install ## ABTest sequential test vs fixed horizon: samples to decision, power, false positives (simulated) -> docs/benchmarks.md
 	$(PY) -m tests.bench.abtest
 
+bench-drift: install ## `maestro drift check` (cached reference statistics) vs Evidently on 1M rows x 50 columns: time, peak memory, same verdicts -> docs/benchmarks.md
+	$(PY) -m tests.bench.drift
+
 demo: install binaries upstream-crds services ## start the local platform, apply the examples, show them
 	$(PY) -m maestro.localplatform.demo up
 
 demo-traffic: install ## users of the demo's iris deployment: predictions, then their outcomes as /feedback (the ABTest's figures)
 	$(PY) -m maestro.localplatform.demo_traffic
+
+demo-drift: install ## the example DriftCheck on the demo's iris deployment: served traffic, then shifted traffic that drifts (and retrains)
+	$(PY) -m maestro.localplatform.demo_drift
 
 down: ## stop everything `make demo` started
 	$(PY) -m maestro.localplatform.demo down

@@ -1,6 +1,7 @@
 """The local Kubernetes control plane: etcd, kube-apiserver (TLS, RBAC, admission),
-kube-controller-manager, kube-scheduler, kwok for simulated nodes, and the pod
-runner for the project's own pods. `python -m maestro.localplatform.cluster up|down|status`.
+kube-controller-manager, kube-scheduler, kwok for simulated nodes, the pod runner for
+the project's own pods, Vault and the object store (SeaweedFS, S3 API: `objectstore`).
+`python -m maestro.localplatform.cluster up|down|status`.
 
 Starting, checking and stopping them lives here; their command lines are in `components`,
 the configuration in `clusterconfig` and kubectl in `kubectl`. The names tests and tools
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from maestro.localplatform import vault
+from maestro.localplatform import objectstore, vault
 from maestro.localplatform.clusterconfig import (
     NODE_NAMES,
     POD_RUNNER_LABEL,
@@ -136,6 +137,8 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
         sched_kc, cfg.server, pki.ca.cert, pki.scheduler.cert, pki.scheduler.key, "scheduler"
     )
 
+    # The object store starts meanwhile; `objectstore.up` below waits for it.
+    objectstore.start(objectstore.LocalObjectStore(cfg))
     procs.start("etcd", etcd_argv(cfg))
     _wait("etcd", lambda: _healthy(f"{etcd_url(cfg)}/health", None), 30, cfg, "etcd")
 
@@ -176,6 +179,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     wait_nodes_ready(cfg, timeout=60)
     wait_default_serviceaccount(cfg)
     vault.up(cfg, pki)
+    objectstore.up(cfg).ensure_secret("default")
     return time.monotonic() - started
 
 

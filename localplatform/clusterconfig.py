@@ -45,6 +45,18 @@ class ClusterConfig:
     vault_injector_port: int = field(
         default_factory=lambda: _env_int("MAESTRO_VAULT_INJECTOR_PORT", 8442)
     )
+    # The object store's S3 API, and SeaweedFS's own servers behind it (each with a gRPC
+    # port 10000 above: 18333, 19333, 19334, 19335).
+    s3_port: int = field(default_factory=lambda: _env_int("MAESTRO_S3_PORT", 8333))
+    objectstore_master_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_OBJECTSTORE_MASTER_PORT", 9333)
+    )
+    objectstore_volume_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_OBJECTSTORE_VOLUME_PORT", 9334)
+    )
+    objectstore_filer_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_OBJECTSTORE_FILER_PORT", 9335)
+    )
     service_cidr: str = "10.96.0.0/16"
     service_ip: str = "10.96.0.1"
     # The pod runner's pod addresses, routed to loopback.

@@ -1,5 +1,6 @@
 """What each process of the local control plane runs with: the command lines of etcd,
-kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner, the
+kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner (Vault
+and the object store have theirs in `vault` and `objectstore`), the
 kubeconfigs they authenticate with, kwok's configuration and the simulated nodes with
 the capacity ClusterConfig gives them."""
 
@@ -30,6 +31,9 @@ COMPONENTS = (
     "pod-runner",
     "vault",
     "vault-injector",
+    # The filer (in "objectstore") flushes to the volume server as it stops.
+    "objectstore-volume",
+    "objectstore",
 )
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 
 from maestro.localplatform import cluster, mlflow_server, platform, prometheus
+from maestro.localplatform.objectstore import LocalObjectStore
 from maestro.localplatform.vault import LocalVault
 from maestro.security.vault_client import read_kv, write_kv
 
@@ -43,6 +44,8 @@ def up() -> None:
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     )
+    # The object store's endpoint and credentials (AWS_*) for the demo's workloads.
+    LocalObjectStore(cfg).ensure_secret(DEMO_NAMESPACE)
     seeded = seed_example_secret(cfg)
     print(f"Vault: the example's secret {EXAMPLE_SECRET[0]} ({seeded})", flush=True)
     applied = platform.apply_examples(cfg, DEMO_NAMESPACE)
@@ -69,6 +72,10 @@ def up() -> None:
     print("  make demo-traffic\n")
     print(f"MLflow UI:  {ml.url}")
     print(f"Prometheus: {prom.url}")
+    print(
+        f"S3:         {LocalObjectStore(cfg).endpoint} (bucket maestro; keys in the Secret"
+        f" maestro-objectstore of {DEMO_NAMESPACE})"
+    )
     print(
         f"kubectl:    .maestro/bin/kubectl --kubeconfig {cfg.kubeconfig.relative_to(cluster.REPO)} "
         f"get tr,md,abt,dc -n {DEMO_NAMESPACE}"

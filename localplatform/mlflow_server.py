@@ -1,5 +1,9 @@
-"""MLflow tracking server and model registry on PostgreSQL, artifacts on local disk,
-on 127.0.0.1:5000. `python -m maestro.localplatform.mlflow_server up|down`."""
+"""MLflow tracking server and model registry on PostgreSQL, on 127.0.0.1:5000, with its
+artifacts in the local platform's object store (s3://maestro/mlflow-artifacts, which `up`
+starts first). Clients log and load artifacts through the server (mlflow-artifacts:/
+URIs, --serve-artifacts) and need no S3 credentials. Runs logged before the artifacts
+moved (to .maestro/mlflow/artifacts) keep their URIs, which now resolve in the bucket.
+`python -m maestro.localplatform.mlflow_server up|down`."""
 
 from __future__ import annotations
 
@@ -14,9 +18,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from maestro.localplatform import objectstore
+from maestro.localplatform.clusterconfig import ClusterConfig, ClusterError
 from maestro.localplatform.procs import ProcessTable
 
 REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = f"s3://{objectstore.BUCKET}/mlflow-artifacts"
 
 
 class MlflowError(RuntimeError):
@@ -86,13 +93,16 @@ def forget_unreadable_webhooks(cfg: MlflowConfig, key: str) -> None:
 
 
 def up(cfg: MlflowConfig, timeout: float = 120) -> float:
+    """Start the object store (unless it runs), then MLflow (unless it runs)."""
     started = time.monotonic()
+    try:
+        store = objectstore.up(ClusterConfig(root=cfg.root))
+    except ClusterError as err:
+        raise MlflowError(f"MLflow keeps its artifacts in the object store: {err}") from err
     if healthy(cfg):
         return 0.0
     key = webhook_key(cfg)
     forget_unreadable_webhooks(cfg, key)
-    artifacts = cfg.root / "mlflow" / "artifacts"
-    artifacts.mkdir(parents=True, exist_ok=True)
     procs = cfg.processes()
     procs.start(
         "mlflow",
@@ -102,7 +112,7 @@ def up(cfg: MlflowConfig, timeout: float = 120) -> float:
             "--backend-store-uri",
             cfg.database_uri,
             "--artifacts-destination",
-            artifacts.as_uri(),
+            ARTIFACTS,
             "--serve-artifacts",
             "--host",
             cfg.host,
@@ -115,6 +125,10 @@ def up(cfg: MlflowConfig, timeout: float = 120) -> float:
         # local platform; MLflow refuses private addresses and http:// by default.
         env={
             **os.environ,
+            # The object store's endpoint and credentials (boto3 reads AWS_*; MLflow's S3
+            # artifact repository also reads MLFLOW_S3_ENDPOINT_URL).
+            **store.env(),
+            "MLFLOW_S3_ENDPOINT_URL": store.endpoint,
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             # Webhook secrets are stored encrypted: one key for every start, or the

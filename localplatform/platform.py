@@ -14,6 +14,7 @@ import yaml
 
 from maestro.localplatform.cluster import REPO, ClusterConfig, ClusterError, kubectl
 from maestro.localplatform.kubectl import apply_manifests
+from maestro.localplatform.objectstore import LocalObjectStore
 
 OPERATOR_NAMESPACE = "maestro-system"
 OPERATOR_SERVICE_ACCOUNT = "maestro-operator"
@@ -37,10 +38,15 @@ def with_operator_env(manifests: str, env: Mapping[str, str | None]) -> str:
 def deploy_operator(
     cfg: ClusterConfig, timeout: float = 90, env: Mapping[str, str | None] | None = None
 ) -> None:
-    """Deploy the local overlay; `env` sets or (None) removes operator settings."""
+    """Deploy the local overlay; `env` sets or (None) removes operator settings. The
+    object store's Secret (maestro-objectstore) is in the namespace before the operator."""
     manifests = kubectl(cfg, "kustomize", str(REPO / "manifests" / "overlays" / "local")).stdout
     if env:
         manifests = with_operator_env(manifests, env)
+    namespaces = [d for d in yaml.safe_load_all(manifests) if d and d.get("kind") == "Namespace"]
+    if namespaces:
+        apply_manifests(cfg, yaml.safe_dump_all(namespaces))
+    LocalObjectStore(cfg).ensure_secret(OPERATOR_NAMESPACE)
     apply_manifests(cfg, manifests)
     proc = kubectl(
         cfg,

@@ -348,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     from maestro.governance.cli import add_commands
 
     add_commands(commands)
+
+    from maestro.monitoring import job as drift_job
+    from maestro.monitoring.cli import add_commands as add_drift_commands
+
+    drift_job.add_parser(add_drift_commands(commands))
     return parser
 
 

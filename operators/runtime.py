@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 import kopf
+from prometheus_client import start_http_server
 
 from maestro.operators.abtest import handlers as abtest
 from maestro.operators.api.common import GROUP
@@ -78,6 +79,14 @@ def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.Op
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, config)
         runtime.api_client = _api_client()
+
+    if config.metrics_listen:
+        host, _, port = config.metrics_listen.rpartition(":")
+
+        @kopf.on.startup(registry=registry)
+        def metrics_started(**_: Any) -> None:
+            # A daemon thread of prometheus_client's own; it ends with the process.
+            start_http_server(int(port), addr=host or "0.0.0.0", registry=runtime.metrics)
 
     for kind in KINDS:
         kind.register(registry, runtime)

@@ -38,6 +38,7 @@ from maestro.serving.metrics import ServingMetrics
 from maestro.serving.middleware import RequestContext, RequestMiddleware
 from maestro.serving.outputs import v2_datatype
 from maestro.serving.predlog import PredictionLog
+from maestro.serving.predlog_shipper import ParquetShipper
 from maestro.serving.runtime import Answer, ServedModel
 from maestro.serving.schema import Payload
 from maestro.serving.settings import ServeSettings
@@ -65,6 +66,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def prediction_shipper(settings: ServeSettings) -> ParquetShipper | None:
+    """The object-store sink of the prediction log, when a prefix is configured."""
+    if settings.prediction_log_uri is None:
+        return None
+    from maestro.storage.objectstore import ObjectStore
+
+    store = ObjectStore.from_env()
+    return ParquetShipper(
+        settings.prediction_log_uri,
+        revision=settings.revision,
+        pod=settings.pod_name,
+        upload=store.put_bytes,
+        flush_seconds=settings.prediction_log_flush_seconds,
+    )
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -163,13 +180,14 @@ def create_app(
         registry or CollectorRegistry(), deployment=settings.deployment, revision=settings.revision
     )
     predlog = None
-    if settings.prediction_log is not None:
+    if settings.prediction_log is not None or settings.prediction_log_uri is not None:
         predlog = PredictionLog(
             settings.prediction_log,
             sample=settings.prediction_log_sample,
             deployment=settings.deployment,
             revision=settings.revision,
             variant=settings.abtest_variant,
+            shipper=prediction_shipper(settings),
         )
     state = ServerState(settings, metrics, provider.get_tracer("maestro.serving"), predlog)
 

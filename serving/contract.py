@@ -21,6 +21,9 @@ MODEL_NAME = SERVE_PREFIX + "MODEL_NAME"
 PORT = SERVE_PREFIX + "PORT"
 PREDICTION_LOG = SERVE_PREFIX + "PREDICTION_LOG"
 PREDICTION_LOG_SAMPLE = SERVE_PREFIX + "PREDICTION_LOG_SAMPLE"
+# Object-store prefix the pods ship the log to (predlog_layout.deployment_root).
+PREDICTION_LOG_URI = SERVE_PREFIX + "PREDICTION_LOG_URI"
+PREDICTION_LOG_FLUSH_SECONDS = SERVE_PREFIX + "PREDICTION_LOG_FLUSH_SECONDS"
 # Secrets as files (the Vault Agent's /vault/secrets/<ENV>), JSON {"ENV": "/path"}; the
 # operator passes them as `--secret-file ENV=PATH` flags instead.
 SECRET_FILES = SERVE_PREFIX + "SECRET_FILES"

@@ -1,5 +1,7 @@
-"""The prediction log: JSON lines of sampled predictions and of every feedback, written by a
-background thread so the request path only appends to a queue.
+"""The prediction log: sampled predictions and every feedback, written by a background
+thread so the request path only appends to a queue. Two sinks, either or both: JSON lines
+in a local file, and Parquet batches shipped to object storage (predlog_shipper), which
+outlive the pod and are what the DriftCheck job reads.
 
 One line per record (the drift job reads them back as reference-vs-current data):
   {"kind": "prediction", "timestamp": "2025-01-01T12:00:00.123456+00:00", "request_id": "...",
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from maestro.serving.outputs import Outputs
+from maestro.serving.predlog_shipper import ParquetShipper
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +56,19 @@ class PredictionLog:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         *,
         sample: float,
         deployment: str,
         revision: str,
         seed: int | None = None,
         variant: str | None = None,
+        shipper: ParquetShipper | None = None,
     ) -> None:
-        """`variant`: the ABTest variant this pod serves (every line then names it)."""
+        """`variant`: the ABTest variant this pod serves (every line then names it).
+        `shipper`: also ship the records to object storage."""
         self.path = path
+        self.shipper = shipper
         self.sample = sample
         self._identity = {"deployment": deployment, "revision": revision}
         if variant:
@@ -70,7 +76,8 @@ class PredictionLog:
         self._random = random.Random(seed)
         self._queue: queue.Queue[Any] = queue.Queue(MAX_PENDING)
         self.dropped = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -109,7 +116,7 @@ class PredictionLog:
             log.warning("prediction log dropped %d records (writer behind)", self.dropped)
 
     # --- the writer thread ------------------------------------------------------------------
-    def _line(self, item: tuple[Any, ...]) -> str:
+    def _record(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if item[0] == "feedback":
             _, timestamp, request_id, model, outcome = item
             record = {
@@ -138,31 +145,54 @@ class PredictionLog:
                     for name, array in zip(outputs.names, outputs.arrays, strict=True)
                 },
             }
-        return json.dumps(record, default=_jsonable)
+        # JSON types only, as a line would hold them (the shipper writes the same values).
+        loaded: dict[str, Any] = json.loads(json.dumps(record, default=_jsonable))
+        return loaded
 
     def _write(self) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
+        out = self.path.open("a", encoding="utf-8") if self.path is not None else None
+        try:
             while True:
-                item = self._queue.get()
-                lines = []
-                stop = item is _STOP
-                if not stop:
-                    lines.append(item)
-                # Write everything already queued in one go, then flush once.
-                while not stop:
+                items, stop = self._drain()
+                records = []
+                for item in items:
                     try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop = True
-                    else:
-                        lines.append(item)
-                for entry in lines:
-                    try:
-                        out.write(self._line(entry) + "\n")
+                        records.append(self._record(item))
                     except Exception:  # one bad record must not end the log
                         log.exception("cannot write a prediction log record")
-                out.flush()
+                if out is not None and records:
+                    out.writelines(json.dumps(r) + "\n" for r in records)
+                    out.flush()
+                if self.shipper is not None:
+                    for record in records:
+                        self.shipper.add(record)
+                    if stop:
+                        self.shipper.close()
+                    elif self.shipper.due():
+                        self.shipper.flush()
                 if stop:
                     return
+        finally:
+            if out is not None:
+                out.close()
+
+    def _drain(self) -> tuple[list[tuple[Any, ...]], bool]:
+        """Everything queued (waiting for the first item at most until the shipper's next
+        flush is due), and whether the stop was among it."""
+        wait = self.shipper.seconds_until_due() if self.shipper is not None else None
+        items: list[tuple[Any, ...]] = []
+        try:
+            first = self._queue.get(timeout=wait) if wait is not None else self._queue.get()
+        except queue.Empty:
+            return items, False
+        if first is _STOP:
+            return items, True
+        items.append(first)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items, False
+            if item is _STOP:
+                return items, True
+            items.append(item)

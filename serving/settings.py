@@ -4,6 +4,7 @@ sets) and overridden by command-line flags."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -79,6 +80,20 @@ class ServeSettings(BaseSettings):
     )
     prediction_log_sample: float = Field(
         1.0, ge=0.0, le=1.0, description="fraction of requests written to the prediction log"
+    )
+    prediction_log_uri: str | None = Field(
+        None,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description="s3:// prefix the prediction log is shipped to as Parquet (the object"
+        " store's address and keys come from the standard AWS_* environment)",
+    )
+    pod_name: str = Field(
+        default_factory=socket.gethostname,
+        validation_alias=AliasChoices("MAESTRO_SERVE_POD_NAME", "POD_NAME"),
+        description="this pod's name (downward API); names its shipped log files",
+    )
+    prediction_log_flush_seconds: float = Field(
+        30.0, gt=0, description="longest a logged prediction waits before it is shipped"
     )
 
     # --- who may call (no mesh in front): a bearer token, or a JWT checked by a JWKS -------

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client, config
 
 from maestro.localplatform import cluster as local_cluster
-from maestro.localplatform import mlflow_server, platform, prometheus
+from maestro.localplatform import mlflow_server, objectstore, platform, prometheus
 from tests.feast_repo import Repo, created_repo, redis_unavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -153,16 +153,24 @@ def deployed_operator(cluster: Cluster, mlflow_url: str) -> Iterator[local_clust
 
 @pytest.fixture(scope="session")
 def mlflow_url() -> Iterator[str]:
-    """MLflow tracking server on PostgreSQL (started here unless already up)."""
+    """MLflow tracking server on PostgreSQL, its artifacts in the object store (both
+    started here unless already up)."""
     cfg = mlflow_server.MlflowConfig()
+    store_cfg = local_cluster.ClusterConfig(root=cfg.root)
     started_here = not mlflow_server.healthy(cfg)
+    store_started_here = store_cfg.processes().pid(objectstore.PROCESS) is None
     try:
         mlflow_server.up(cfg)
     except mlflow_server.MlflowError as err:
         pytest.fail(str(err), pytrace=False)
     yield cfg.url
-    if started_here and not os.environ.get("MAESTRO_KEEP_CLUSTER"):
+    if os.environ.get("MAESTRO_KEEP_CLUSTER"):
+        return
+    if started_here:
         mlflow_server.down(cfg)
+    # The cluster's `down` stops the store otherwise (its pods' Secret points at it).
+    if store_started_here and not local_cluster.is_up(store_cfg):
+        objectstore.down(store_cfg)
 
 
 @pytest.fixture(scope="session")

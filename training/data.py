@@ -1,17 +1,19 @@
 """Dataset URIs -> pandas DataFrames, and the split every trainer (and every trial) shares.
 
 Supported URIs: `sklearn://<name>` for the datasets scikit-learn ships, local parquet/CSV
-(`file://` or a plain path), `s3://` through pandas (needs s3fs). Loading is I/O; the
-splitting below is pure.
+(`file://` or a plain path), and `s3://<bucket>/<key>` read through maestro.storage from
+the object store the AWS_* variables name (the Secret `maestro-objectstore` in the
+cluster): one parquet/CSV object, or a prefix whose parquet objects are the parts of one
+dataset. Loading is I/O; the splitting below is pure.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
@@ -28,6 +30,8 @@ SKLEARN_DATASETS = {
 }
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
+# pandas infers compression from a path's suffix, not from a buffer's.
+CSV_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 DEFAULT_TARGET = "target"
 
 
@@ -45,12 +49,7 @@ def load_frame(uri: str) -> pd.DataFrame:
     if scheme == "sklearn":
         return _load_sklearn(parts.netloc or parts.path.strip("/"))
     if scheme == "s3":
-        if importlib.util.find_spec("s3fs") is None:
-            raise TrainingError(
-                f"reading {uri} needs the s3fs package, which is not installed in this image"
-                " (pip install s3fs)"
-            )
-        return _read_table(uri, uri)
+        return _read_s3(uri)
     if scheme == "file":
         # file:///abs/path and file://relative/path both name a local file.
         return _read_local(Path(unquote(parts.netloc + parts.path)), uri)
@@ -86,13 +85,52 @@ def _read_local(path: Path, uri: str) -> pd.DataFrame:
     return _read_table(str(path), uri)
 
 
-def _read_table(location: str, uri: str) -> pd.DataFrame:
-    lowered = location.lower()
+def _read_s3(uri: str) -> pd.DataFrame:
+    """One object by its key's suffix, or the parquet objects under a prefix (a key with
+    no table suffix, or ending in /): a partitioned dataset, as Spark and Feast write.
+    boto3 is imported only here: most runs read no s3:// dataset."""
+    from maestro.storage.objectstore import (
+        ObjectNotFound,
+        ObjectStore,
+        ObjectStoreUnavailable,
+        parse_s3_uri,
+    )
+
+    try:
+        _, key = parse_s3_uri(uri)
+    except ValueError as err:
+        raise TrainingError(f"invalid dataset URI: {err}") from err
+    store = ObjectStore.from_env()
+    try:
+        if key and key.lower().endswith(PARQUET_SUFFIXES + CSV_SUFFIXES):
+            return _read_table(io.BytesIO(store.get_bytes(uri)), uri, name=key)
+        prefix = uri if uri.endswith("/") else f"{uri}/"
+        parts = [o for o in store.list(prefix) if o.uri.lower().endswith(PARQUET_SUFFIXES)]
+        if not parts:
+            raise TrainingError(
+                f"dataset not found: {uri} (no parquet objects under {prefix}; name a single"
+                " object *.parquet, *.pq or *.csv)"
+            )
+        frames = [_read_parquet(io.BytesIO(store.get_bytes(o.uri)), o.uri) for o in parts]
+    except ObjectNotFound as err:
+        raise TrainingError(f"dataset not found: {err}") from err
+    except ObjectStoreUnavailable as err:
+        raise TrainingError(f"cannot read dataset {uri}: {err}") from err
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_table(source: str | IO[bytes], uri: str, name: str | None = None) -> pd.DataFrame:
+    """A parquet or CSV table from a path or a buffer; `name` (by default the path) tells
+    the format by its suffix."""
+    lowered = (name or str(source)).lower()
     if lowered.endswith(PARQUET_SUFFIXES):
-        return _read_parquet(location, uri)
+        return _read_parquet(source, uri)
     if lowered.endswith(CSV_SUFFIXES):
+        compression = next(
+            (c for suffix, c in CSV_COMPRESSION.items() if lowered.endswith(suffix)), None
+        )
         try:
-            return pd.read_csv(location)
+            return pd.read_csv(source, compression=compression or "infer")
         except (OSError, ValueError) as err:
             raise TrainingError(f"cannot read CSV dataset {uri}: {err}") from err
     raise TrainingError(
@@ -100,9 +138,9 @@ def _read_table(location: str, uri: str) -> pd.DataFrame:
     )
 
 
-def _read_parquet(location: str, uri: str) -> pd.DataFrame:
+def _read_parquet(source: str | IO[bytes], uri: str) -> pd.DataFrame:
     try:
-        return pd.read_parquet(location)
+        return pd.read_parquet(source)
     except (OSError, ValueError) as err:
         raise TrainingError(f"cannot read parquet dataset {uri}: {err}") from err
 

@@ -228,7 +228,6 @@ class ABTest(Resource):
             ),
             phase_column(),
             ready_column(),
-            # Always shown: until its controller lands, Ready=False says NotImplemented here.
             reason_column(priority=0),
             PrinterColumn(
                 name="Traffic",

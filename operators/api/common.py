@@ -115,8 +115,6 @@ class Reason(StrEnum):
     """The reasons vocabulary shared by every kind's conditions and Events."""
 
     ACCEPTED = "Accepted"
-    # A valid object of a kind whose controller does not run yet.
-    NOT_IMPLEMENTED = "NotImplemented"
     INVALID_SPEC = "InvalidSpec"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
     TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"
@@ -172,6 +170,24 @@ class Reason(StrEnum):
     GUARDRAIL_BREACHED = "GuardrailBreached"
     SAMPLE_RATIO_MISMATCH = "SampleRatioMismatch"
     PROMOTION_FAILED = "PromotionFailed"
+    # DriftCheck: the schedule, each run's outcome (the job's own reasons for bad input,
+    # monitoring.contract) and retraining.
+    OBJECT_STORE_NOT_CONFIGURED = "ObjectStoreNotConfigured"
+    REFERENCE_MISSING = "ReferenceMissing"
+    SCHEDULE_REJECTED = "ScheduleRejected"
+    SCHEDULED = "Scheduled"
+    SUSPENDED = "Suspended"
+    NO_DRIFT = "NoDrift"
+    DRIFT_DETECTED = "DriftDetected"
+    REFERENCE_UNREADABLE = "ReferenceUnreadable"
+    CURRENT_UNREADABLE = "CurrentUnreadable"
+    COLUMN_MISSING = "ColumnMissing"
+    EMPTY_DATA = "EmptyData"
+    ALL_NULL_COLUMN = "AllNullColumn"
+    UNSUPPORTED_FORMAT = "UnsupportedFormat"
+    CHECK_RUN_FAILED = "CheckRunFailed"
+    RETRAIN_STARTED = "RetrainStarted"
+    RETRAIN_SKIPPED = "RetrainSkipped"
 
 
 class Condition(StatusModel):

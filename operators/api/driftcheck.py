@@ -12,6 +12,7 @@ from maestro.operators.api.common import (
     KindInfo,
     ObjectName,
     ObjectReference,
+    PositiveDuration,
     PrinterColumn,
     Resource,
     SpecModel,
@@ -124,6 +125,13 @@ class Retrain(SpecModel):
     min_severity: Severity = Field(
         default=Severity.CRITICAL, description="Lowest severity that triggers retraining."
     )
+    cooldown: PositiveDuration = Field(
+        default="6h",
+        description=(
+            "Shortest time between two retrains started by this check; a TrainingRun it"
+            " started that is still running also holds the next one back."
+        ),
+    )
 
 
 class OnDrift(SpecModel):
@@ -174,7 +182,10 @@ class ColumnResult(StatusModel):
 
     name: str = Field(description="Column name.")
     test: str = Field(description="Statistical test used.")
-    score: float | None = Field(default=None, description="Test statistic or distance.")
+    score: float | None = Field(
+        default=None, description="p-value (ks, chisquare, z) or distance (the others)."
+    )
+    threshold: float | None = Field(default=None, description="The test's drift threshold.")
     drifted: bool = Field(description="Whether the column drifted.")
 
 
@@ -198,6 +209,19 @@ class DriftCheckStatus(StatusBase):
     mlflow_run_id: str | None = Field(default=None, description="MLflow run of the last check.")
     last_retrain: str | None = Field(
         default=None, description="Name of the last TrainingRun started by this check."
+    )
+    last_retrain_time: datetime | None = Field(
+        default=None, description="When this check last started a TrainingRun."
+    )
+    last_job: str | None = Field(default=None, description="The Job of the last run reported.")
+    last_run_reason: str | None = Field(
+        default=None, description="How the last run ended: NoDrift, DriftDetected or why not."
+    )
+    last_run_message: str | None = Field(default=None, description="The last run, in words.")
+    reference_uri: str | None = Field(default=None, description="The reference dataset used.")
+    columns_truncated: bool | None = Field(
+        default=None,
+        description="Only the drifted columns are listed here (the report has them all).",
     )
 
 
@@ -225,7 +249,6 @@ class DriftCheck(Resource):
             ),
             phase_column(),
             ready_column(),
-            # Always shown: until its controller lands, Ready=False says NotImplemented here.
             reason_column(priority=0),
             PrinterColumn(
                 name="Severity",

@@ -55,6 +55,14 @@ def env_value(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
 
 
+def env_from_secret(name: str | None) -> dict[str, Any]:
+    """A container's `envFrom` for every key of a Secret (optional: a missing Secret leaves
+    the variables unset rather than the pod unstartable); {} without a name."""
+    if not name:
+        return {}
+    return {"envFrom": [{"secretRef": {"name": name, "optional": True}}]}
+
+
 def restricted_container_security_context(uid: int = IMAGE_UID) -> dict[str, Any]:
     """The container settings the "restricted" Pod Security profile requires, and a
     read-only root filesystem beyond it."""

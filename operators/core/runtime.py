@@ -1,11 +1,14 @@
 """What every kind's handlers share, built once per operator run (no module globals): the
-settings, the clock, and the API client created by the startup handler."""
+settings, the clock, the API client created by the startup handler and the registry of
+the metrics the operator exports."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from maestro.operators.core.conditions import Clock
 from maestro.operators.core.kube import Kube
@@ -20,6 +23,8 @@ class Runtime:
     config: OperatorConfig = field(default_factory=OperatorConfig)
     # The kubernetes ApiClient, created by the startup handler.
     api_client: Any = field(default=None)
+    # What the operator exports at MAESTRO_METRICS_LISTEN (e.g. DriftCheck results).
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     _kube: Kube | None = field(default=None, init=False, repr=False)
     _prometheus: PrometheusClient | None = field(default=None, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

@@ -63,6 +63,14 @@ class OperatorConfig(BaseSettings):
             " e.g. http://prometheus-operated.monitoring:9090."
         ),
     )
+    metrics_listen: str | None = Field(
+        default=None,
+        pattern=r"^[^:\s]*:[0-9]{1,5}$",
+        description=(
+            "host:port serving the operator's Prometheus metrics at /metrics (each"
+            " DriftCheck's drift share, severity and per-column scores); unset serves none."
+        ),
+    )
     log_format: str = Field(default="plain", description="Kopf log format: plain, full or json.")
     verbose: bool = Field(default=False, description="Debug logging.")
 
@@ -223,6 +231,41 @@ class OperatorConfig(BaseSettings):
     )
     prediction_log_sample: float = Field(
         default=0.1, ge=0, le=1, description="Share of predictions logged (0-1)."
+    )
+    prediction_log_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description=(
+            "s3:// prefix serving pods ship their prediction log to as Parquet (one folder per"
+            " namespace and ModelDeployment) and DriftCheck jobs read; unset ships none and"
+            " DriftChecks on a window get Ready=False (ObjectStoreNotConfigured)."
+        ),
+    )
+    prediction_log_flush_seconds: float = Field(
+        default=30.0, gt=0, description="Longest a logged prediction waits before it is shipped."
+    )
+    drift_reports_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[^/]+(/.*)?$",
+        description=(
+            "s3:// prefix where DriftCheck jobs write each run's HTML report (under"
+            " <namespace>/<name>/); unset keeps the report in the MLflow run only."
+        ),
+    )
+    object_store_secret: str | None = Field(
+        default=None,
+        description=(
+            "Secret (in each workload's namespace) with the object store's standard AWS_*"
+            " variables (AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,"
+            " AWS_REGION), given to serving pods and DriftCheck jobs as environment; unset"
+            " leaves them to the pod's identity (e.g. IRSA on EKS)."
+        ),
+    )
+    object_store_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="TCP port of the object store, opened in serving pods' egress policy.",
     )
     istio: bool = Field(
         default=True,

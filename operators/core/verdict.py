@@ -52,20 +52,6 @@ def first_failure(checks: Iterable[Check], accepted: Verdict) -> Verdict:
     return accepted
 
 
-def not_implemented(kind: str, missing: str) -> Verdict:
-    """A valid object of a kind whose controller does not run yet: it must never look live.
-
-    Ready=False (not Unknown): nothing will happen until the controller lands, and tools
-    such as `kubectl wait --for=condition=Ready` must not wait for it as for work underway.
-    """
-    return Verdict(
-        ready=False,
-        reason=Reason.NOT_IMPLEMENTED,
-        message=f"{kind} spec is valid and its references resolve, but {missing}",
-        phase=PENDING,
-    )
-
-
 def invalid_spec(kind: str, error: ValidationError) -> Verdict:
     """The API server accepted a spec the operator cannot parse (e.g. CRDs older than it).
 

@@ -1,13 +1,17 @@
 """DriftCheck handlers: thin Kopf glue around driftcheck.controller.
 
-A DriftCheck is reconciled on its own events and again when the ModelDeployment or a
-TrainingRun it names (reference run, retrain template) appears or goes.
+A DriftCheck is reconciled on its own events, again when the ModelDeployment or a
+TrainingRun it names (reference run, retrain template) appears or goes, and whenever one
+of its Jobs changes (a finished run is reported at once).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import kopf
 
+from maestro.operators.api.common import GROUP, VERSION
 from maestro.operators.api.driftcheck import DriftCheck
 from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.api.trainingrun import TrainingRun
@@ -19,6 +23,8 @@ from maestro.operators.core.handlers import (
 from maestro.operators.core.references import References, RefKey
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.driftcheck.controller import build
+from maestro.operators.driftcheck.metrics import DriftMetrics
+from maestro.operators.driftcheck.render import LABEL_DRIFTCHECK
 
 
 def references(namespace: str, spec: kopf.Spec) -> set[RefKey]:
@@ -37,7 +43,7 @@ def references(namespace: str, spec: kopf.Spec) -> set[RefKey]:
 
 
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
-    controller = build(runtime)
+    controller = build(runtime, DriftMetrics(runtime.metrics))
     refs = References()
     start_queue(registry, controller.queue, id="driftcheck-startup")
 
@@ -59,3 +65,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             references=refs,
             queue=controller.queue,
         )
+
+    @kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        labels={LABEL_DRIFTCHECK: kopf.PRESENT},
+        id="driftcheck-jobs",
+        registry=registry,
+    )
+    def job_event(*, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+        controller.queue.requeue(namespace or "", str(labels[LABEL_DRIFTCHECK]), 0)
+
+    @kopf.on.event(GROUP, VERSION, DriftCheck.INFO.plural, id="driftcheck-gone", registry=registry)
+    def gone(*, type: str, namespace: str | None, name: str, **_: Any) -> None:
+        if type == "DELETED":
+            controller.forget(namespace or "", name)

@@ -21,6 +21,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from maestro.localplatform.cluster import ClusterConfig
+from maestro.localplatform.objectstore import LocalObjectStore
 from maestro.localplatform.wait import eventually
 from tests.cluster.modeldeployments import ALIAS
 from tests.cluster.operator_process import MAESTRO, Operator, free_port, stop
@@ -122,3 +124,11 @@ def registered(mlflow_url: str) -> Iterator[tuple[str, Any]]:
     client.set_registered_model_alias(name, ALIAS, "1")
     yield name, features
     client.delete_registered_model(name)
+
+
+@pytest.fixture(scope="session")
+def objectstore(cluster: Cluster) -> LocalObjectStore:
+    """The platform's object store (SeaweedFS), which the cluster fixture started."""
+    store = LocalObjectStore(ClusterConfig())
+    store.credentials()  # fails with how to start it when it never ran
+    return store

@@ -81,14 +81,14 @@ def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
 
 # What each example settles at under an operator started without MLflow: a TrainingRun and
 # a ModelDeployment and an ABTest wait for the MLflow tracking URI they need (other modules run
-# them against the real services); DriftCheck resolves its references but says that no
-# controller runs for it yet, never that it is live.
+# them against the real services); DriftCheck resolves its references but has no object
+# store to read the prediction log from.
 SETTLED = {
     "TrainingRun": ("False", "OperatorNotConfigured", "Warning"),
     # Both need MLflow, which this operator is not given.
     "ModelDeployment": ("False", "OperatorNotConfigured", "Warning"),
     "ABTest": ("False", "OperatorNotConfigured", "Warning"),
-    "DriftCheck": ("False", "NotImplemented", "Warning"),
+    "DriftCheck": ("False", "ObjectStoreNotConfigured", "Warning"),
 }
 
 
@@ -182,7 +182,7 @@ def test_driftcheck_waits_for_its_retrain_template(
 
     wait_ready(cluster, namespace, "DriftCheck", name, "False", "TrainingRunNotFound")
     apply(cluster, namespace, example("TrainingRun"))
-    wait_ready(cluster, namespace, "DriftCheck", name, "False", "NotImplemented")
+    wait_ready(cluster, namespace, "DriftCheck", name, "False", "ObjectStoreNotConfigured")
 
 
 def test_settled_objects_are_not_rewritten_even_after_a_restart(

@@ -1,5 +1,6 @@
 """The MLflow tracking server and registry the platform uses: PostgreSQL behind it,
-artifacts on local disk, on 127.0.0.1:5000."""
+artifacts in the object store (proxied: clients need no S3 credentials), on
+127.0.0.1:5000."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import psycopg2
 import pytest
 from mlflow import MlflowClient
 
-from maestro.localplatform.mlflow_server import MlflowConfig
+from maestro.localplatform.clusterconfig import ClusterConfig
+from maestro.localplatform.mlflow_server import ARTIFACTS, MlflowConfig
+from maestro.localplatform.objectstore import LocalObjectStore
 
 pytestmark = pytest.mark.services
 
@@ -38,6 +41,14 @@ def test_runs_metrics_artifacts_and_registry_persist_in_postgresql(
     downloaded = Path(mlflow.download_artifacts(run_id, "note.txt", str(tmp_path / "dl")))
     assert downloaded.read_text() == "artifact body"
     assert mlflow.get_model_version_by_alias(name, "candidate").version == version.version
+    # The client went through the server's proxy; the bytes are in the object store.
+    assert mlflow.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:")
+    store = LocalObjectStore(ClusterConfig(root=MlflowConfig().root)).client()
+    stored = [
+        o.uri for o in store.list(f"{ARTIFACTS}/") if o.uri.endswith(f"{run_id}/artifacts/note.txt")
+    ]
+    assert len(stored) == 1
+    assert store.get_bytes(stored[0]) == b"artifact body"
 
     # The rows are in PostgreSQL, not in a file store.
     dsn = MlflowConfig().database_uri.replace("postgresql+psycopg2://", "postgresql://")

@@ -4,7 +4,6 @@ fake clock."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -13,12 +12,9 @@ from maestro.operators.abtest.decide import DeploymentView, Inputs
 from maestro.operators.abtest.decide import decide as decide_abtest
 from maestro.operators.api.abtest import ABTestSpec, ABTestStatus
 from maestro.operators.api.common import Reason
-from maestro.operators.api.driftcheck import DriftCheckSpec
 from maestro.operators.api.trainingrun import TrainingRunSpec
 from maestro.operators.core.status import plan_status
-from maestro.operators.core.verdict import DeploymentFacts, Verdict, invalid_spec
-from maestro.operators.driftcheck.decide import decide as decide_driftcheck
-from maestro.operators.driftcheck.decide import referenced_training_runs
+from maestro.operators.core.verdict import Verdict, invalid_spec
 
 pytestmark = pytest.mark.unit
 
@@ -76,85 +72,6 @@ def test_decide_abtest(
     verdict = abtest_verdict(md, champion_uri)
     assert (verdict.ready, verdict.reason) == (ready, reason)
     assert verdict.phase == ("Running" if reason == Reason.STARTING else "Pending")
-
-
-def driftcheck(**spec: Any) -> DriftCheckSpec:
-    base: dict[str, Any] = {"deployment": "iris", "reference": {"uri": "s3://d/ref.parquet"}}
-    return DriftCheckSpec.model_validate({**base, **spec})
-
-
-IRIS = {"iris": DeploymentFacts("models:/iris/1")}
-
-
-@pytest.mark.parametrize(
-    ("spec", "deployments", "runs", "reason", "fragment"),
-    [
-        pytest.param(
-            driftcheck(),
-            {},
-            set(),
-            Reason.DEPLOYMENT_NOT_FOUND,
-            "spec.deployment",
-            id="deployment-missing",
-        ),
-        pytest.param(
-            driftcheck(),
-            IRIS,
-            set(),
-            Reason.NOT_IMPLEMENTED,
-            "no CronJob is created",
-            id="valid-but-not-running",
-        ),
-        pytest.param(
-            driftcheck(reference={"trainingRun": "train"}),
-            IRIS,
-            set(),
-            Reason.TRAINING_RUN_NOT_FOUND,
-            "spec.reference.trainingRun",
-            id="reference-run-missing",
-        ),
-        pytest.param(
-            driftcheck(onDrift={"retrain": {"template": "train"}}),
-            IRIS,
-            set(),
-            Reason.TRAINING_RUN_NOT_FOUND,
-            "spec.onDrift.retrain.template",
-            id="template-missing",
-        ),
-        pytest.param(
-            driftcheck(onDrift={"retrain": {"template": "train"}}),
-            IRIS,
-            {"train"},
-            Reason.NOT_IMPLEMENTED,
-            "no drift is computed",
-            id="template-present",
-        ),
-        pytest.param(
-            driftcheck(onDrift={"retrain": {"template": "train"}}),
-            {},
-            set(),
-            Reason.DEPLOYMENT_NOT_FOUND,
-            "spec.deployment",
-            id="deployment-checked-first",
-        ),
-    ],
-)
-def test_decide_driftcheck(
-    spec: DriftCheckSpec,
-    deployments: dict[str, DeploymentFacts],
-    runs: set[str],
-    reason: Reason,
-    fragment: str,
-) -> None:
-    verdict = decide_driftcheck(spec, deployments, runs)
-    assert verdict.reason == reason
-    assert fragment in verdict.message
-
-
-def test_referenced_training_runs() -> None:
-    spec = driftcheck(reference={"trainingRun": "a"}, onDrift={"retrain": {"template": "b"}})
-    assert referenced_training_runs(spec) == {"a", "b"}
-    assert referenced_training_runs(driftcheck()) == set()
 
 
 def test_invalid_spec_names_the_field_and_fails() -> None:

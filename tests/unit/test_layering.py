@@ -67,7 +67,8 @@ def test_registry_builds_with_all_handlers() -> None:
     # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds),
     # ModelDeployments the Deployments of their revisions and the ABTests on them (whose
     # split they render); ABTests and DriftChecks are re-checked when the objects they name
-    # change.
+    # change, DriftChecks also when one of their Jobs does (and forget their gauges when
+    # they go).
     assert watched == {
         "modeldeployment-deployments",
         "modeldeployment-abtests",
@@ -78,6 +79,8 @@ def test_registry_builds_with_all_handlers() -> None:
         "driftcheck",
         "driftcheck-modeldeployments",
         "driftcheck-trainingruns",
+        "driftcheck-jobs",
+        "driftcheck-gone",
         "trainingrun-jobs",
         "trainingrun-pytorchjobs",
         "trainingrun-tfjobs",

@@ -74,7 +74,7 @@ ERROR_CASES = [
     ("missing-file", "/nonexistent/data.parquet", "dataset not found"),
     ("missing-file-uri", "file:///nonexistent/data.csv", "dataset not found"),
     ("unsupported-scheme", "ftp://host/data.csv", "unsupported dataset URI scheme 'ftp'"),
-    ("s3-without-s3fs", "s3://bucket/data.parquet", "needs the s3fs package"),
+    ("s3-without-bucket", "s3:///data.parquet", "invalid dataset URI: no bucket"),
 ]
 
 
@@ -84,6 +84,15 @@ ERROR_CASES = [
 def test_load_errors_name_the_problem(uri: str, message: str) -> None:
     with pytest.raises(TrainingError, match=message):
         load_frame(uri)
+
+
+def test_s3_store_unreachable_says_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 1 on loopback refuses at once: the message says which variable to check.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    with pytest.raises(TrainingError, match=r"cannot read dataset s3://b/d\.csv: .*unreachable"):
+        load_frame("s3://b/d.csv")
 
 
 def test_unknown_suffix(tmp_path: Path) -> None:

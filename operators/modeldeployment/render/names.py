@@ -101,6 +101,10 @@ class ServingSettings:
     prediction_log_dir: str | None = None
     prediction_log_claim: str | None = None
     prediction_log_sample: float = 0.1
+    prediction_log_uri: str | None = None
+    prediction_log_flush_seconds: float = 30.0
+    object_store_secret: str | None = None
+    object_store_port: int | None = None
     istio: bool = True
     istio_namespace: str = "istio-system"
     trust_domain: str = "cluster.local"
@@ -123,6 +127,10 @@ class ServingSettings:
             prediction_log_dir=config.prediction_log_dir,
             prediction_log_claim=config.prediction_log_claim,
             prediction_log_sample=config.prediction_log_sample,
+            prediction_log_uri=config.prediction_log_uri,
+            prediction_log_flush_seconds=config.prediction_log_flush_seconds,
+            object_store_secret=config.object_store_secret,
+            object_store_port=config.object_store_port,
             istio=config.istio,
             istio_namespace=config.istio_namespace,
             trust_domain=config.istio_trust_domain,

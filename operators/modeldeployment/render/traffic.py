@@ -247,6 +247,8 @@ def render_network_policy(
     ports = [tracking_port(settings.tracking_uri)]
     if spec.secrets:
         ports.append(settings.vault_port)
+    if settings.prediction_log_uri and settings.object_store_port:
+        ports.append(settings.object_store_port)
     ports += settings.egress_ports
     tcp_ports = sorted({p for p in ports if p is not None})
     if tcp_ports:

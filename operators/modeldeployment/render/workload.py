@@ -41,7 +41,7 @@ from maestro.operators.modeldeployment.render.names import (
     service_account_name,
 )
 from maestro.security.vault_access import deployment_access
-from maestro.serving import contract
+from maestro.serving import contract, predlog_layout
 
 # --- the Deployment -----------------------------------------------------------------------
 
@@ -68,6 +68,26 @@ def server_env(
             ),
             env_value(contract.PREDICTION_LOG_SAMPLE, f"{settings.prediction_log_sample:g}"),
         ]
+    if settings.prediction_log_uri:
+        env += [
+            env_value(
+                contract.PREDICTION_LOG_URI,
+                predlog_layout.deployment_root(
+                    settings.prediction_log_uri, ids.namespace, ids.name
+                ),
+            ),
+            env_value(
+                contract.PREDICTION_LOG_FLUSH_SECONDS, f"{settings.prediction_log_flush_seconds:g}"
+            ),
+        ]
+        if not settings.prediction_log_dir:
+            env += [
+                {
+                    "name": contract.POD_NAME,
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                },
+                env_value(contract.PREDICTION_LOG_SAMPLE, f"{settings.prediction_log_sample:g}"),
+            ]
     env += [
         env_value("OTEL_SERVICE_NAME", ids.name),
         env_value(
@@ -191,6 +211,7 @@ def render_deployment(
         "args": server_args(ids, spec, revision),
         "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
         "env": server_env(ids, spec, revision, settings),
+        **objects.env_from_secret(settings.object_store_secret),
         "resources": _resources(spec),
         "readinessProbe": _probe(READY_PATH, 5),
         "livenessProbe": _probe(LIVE_PATH, 10),
