@@ -59,14 +59,6 @@ UNUSED_WITH_REASON: dict[tuple[str, str, str], str] = {
         )
         for kind in ("trainingruns", "modeldeployments", "driftchecks")
     },
-    **{
-        ("mlops.maestro.dev", "trainingruns", verb): (
-            "a DriftCheck creates a TrainingRun only on drift at its minSeverity; the"
-            " examples' check runs on a schedule no test of the session waits for"
-            " (tests/cluster/test_driftcheck.py retrains through an operator process)"
-        )
-        for verb in ("create", "patch")
-    },
     ("", "serviceaccounts", "delete"): (
         "pruning the ServiceAccount of a ModelDeployment that drops spec.secrets; no test"
         " of the session drops them"
