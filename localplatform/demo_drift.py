@@ -37,7 +37,8 @@ def status(cfg: cluster.ClusterConfig) -> dict[str, Any]:
 def send(url: str, rows: list[dict[str, float]]) -> None:
     with httpx.Client(timeout=10) as http:
         for i in range(0, len(rows), 20):
-            http.post(f"{url}/invocations", json={"dataframe_records": rows[i : i + 20]})
+            answer = http.post(f"{url}/invocations", json={"dataframe_records": rows[i : i + 20]})
+            answer.raise_for_status()
 
 
 def run_check(cfg: cluster.ClusterConfig, job: str, timeout: float = 180) -> dict[str, Any]:
@@ -60,10 +61,9 @@ def show(result: dict[str, Any]) -> None:
         f" drifted {result.get('driftedColumns') or 'none'}"
     )
     for col in result.get("columns") or []:
-        print(
-            f"    {col['name']:<20} {col['test']:<12} score {col['score']:.4g}"
-            f"  {'DRIFTED' if col['drifted'] else 'stable'}"
-        )
+        score = "n/a" if col.get("score") is None else f"{col['score']:.4g}"
+        verdict = "DRIFTED" if col["drifted"] else "stable"
+        print(f"    {col['name']:<20} {col['test']:<12} score {score}  {verdict}")
     print(f"  report: {result.get('reportUri')}  MLflow run: {result.get('mlflowRunId')}")
 
 

@@ -28,6 +28,8 @@ datasets (--reference, --current):
   s3://BUCKET/KEY              an object in the object store (AWS_ENDPOINT_URL_S3,
                                AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
   runs:/RUN_ID/PATH            an artifact of an MLflow run (MLFLOW_TRACKING_URI)
+  runs:/RUN_ID                 the dataset that run trained on: a TrainingRun's logged
+                               dataset (its status.mlflowRunId)
   sklearn://NAME, ...          any dataset URI a TrainingRun trains on (its logged dataset)
 
 stat tests (--stat-test), each column tested alone, scores and verdicts as Evidently's:

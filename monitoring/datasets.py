@@ -246,13 +246,16 @@ def parse_runs_uri(uri: str) -> tuple[str, str]:
 
 
 def _open_run_artifact(uri: str, side: str) -> Dataset:
+    # A tracking server that is down should be reported in seconds, not after retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    run_id = uri[len("runs:") :].strip("/")
+    if run_id and "/" not in run_id:
+        return open_dataset(logged_dataset(run_id, uri, side), side)
     try:
         parse_runs_uri(uri)  # validates
     except ValueError as err:
         raise DriftInputError(unreadable(side), str(err)) from err
-    # A tracking server that is down should be reported in seconds, not after retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
@@ -266,6 +269,30 @@ def _open_run_artifact(uri: str, side: str) -> Dataset:
         raise DriftInputError(unreadable(side), f"cannot download {uri}: {err}") from err
     kind = "parquet" if local.is_dir() else format_of(local.name, uri)
     return Dataset(uri, side, path=local, kind=kind, _tmp=tmp)
+
+
+def logged_dataset(run_id: str, uri: str, side: str) -> str:
+    """`runs:/<run id>` alone: the dataset that run trained on (a TrainingRun's
+    status.mlflowRunId), as `maestro train` recorded it in the run's lineage tag."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from maestro.training.contract import TAG_DATASET_URI
+
+    try:
+        tags = MlflowClient().get_run(run_id).data.tags
+    except Exception as err:
+        if _unreachable(err) or not isinstance(err, MlflowException | OSError):
+            raise DriftUnavailableError(f"MLflow could not give run {run_id}: {err}") from err
+        raise DriftInputError(unreadable(side), f"cannot read run {uri}: {err}") from err
+    dataset = tags.get(TAG_DATASET_URI)
+    if not dataset or dataset.startswith("runs:/"):
+        raise DriftInputError(
+            unreadable(side),
+            f"run {run_id} ({uri}) names no dataset (tag {TAG_DATASET_URI}): give the"
+            " dataset's URI, or runs:/<run id>/<artifact path> for a logged file",
+        )
+    return dataset
 
 
 def _unreachable(err: BaseException) -> bool:
@@ -329,9 +356,21 @@ def remote_digest(uri: str, side: str = REFERENCE) -> str:
             raise DriftInputError(unreadable(side), f"{side} data not found: no object {uri}")
         return f"s3:etag={found[0].etag}:size={found[0].size}"
     if scheme == "runs":
+        run_id = uri[len("runs:") :].strip("/")
+        if run_id and "/" not in run_id:  # the run's logged dataset: digest that
+            return remote_or_file_digest(logged_dataset(run_id, uri, side), side)
         try:
             run_id, artifact = parse_runs_uri(uri)
         except ValueError as err:
             raise DriftInputError(unreadable(side), str(err)) from err
         return f"runs:{run_id}:{artifact}"
     return f"uri:{uri}"
+
+
+def remote_or_file_digest(uri: str, side: str = REFERENCE) -> str:
+    path = local_path(uri)
+    if path is None:
+        return remote_digest(uri, side)
+    if not path.is_file():
+        raise DriftInputError(unreadable(side), f"{side} data not found: {uri} (no such file)")
+    return f"sha256:{file_sha256(path)}"

@@ -26,6 +26,7 @@ import pandas as pd
 from maestro.monitoring import contract
 from maestro.monitoring.contract import DriftFailure, DriftResult
 from maestro.monitoring.errors import (
+    CURRENT_UNREADABLE,
     EMPTY_DATA,
     DriftError,
     DriftInputError,
@@ -34,7 +35,9 @@ from maestro.monitoring.errors import (
 from maestro.monitoring.report import render_html
 
 log = logging.getLogger("maestro.drift.run")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^([0-9]+(s|m|h|d))+$")
+_DURATION_PART = re.compile(r"([0-9]+)([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
@@ -54,11 +57,12 @@ class RunArgs:
 
 
 def parse_window(text: str) -> datetime.timedelta:
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
+    """The CRD's Duration grammar (whole units, repeatable: 1h30m, 7d), as the operator
+    reads it; argparse turns the error into exit 2."""
+    if not _DURATION.fullmatch(text):
         raise argparse.ArgumentTypeError(f"--window {text!r}: use units such as 30m, 24h, 7d")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return datetime.timedelta(days=d, hours=h, minutes=m, seconds=s)
+    seconds = sum(int(n) * _UNIT[u] for n, u in _DURATION_PART.findall(text))
+    return datetime.timedelta(seconds=seconds)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,6 +94,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def main_from_args(ns: argparse.Namespace) -> int:
+    # Plain lines in the pod's log (kubectl logs job/...): what was read and found.
+    for name in ("maestro.drift.run", "maestro.monitoring"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(asctime)s drift: %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
     if ns.predictions and ns.window is None:
         print("maestro drift run: error: --predictions needs --window", file=sys.stderr)
         return contract.EXIT_BAD_INPUT
@@ -116,6 +129,10 @@ def run(args: RunArgs, now: datetime.datetime | None = None) -> int:
         result = keep(args, result, now)
     except DriftError as err:
         return finish(err.failure(), err.exit_code)
+    except Exception as err:  # still tell the operator why, then fail (the Job retries)
+        log.exception("the drift check failed")
+        failure = DriftFailure(reason="CheckRunFailed", message=f"{type(err).__name__}: {err}")
+        return finish(failure, 1)
     log.info(
         "drift share %.3f (%s): drifted %s",
         result.drift_share,
@@ -131,13 +148,17 @@ def current_frame(args: RunArgs, now: datetime.datetime) -> pd.DataFrame:
     if args.current:
         return load_frame(args.current, args.columns, side="current")
     from maestro.monitoring.predictions import load_window
-    from maestro.storage.objectstore import ObjectStoreUnavailable
+    from maestro.storage.objectstore import ObjectNotFound, ObjectStoreUnavailable
 
     assert args.predictions and args.window
     try:
         frame, files = load_window(args.predictions, args.window, now)
     except ObjectStoreUnavailable as err:
         raise DriftUnavailableError(str(err)) from err
+    except (ObjectNotFound, ValueError, OSError) as err:  # a missing bucket, a corrupt file
+        raise DriftInputError(
+            CURRENT_UNREADABLE, f"cannot read the prediction log under {args.predictions}: {err}"
+        ) from err
     if frame.empty:
         raise DriftInputError(
             EMPTY_DATA,
@@ -149,6 +170,7 @@ def current_frame(args: RunArgs, now: datetime.datetime) -> pd.DataFrame:
 
 
 def check(args: RunArgs, now: datetime.datetime) -> DriftResult:
+    from maestro.monitoring.cli import progress_for
     from maestro.monitoring.drift import check_with_reference_uri
 
     current = current_frame(args, now)
@@ -159,6 +181,7 @@ def check(args: RunArgs, now: datetime.datetime) -> DriftResult:
         stat_test=args.stat_test,
         warning=args.warning,
         critical=args.critical,
+        progress=progress_for(sys.stderr),
     )
 
 

@@ -43,7 +43,14 @@ def load_window(
 
     start = now - window
     store = ObjectStore.from_env()
-    listed = [info.uri for info in store.list(f"{root.rstrip('/')}/kind={layout.PREDICTIONS}/")]
+    # Only the window's hour partitions of each revision are listed, not the whole history.
+    revisions = store.folders(f"{root.rstrip('/')}/kind={layout.PREDICTIONS}/")
+    listed = [
+        info.uri
+        for revision in revisions
+        for hour in layout.hours_between(start, now)
+        for info in store.list(f"{revision}hour={hour}/")
+    ]
     keys = window_keys(listed, start, now)
     log.info("reading %d prediction log files of %s since %s", len(keys), root, start.isoformat())
     frames = [pd.read_parquet(io.BytesIO(store.get_bytes(uri))) for uri in keys]

@@ -33,6 +33,9 @@ environment (flags override; set by the ModelDeployment operator):
   MAESTRO_SERVE_DRAIN_SECONDS      SIGTERM: time for in-flight requests (30)
   MAESTRO_SERVE_PREDICTION_LOG     JSON-lines file of sampled predictions and feedback
   MAESTRO_SERVE_PREDICTION_LOG_SAMPLE  fraction of predictions logged, 0-1 (1.0)
+  MAESTRO_SERVE_PREDICTION_LOG_URI s3:// prefix the log is also shipped to as Parquet
+                                   (object store from AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, ...)
+  MAESTRO_SERVE_PREDICTION_LOG_FLUSH_SECONDS  longest a logged row waits to be shipped (30)
   MAESTRO_SERVE_AUTH_TOKEN_FILE    --auth-token-file: callers send it as a bearer token
   MAESTRO_SERVE_AUTH_JWKS_URL      --auth-jwks-url (and _AUTH_JWT_AUDIENCE, _AUTH_JWT_ISSUER)
                                    without credentials 401, wrong ones 403; /metrics and the

@@ -108,10 +108,17 @@ class PredictionLog:
         except queue.Full:
             self.dropped += 1
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued, then stop the writer."""
-        self._queue.put(_STOP)
+    def close(self, timeout: float = 20.0) -> None:
+        """Write (and ship) what is queued, then stop the writer; at most `timeout` s,
+        within the pod's termination grace period."""
+        try:
+            self._queue.put(_STOP, timeout=timeout / 2)
+        except queue.Full:
+            log.error("prediction log: the writer is stuck; %d records not written", MAX_PENDING)
+            return
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("prediction log: the writer did not finish within %.0f s", timeout)
         if self.dropped:
             log.warning("prediction log dropped %d records (writer behind)", self.dropped)
 
@@ -154,27 +161,33 @@ class PredictionLog:
         try:
             while True:
                 items, stop = self._drain()
-                records = []
-                for item in items:
-                    try:
-                        records.append(self._record(item))
-                    except Exception:  # one bad record must not end the log
-                        log.exception("cannot write a prediction log record")
-                if out is not None and records:
-                    out.writelines(json.dumps(r) + "\n" for r in records)
-                    out.flush()
-                if self.shipper is not None:
-                    for record in records:
-                        self.shipper.add(record)
-                    if stop:
-                        self.shipper.close()
-                    elif self.shipper.due():
-                        self.shipper.flush()
+                try:
+                    self._handle(items, stop, out)
+                except Exception:  # the writer must outlive any failure, or close() waits
+                    log.exception("the prediction log could not write or ship a batch")
                 if stop:
                     return
         finally:
             if out is not None:
                 out.close()
+
+    def _handle(self, items: list[tuple[Any, ...]], stop: bool, out: Any) -> None:
+        records = []
+        for item in items:
+            try:
+                records.append(self._record(item))
+            except Exception:  # one bad record must not end the log
+                log.exception("cannot write a prediction log record")
+        if out is not None and records:
+            out.writelines(json.dumps(r) + "\n" for r in records)
+            out.flush()
+        if self.shipper is not None:
+            for record in records:
+                self.shipper.add(record)
+            if stop:
+                self.shipper.close()
+            elif self.shipper.due():
+                self.shipper.flush()
 
     def _drain(self) -> tuple[list[tuple[Any, ...]], bool]:
         """Everything queued (waiting for the first item at most until the shipper's next

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from maestro.serving import predlog_layout as layout
 
@@ -34,6 +35,7 @@ class _Batch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     first_ms: int = 0
     since: float = 0.0
+    retry_at: float = 0.0  # after a failed upload, not before this
 
 
 def prediction_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,11 +78,19 @@ def feedback_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_parquet(rows: list[dict[str, Any]]) -> bytes:
-    """Rows (dicts, possibly with different keys) as one Parquet file; missing values null."""
+    """Rows (dicts, possibly with different keys) as one Parquet file; missing values null.
+    A column whose values Arrow cannot hold in one type (a number in one request, text in
+    another) is written as text rather than losing the batch."""
     frame = pd.DataFrame.from_records(rows)
     frame[layout.TIMESTAMP] = pd.to_datetime(frame[layout.TIMESTAMP], utc=True, format="ISO8601")
     out = io.BytesIO()
-    frame.to_parquet(out, index=False, engine="pyarrow", compression="zstd")
+    try:
+        frame.to_parquet(out, index=False, engine="pyarrow", compression="zstd")
+    except (pa.ArrowException, ValueError, TypeError):
+        mixed = [c for c in frame.columns if frame[c].dtype == object]
+        frame[mixed] = frame[mixed].map(lambda v: v if v is None else str(v))
+        out = io.BytesIO()
+        frame.to_parquet(out, index=False, engine="pyarrow", compression="zstd")
     return out.getvalue()
 
 
@@ -131,18 +141,20 @@ class ParquetShipper:
         batch.rows.extend(rows)
         self._bound()
 
+    def _due(self, batch: _Batch, now: float) -> bool:
+        if now < batch.retry_at:
+            return False
+        return len(batch.rows) >= self.batch_rows or now - batch.since >= self.flush_seconds
+
     def due(self) -> bool:
         now = self._clock()
-        return any(
-            len(b.rows) >= self.batch_rows or now - b.since >= self.flush_seconds
-            for b in self._batches.values()
-        )
+        return any(self._due(b, now) for b in self._batches.values())
 
     def seconds_until_due(self) -> float:
         if not self._batches:
             return self.flush_seconds
-        oldest = min(b.since for b in self._batches.values())
-        return max(0.0, oldest + self.flush_seconds - self._clock())
+        first = min(max(b.since + self.flush_seconds, b.retry_at) for b in self._batches.values())
+        return max(0.0, first - self._clock())
 
     def flush(self, *, everything: bool = False) -> bool:
         """Upload the batches that are due (all of them with `everything`); False when an
@@ -150,9 +162,7 @@ class ParquetShipper:
         now = self._clock()
         ok = True
         for key, batch in sorted(self._batches.items(), key=lambda kv: kv[1].since):
-            if not everything and (
-                len(batch.rows) < self.batch_rows and now - batch.since < self.flush_seconds
-            ):
+            if not everything and not self._due(batch, now):
                 continue
             uri = "/".join(
                 (
@@ -161,10 +171,19 @@ class ParquetShipper:
                 )
             )
             try:
-                self._upload(uri, to_parquet(batch.rows))
+                data = to_parquet(batch.rows)
+            except Exception:  # rows no writer can hold: drop them, not the hour after them
+                log.exception(
+                    "prediction log: %d rows cannot be written as Parquet", len(batch.rows)
+                )
+                self.dropped_rows += len(batch.rows)
+                del self._batches[key]
+                continue
+            try:
+                self._upload(uri, data)
             except Exception as err:  # the store is down or refuses: keep the rows, retry later
                 self.failed_uploads += 1
-                batch.since = now  # wait a whole interval before the next attempt
+                batch.retry_at = now + self.flush_seconds  # a whole interval before the next try
                 log.warning(
                     "cannot ship %d prediction log rows to %s: %s", len(batch.rows), uri, err
                 )

@@ -213,6 +213,20 @@ class ObjectStore:
                     )
         return found
 
+    def folders(self, prefix_uri: str) -> builtins.list[str]:
+        """The next level of "folders" under a prefix ending in "/" (keys split at "/"),
+        as s3:// URIs ending in "/"; what a listing per partition starts from."""
+        bucket, prefix = parse_s3_uri(prefix_uri)
+        found = []
+        with self._errors(prefix_uri):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/"
+            )
+            for page in pages:
+                for item in page.get("CommonPrefixes", []):
+                    found.append(f"s3://{bucket}/{item['Prefix']}")
+        return found
+
     def exists(self, uri: str) -> bool:
         bucket, key = _object(uri)
         try:

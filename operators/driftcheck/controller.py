@@ -30,6 +30,7 @@ from maestro.operators.core.kube import (
     plural_of,
     with_hash,
 )
+from maestro.operators.core.objects import label_value
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
 from maestro.operators.core.status_writer import report
@@ -58,6 +59,7 @@ class Controller:
     runtime: Runtime
     metrics: DriftMetrics
     queue: WorkQueue = field(init=False)
+    settings: render.DriftSettings = field(init=False)
 
     def __post_init__(self) -> None:
         self.queue = WorkQueue(DriftCheck.INFO.kind, self.reconcile)
@@ -138,7 +140,10 @@ class _Step:
 
     def last_run(self) -> FinishedRun | None:
         jobs = self.c.kube.list(
-            "batch/v1", "jobs", self.ids.namespace, f"{render.LABEL_DRIFTCHECK}={self.ids.name}"
+            "batch/v1",
+            "jobs",
+            self.ids.namespace,
+            f"{render.LABEL_DRIFTCHECK}={label_value(self.ids.name)}",
         )
         finished = [(t, ok, job) for job in jobs if (end := _ended(job)) for t, ok in [end]]
         if not finished:
@@ -174,16 +179,22 @@ class _Step:
             return RetrainFacts()
         kube, ns = self.c.kube, self.ids.namespace
         found = kube.get(API_VERSION, TrainingRun.INFO.plural, ns, template)
-        selector = f"{render.LABEL_DRIFTCHECK}={self.ids.name},{render.LABEL_TRIGGER}=drift"
+        selector = (
+            f"{render.LABEL_DRIFTCHECK}={label_value(self.ids.name)},{render.LABEL_TRIGGER}=drift"
+        )
+        runs = kube.list(API_VERSION, TrainingRun.INFO.plural, ns, selector)
         open_runs = tuple(
             sorted(
                 run["metadata"]["name"]
-                for run in kube.list(API_VERSION, TrainingRun.INFO.plural, ns, selector)
+                for run in runs
                 if ((run.get("status") or {}).get("phase")) not in ENDED_PHASES
             )
         )
+        created = [_time(run["metadata"].get("creationTimestamp")) for run in runs]
         return RetrainFacts(
-            template_spec=(found or {}).get("spec") if found else None, open_runs=open_runs
+            template_spec=(found or {}).get("spec") if found else None,
+            open_runs=open_runs,
+            last_created=max((t for t in created if t), default=None),
         )
 
     # --- apply -------------------------------------------------------------------------
@@ -196,7 +207,7 @@ class _Step:
         wanted = [render.cron_job(self.ids, spec, reference, settings)]
         if settings.prometheus_operator:
             wanted.append(render.prometheus_rule(self.ids, spec, settings))
-        selector = f"{render.LABEL_DRIFTCHECK}={self.ids.name}"
+        selector = f"{render.LABEL_DRIFTCHECK}={label_value(self.ids.name)}"
         live = {
             (obj.get("kind") or manifest["kind"], obj["metadata"]["name"]): obj
             for manifest in wanted
@@ -213,8 +224,10 @@ class _Step:
             try:
                 self.c.kube.apply(with_hash(manifest))
             except ApiException as err:
-                if kind == "CronJob" and err.status in (400, 422):
-                    return _api_message(err)
+                message = _api_message(err)
+                # Only the schedule is the user's to fix; anything else is ours, retried.
+                if kind == "CronJob" and err.status in (400, 422) and "schedule" in message:
+                    return message
                 raise
         return None
 
@@ -265,6 +278,12 @@ def _ended(job: Obj) -> tuple[datetime, bool] | None:
             when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
             return when, cond["type"] == "Complete"
     return None
+
+
+def _time(stamp: Any) -> datetime | None:
+    if not stamp:
+        return None
+    return datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
 
 
 def _failure_reason(job: Obj) -> str:

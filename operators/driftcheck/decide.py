@@ -32,6 +32,16 @@ from maestro.operators.core.verdict import (
     training_run_missing,
 )
 
+# Status fields that describe one run's result.
+RUN_FIGURES = (
+    "driftShare",
+    "severity",
+    "driftedColumns",
+    "columns",
+    "columnsTruncated",
+    "reportUri",
+    "mlflowRunId",
+)
 SEVERITY_ORDER = {Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 # The job's own failure reasons that have a name in the shared vocabulary.
 RUN_FAILURES = {
@@ -75,6 +85,9 @@ class FinishedRun:
 class RetrainFacts:
     template_spec: Mapping[str, Any] | None = None
     open_runs: tuple[str, ...] = ()  # retrain runs of this check that have not ended
+    # When the newest retrain run of this check was created: the cooldown holds even when
+    # the status write after creating it was lost (an operator restart in between).
+    last_created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +183,13 @@ def decide(inputs: Inputs) -> Outcome:
                 phase=DriftPhase.FAILED.value,
             )
         )
-    outcome = Outcome(_idle_verdict(inputs), {"referenceUri": inputs.reference_uri})
+    outcome = Outcome(
+        _idle_verdict(inputs),
+        {
+            "referenceUri": inputs.reference_uri,
+            "cronJobRef": {"apiVersion": "batch/v1", "kind": "CronJob", "name": inputs.cron_job},
+        },
+    )
     run = inputs.last_run
     if run is not None and run.job != status.last_job:
         _report_run(inputs, run, outcome)
@@ -249,6 +268,8 @@ def _report_run(inputs: Inputs, run: FinishedRun, outcome: Outcome) -> None:
     else:
         reason = Reason.CHECK_RUN_FAILED
         message = f"Job {run.job} failed: {run.message or 'no message from the run'}"
+    # The figures of an older run must not stand beside this run's time.
+    out.update(dict.fromkeys(RUN_FIGURES))
     out.update({"lastRunReason": reason.value, "lastRunMessage": message[:1000]})
     outcome.events.append(("Warning", reason, message[:1000]))
     outcome.verdict = Verdict(False, reason, message[:1000], outcome.verdict.phase)
@@ -268,7 +289,8 @@ def _maybe_retrain(inputs: Inputs, job: str, severity: Severity, outcome: Outcom
             )
         )
         return
-    last = inputs.status.last_retrain_time
+    started = [t for t in (inputs.status.last_retrain_time, inputs.retrain.last_created) if t]
+    last = max(started) if started else None
     cooldown = parse_duration(retrain.cooldown)
     if last is not None and inputs.now < last + cooldown:
         outcome.events.append(

@@ -24,7 +24,7 @@ from maestro.operators.core.references import References, RefKey
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.driftcheck.controller import build
 from maestro.operators.driftcheck.metrics import DriftMetrics
-from maestro.operators.driftcheck.render import LABEL_DRIFTCHECK
+from maestro.operators.driftcheck.render import ANNOTATION_CHECK, LABEL_DRIFTCHECK
 
 
 def references(namespace: str, spec: kopf.Spec) -> set[RefKey]:
@@ -74,8 +74,11 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         id="driftcheck-jobs",
         registry=registry,
     )
-    def job_event(*, namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-        controller.queue.requeue(namespace or "", str(labels[LABEL_DRIFTCHECK]), 0)
+    def job_event(
+        *, namespace: str | None, labels: kopf.Labels, annotations: kopf.Annotations, **_: Any
+    ) -> None:
+        name = annotations.get(ANNOTATION_CHECK) or labels[LABEL_DRIFTCHECK]
+        controller.queue.requeue(namespace or "", str(name), 0)
 
     @kopf.on.event(GROUP, VERSION, DriftCheck.INFO.plural, id="driftcheck-gone", registry=registry)
     def gone(*, type: str, namespace: str | None, name: str, **_: Any) -> None:

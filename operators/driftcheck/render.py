@@ -22,6 +22,8 @@ from maestro.serving import predlog_layout
 LABEL_DRIFTCHECK = "mlops.maestro.dev/driftcheck"
 LABEL_TRIGGER = "mlops.maestro.dev/trigger"
 ANNOTATION_JOB = "mlops.maestro.dev/drift-job"
+# The check's full name on its Jobs (a label value holds at most 63 characters).
+ANNOTATION_CHECK = "mlops.maestro.dev/driftcheck-name"
 CONTAINER = "drift"
 # Metric names the operator exports (operators.driftcheck.metrics) and the rule queries.
 DRIFT_SHARE = "maestro_driftcheck_drift_share"
@@ -67,7 +69,7 @@ class DriftSettings:
 
 def labels(ids: Ids) -> dict[str, str]:
     return {
-        LABEL_DRIFTCHECK: ids.name,
+        LABEL_DRIFTCHECK: objects.label_value(ids.name),
         "app.kubernetes.io/managed-by": "maestro",
         "app.kubernetes.io/component": "driftcheck",
     }
@@ -77,9 +79,17 @@ def owner(ids: Ids) -> dict[str, Any]:
     return objects.owner_reference(DriftCheck.INFO.kind, ids.name, ids.uid)
 
 
+def short_name(ids: Ids, limit: int = 40) -> str:
+    """The check's name, or a prefix of it with a digest when longer than `limit`, so that
+    two long names never share a derived name."""
+    if len(ids.name) <= limit:
+        return ids.name
+    return f"{ids.name[: limit - 9].rstrip('-.')}-{objects.digest(ids.name)[:8]}"
+
+
 def cron_job_name(ids: Ids) -> str:
-    # Job names get an 11-character suffix and must stay within 63.
-    return f"{ids.name[:40]}-drift"
+    # The CronJob's Jobs get an 11-character suffix and must stay within 63.
+    return f"{short_name(ids)}-drift"
 
 
 def experiment(ids: Ids) -> str:
@@ -192,7 +202,10 @@ def cron_job(
             "startingDeadlineSeconds": 300,
             "successfulJobsHistoryLimit": 3,
             "failedJobsHistoryLimit": 3,
-            "jobTemplate": {"metadata": {"labels": labels(ids)}, "spec": job_spec},
+            "jobTemplate": {
+                "metadata": {"labels": labels(ids), "annotations": {ANNOTATION_CHECK: ids.name}},
+                "spec": job_spec,
+            },
         },
     }
 
@@ -247,7 +260,7 @@ def prometheus_rule(ids: Ids, spec: DriftCheckSpec, settings: DriftSettings) -> 
 
 def retrain_name(ids: Ids, job: str) -> str:
     """One name per triggering run, so a repeated reconcile creates it once."""
-    return f"{ids.name[:40]}-retrain-{objects.digest(job)[:8]}"
+    return f"{short_name(ids)}-retrain-{objects.digest(job)[:8]}"
 
 
 def retrain_run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import random
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 import uuid
@@ -195,3 +196,128 @@ def test_training_reads_s3_datasets(
         load_frame(f"{prefix}missing.parquet")
     with pytest.raises(TrainingError, match="no parquet objects under"):
         load_frame(f"{prefix}nothing")
+
+
+def test_a_serving_pod_ships_its_whole_prediction_log_on_a_graceful_stop(
+    store: objectstore.LocalObjectStore, prefix: str, tmp_path: Path
+) -> None:
+    """`maestro serve` with a shipping interval far longer than the test: every logged row
+    reaches the store only because SIGTERM ships what waits."""
+    import io
+    import os
+    import signal
+    import subprocess
+
+    import httpx
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from maestro.localplatform.wait import eventually
+    from maestro.serving import predlog_layout as layout
+
+    data = load_iris(as_frame=True)
+    model_dir = tmp_path / "model"
+    mlflow.sklearn.save_model(
+        LogisticRegression(max_iter=300).fit(data.data, data.target),
+        str(model_dir),
+        signature=infer_signature(data.data, data.target),
+    )
+    (port,) = _ports(1)
+    root = layout.deployment_root(prefix.rstrip("/"), "ns", "iris")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAESTRO_", "AWS_"))}
+    env.update(
+        store.env(),
+        MAESTRO_DEPLOYMENT="iris",
+        MAESTRO_REVISION="v1",
+        MAESTRO_SERVE_PREDICTION_LOG_URI=root,
+        MAESTRO_SERVE_PREDICTION_LOG_FLUSH_SECONDS="3600",
+        POD_NAME="iris-v1-test",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "maestro"), "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--model-uri", model_dir.as_uri()],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                return httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(ready, timeout=120, what="maestro serve ready")
+        rows = data.data.head(10).to_dict(orient="records")
+        for _ in range(10):
+            rsp = httpx.post(f"{url}/invocations", json={"dataframe_records": rows}, timeout=10)
+            assert rsp.status_code == 200, rsp.text
+        client = ObjectStore.from_env(store.env())
+        assert client.list(root) == []  # nothing shipped yet: the interval is an hour
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    shipped = client.list(f"{root}/kind={layout.PREDICTIONS}/")
+    assert shipped and all("/revision=v1/hour=" in o.uri for o in shipped)
+    frame = pd.concat(pd.read_parquet(io.BytesIO(client.get_bytes(o.uri))) for o in shipped)
+    assert len(frame) == 100
+    assert sorted(c for c in frame.columns if layout.is_feature(c)) == sorted(data.data.columns)
+
+
+def _drift_check(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    environment.update(env)
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "maestro"), "drift", "check", "--output", "json", *args],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_drift_check_caches_reference_statistics_beside_an_s3_reference(
+    store: objectstore.LocalObjectStore, prefix: str, tmp_path: Path
+) -> None:
+    import json
+
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).data
+    reference = f"{prefix}iris.parquet"
+    client = ObjectStore.from_env(store.env())
+    client.put_bytes(reference, iris.to_parquet())
+    current = tmp_path / "current.parquet"
+    shifted = iris.sample(400, replace=True, random_state=3).reset_index(drop=True)
+    shifted["petal width (cm)"] += 3.0
+    shifted.to_parquet(current)
+
+    first = _drift_check(store.env(), "--reference", reference, "--current", str(current))
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    assert [c["name"] for c in result["columns"] if c["drifted"]] == ["petal width (cm)"]
+    cached = client.list(f"{reference}.maestro-refstats/")
+    assert cached, client.list(prefix)
+    assert "computing reference statistics" in first.stderr
+    # A later run reads only the cached statistics, and finds the same.
+    second = _drift_check(store.env(), "--reference", reference, "--current", str(current))
+    assert second.returncode == 0, second.stderr
+    assert "computing reference statistics" not in second.stderr, second.stderr
+    assert json.loads(second.stdout)["columns"] == result["columns"]
+
+
+def test_folders_list_one_level(store: objectstore.LocalObjectStore, prefix: str) -> None:
+    client = ObjectStore.from_env(store.env())
+    for key in ("kind=a/revision=v1/hour=1/x", "kind=a/revision=v2/hour=1/y", "kind=a/z"):
+        client.put_bytes(f"{prefix}{key}", b"1")
+    assert client.folders(f"{prefix}kind=a/") == [
+        f"{prefix}kind=a/revision=v1/",
+        f"{prefix}kind=a/revision=v2/",
+    ]
+    assert client.folders(f"{prefix}nothing/") == []

@@ -160,8 +160,11 @@ def test_operator_runs_with_peering_and_probes_on_its_liveness_port(
 
     service = only(objs, "Service", "maestro-operator-metrics")
     assert service["spec"]["selector"] == OPERATOR_SELECTOR
-    for port in service["spec"]["ports"]:
-        assert ports.get(port["targetPort"], port["targetPort"]) == 8080
+    targets = {
+        p["name"]: ports.get(p["targetPort"], p["targetPort"]) for p in service["spec"]["ports"]
+    }
+    # Health on 8080; each DriftCheck's results on the metrics port (MAESTRO_METRICS_LISTEN).
+    assert targets == {"http": 8080, "http-metrics": 8082}
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -231,14 +234,15 @@ def test_operator_rbac_grants_what_kopf_needs_and_nothing_broad(
         assert verbs == {"get", "list", "watch", "create", "patch"}, (resource, verbs)
     assert {v for _, r, v in granted if r == "pods"} == {"list"}
     # The operator writes status and the objects it owns, never users' custom resources
-    # (GitOps-clean), so it may not create, update or delete them.
-    assert not {
+    # (GitOps-clean), so it may not update or delete them; it creates only the retrain
+    # TrainingRuns it owns.
+    assert {
         (g, r, v)
         for g, r, v in granted
         if g == "mlops.maestro.dev"
         and "/" not in r
         and v in ("create", "update", "delete", "deletecollection")
-    }
+    } == {("mlops.maestro.dev", "trainingruns", "create")}
 
     binding = only(objs, "ClusterRoleBinding", "maestro-operator")
     assert binding["roleRef"] == {
@@ -269,7 +273,8 @@ def test_production_is_highly_available_and_locked_down(built: dict[str, list[Ob
     egress_ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule.get("ports", [])}
     assert {443, 6443, 53} <= egress_ports
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule.get("ports", [])}
-    assert ingress_ports == {"http"}
+    # Health and probes on http; each DriftCheck's results on metrics (Prometheus).
+    assert ingress_ports == {"http", "metrics"}
 
     resources = operator_container(objs)["resources"]
     assert resources["requests"] == {"cpu": "100m", "memory": "256Mi"}

@@ -202,7 +202,8 @@ def test_a_failed_run_is_ready_false_with_its_reason(
     out = decide(inputs(run=finished(failure, ok=False)))
     assert (out.verdict.ready, out.verdict.reason) == (False, reason)
     assert out.status["lastRunReason"] == reason.value and out.events[0][0] == "Warning"
-    assert "severity" not in out.status  # the last good figures stay
+    # An older run's figures do not stand beside this run's time.
+    assert out.status["severity"] is None and out.status["driftShare"] is None
 
 
 RETRAIN = {"onDrift": {"retrain": {"template": "iris-train", "cooldown": "1h"}}}
@@ -326,3 +327,21 @@ def test_severity_levels() -> None:
         Severity.CRITICAL,
         Severity.CRITICAL,
     ]
+
+
+def test_the_cooldown_holds_from_the_newest_retrain_even_without_its_status() -> None:
+    # The status write after a retrain was lost (an operator restart): the run's own
+    # creation time still holds the next one back.
+    created = RetrainFacts(
+        template_spec={"framework": "SKLearn"}, last_created=NOW - timedelta(minutes=5)
+    )
+    held = decide(inputs(spec(**RETRAIN), run=finished(result("a", "b")), retrain=created))
+    assert held.retrain_for is None and "cooldown" in held.events[-1][2]
+
+
+def test_long_names_get_distinct_bounded_derived_names() -> None:
+    a = render.Ids("ns", "a" * 50 + "-one", "u1")
+    b = render.Ids("ns", "a" * 50 + "-two", "u2")
+    assert render.cron_job_name(a) != render.cron_job_name(b)
+    assert len(render.cron_job_name(a)) + 11 <= 63
+    assert len(render.labels(render.Ids("ns", "x" * 100, "u"))[render.LABEL_DRIFTCHECK]) <= 63

@@ -172,3 +172,72 @@ def test_hours_between_cover_the_window(start: str, end: str, hours: int) -> Non
         )
     )
     assert len(got) == hours and got[0] == start[:13]
+
+
+def test_the_drift_job_reads_exactly_the_window_it_asks_for() -> None:
+    from maestro.monitoring.predictions import features_in_window, window_keys
+
+    base = f"{BASE}/kind=predictions/revision=v1"
+    uris = [
+        f"{base}/hour=2026-01-01T08/p-1.parquet",
+        f"{base}/hour=2026-01-01T09/p-2.parquet",
+        f"{base}/hour=2026-01-01T10/p-3.parquet",
+        f"{BASE}/kind=feedback/revision=v1/hour=2026-01-01T10/p-4.parquet",
+    ]
+    end = datetime.datetime(2026, 1, 1, 10, 30, tzinfo=datetime.UTC)
+    start = end - datetime.timedelta(hours=1)
+    assert window_keys(uris, start, end) == uris[1:3]
+    frame = pd.read_parquet(
+        io.BytesIO(
+            to_parquet(
+                [
+                    {layout.TIMESTAMP: "2026-01-01T09:29:59+00:00", "a": 1.0, "_model": "m"},
+                    {layout.TIMESTAMP: "2026-01-01T09:30:00+00:00", "a": 2.0, "_model": "m"},
+                    {layout.TIMESTAMP: "2026-01-01T10:30:01+00:00", "a": 3.0, "_model": "m"},
+                ]
+            )
+        )
+    )
+    kept = features_in_window(frame, start, end)
+    assert list(kept.columns) == ["a"] and kept["a"].tolist() == [2.0]
+
+
+def test_a_failed_upload_waits_an_interval_and_mixed_types_still_ship() -> None:
+    clock = Clock()
+    calls: list[str] = []
+
+    def flaky(uri: str, data: bytes) -> None:
+        calls.append(uri)
+        if len(calls) == 1:
+            raise ConnectionError("down")
+
+    shipper = ParquetShipper(
+        BASE, revision="v1", pod="p", upload=flaky, clock=clock, batch_rows=2, flush_seconds=30
+    )
+    shipper.add(_record("2026-01-01T10:00:00+00:00", [{"a": 1.0}, {"a": "text"}]))
+    assert shipper.due() and not shipper.flush()
+    shipper.add(_record("2026-01-01T10:00:01+00:00", [{"a": 2.0}]))
+    assert not shipper.due()  # full, but the last upload failed: not before the interval
+    clock.now = 30.0
+    assert shipper.due() and shipper.flush()
+    assert len(calls) == 2 and shipper.shipped_rows == 3 and shipper.dropped_rows == 0
+
+
+def test_the_writer_survives_a_failing_sink_and_close_returns() -> None:
+    class Broken(ParquetShipper):
+        def add(self, record: dict[str, object]) -> None:
+            raise RuntimeError("broken")
+
+    log = PredictionLog(
+        None,
+        sample=1.0,
+        deployment="iris",
+        revision="v1",
+        shipper=Broken(BASE, revision="v1", pod="p", upload=lambda u, d: None),
+    )
+    log.record_feedback(request_id="r1", model="iris", outcome=1)
+    log.record_feedback(request_id="r2", model="iris", outcome=1)
+    started = time.monotonic()
+    log.close(timeout=5)
+    assert time.monotonic() - started < 5
+    assert not log._thread.is_alive()
