@@ -15,7 +15,7 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault seaweedfs upstream-crds services cluster-up cluster-down manifests lint \
+.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
         test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
@@ -58,6 +58,20 @@ $(BIN)/weed: tools/seaweedfs/go.mod tools/seaweedfs/go.sum tools/build-seaweedfs
 
 # The local platform runs it (`binaries` needs it): the object store (S3 API).
 seaweedfs: $(BIN)/weed ## build SeaweedFS 4.53 (`weed`: the local object store, S3 API) from its Go module (~5 min cold)
+
+$(BIN)/metrics-server: tools/metrics-server/go.mod tools/metrics-server/go.sum tools/build-metrics-server.sh
+	BIN=$(abspath $(BIN)) tools/build-metrics-server.sh
+	touch $@
+
+# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+metrics-server: $(BIN)/metrics-server ## build metrics-server v0.8.0 (metrics.k8s.io from kwok's kubelet resource metrics) from its Go module (~7 min cold)
+
+$(BIN)/prometheus-adapter: tools/prometheus-adapter/go.mod tools/prometheus-adapter/go.sum tools/build-prometheus-adapter.sh
+	BIN=$(abspath $(BIN)) tools/build-prometheus-adapter.sh
+	touch $@
+
+# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+prometheus-adapter: $(BIN)/prometheus-adapter ## build prometheus-adapter v0.12.0 (custom.metrics.k8s.io from Prometheus) from its Go module (~3 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
 	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh
