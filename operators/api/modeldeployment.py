@@ -209,6 +209,61 @@ class Replicas(SpecModel):
     max: int = Field(default=3, ge=1, le=1000, description="Most serving replicas.")
 
 
+# Seconds and minutes only: CEL's duration() (which bounds these below) has no days, and
+# the HPA takes at most 30 min periods and 1 h stabilisation windows.
+HPA_DURATION_PATTERN = r"^([0-9]+(s|m))+$"
+HpaDuration = Annotated[str, Field(max_length=16, pattern=HPA_DURATION_PATTERN)]
+
+
+class ScalingRules(SpecModel):
+    """How fast one direction of scaling may go (an HPA behavior rule)."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "duration(self.stabilizationWindow) <= duration('60m')",
+                    "message": "stabilizationWindow must be at most 60m",
+                    "fieldPath": ".stabilizationWindow",
+                },
+                {
+                    "rule": "duration(self.period) >= duration('1s')"
+                    " && duration(self.period) <= duration('30m')",
+                    "message": "period must be between 1s and 30m",
+                    "fieldPath": ".period",
+                },
+            ],
+        }
+    }
+
+    stabilization_window: HpaDuration = Field(
+        description="Recommendations over this window are considered; the most cautious wins."
+    )
+    max_percent: int = Field(
+        ge=1, le=1000, description="At most this percent of the current replicas per period."
+    )
+    max_pods: int = Field(ge=1, le=1000, description="Or at most this many pods per period.")
+    period: HpaDuration = Field(description="The period the limits apply to.")
+
+
+class ScalingBehavior(SpecModel):
+    """Scale up fast, down gradually: the HPA `behavior` (defaults: up to double, or 4
+    pods, every 30 s at once; down by at most half a minute after 5 min of lower need)."""
+
+    scale_up: ScalingRules = Field(
+        default_factory=lambda: ScalingRules(
+            stabilization_window="0s", max_percent=100, max_pods=4, period="30s"
+        ),
+        description="Scaling up.",
+    )
+    scale_down: ScalingRules = Field(
+        default_factory=lambda: ScalingRules(
+            stabilization_window="5m", max_percent=50, max_pods=1, period="60s"
+        ),
+        description="Scaling down.",
+    )
+
+
 class Autoscaling(SpecModel):
     """HorizontalPodAutoscaler (autoscaling/v2) targets."""
 
@@ -232,6 +287,10 @@ class Autoscaling(SpecModel):
         default=None,
         ge=1,
         description="Requests per second per replica the HPA aims for (custom metric).",
+    )
+    behavior: ScalingBehavior = Field(
+        default_factory=ScalingBehavior,
+        description="How fast the HPA may scale up and down.",
     )
 
 

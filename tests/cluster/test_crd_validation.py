@@ -134,6 +134,24 @@ CASES = [
     ),
     bad(
         "ModelDeployment",
+        "scale-down-window",
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindow",
+        set_path(
+            "autoscaling.behavior.scaleDown",
+            {"stabilizationWindow": "90m", "maxPercent": 50, "maxPods": 1, "period": "60s"},
+        ),
+    ),
+    bad(
+        "ModelDeployment",
+        "scale-up-period-days",
+        "spec.autoscaling.behavior.scaleUp.period",
+        set_path(
+            "autoscaling.behavior.scaleUp",
+            {"stabilizationWindow": "0s", "maxPercent": 100, "maxPods": 4, "period": "1d"},
+        ),
+    ),
+    bad(
+        "ModelDeployment",
         "env-name",
         "spec.secrets[0].env",
         set_path("secrets", [{"vaultPath": "secret/data/x", "key": "k", "env": "1-BAD"}]),

@@ -438,3 +438,37 @@ def test_names_stay_valid_dns_labels(name: str) -> None:
         assert base == "iris"
     else:
         assert base_name(name + "x") != base
+
+
+def test_hpa_behavior_follows_the_spec() -> None:
+    from maestro.operators.modeldeployment.render.traffic import render_hpa
+    from tests.modeldeployment_render_cases import STABLE
+
+    spec = ModelDeploymentSpec.model_validate(
+        {
+            "model": {"uri": "models:/iris@champion"},
+            "autoscaling": {
+                "behavior": {
+                    "scaleUp": {
+                        "stabilizationWindow": "15s", "maxPercent": 300, "maxPods": 2,
+                        "period": "1m",
+                    },
+                }
+            },
+        }
+    )  # fmt: skip
+    hpa = render_hpa(IDS, spec, STABLE)
+    behavior = hpa["spec"]["behavior"]
+    assert behavior["scaleUp"] == {
+        "stabilizationWindowSeconds": 15,
+        "selectPolicy": "Max",
+        "policies": [
+            {"type": "Percent", "value": 300, "periodSeconds": 60},
+            {"type": "Pods", "value": 2, "periodSeconds": 60},
+        ],
+    }
+    # Down stays at the default: after 5 minutes, at most half (or one pod) a minute.
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert behavior["scaleDown"]["policies"][0] == {
+        "type": "Percent", "value": 50, "periodSeconds": 60,
+    }  # fmt: skip

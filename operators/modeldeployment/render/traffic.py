@@ -9,7 +9,9 @@ from urllib.parse import urlsplit
 
 from maestro.operators.api.modeldeployment import (
     ModelDeploymentSpec,
+    ScalingRules,
 )
+from maestro.operators.core.durations import parse_duration
 from maestro.operators.modeldeployment.decide import Revision, RevisionPlan
 from maestro.operators.modeldeployment.render.names import (
     ISTIOD_XDS_PORT,
@@ -125,7 +127,26 @@ def render_hpa(ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision
             "minReplicas": revision.replicas,
             "maxReplicas": revision.max_replicas,
             "metrics": metrics,
+            "behavior": {
+                "scaleUp": _scaling_rules(scaling.behavior.scale_up),
+                "scaleDown": _scaling_rules(scaling.behavior.scale_down),
+            },
         },
+    }
+
+
+def _scaling_rules(rules: ScalingRules) -> dict[str, Any]:
+    """One direction of an HPA behavior: the larger of the two limits per period."""
+    period = int(parse_duration(rules.period).total_seconds())
+    return {
+        "stabilizationWindowSeconds": int(
+            parse_duration(rules.stabilization_window).total_seconds()
+        ),
+        "selectPolicy": "Max",
+        "policies": [
+            {"type": "Percent", "value": rules.max_percent, "periodSeconds": period},
+            {"type": "Pods", "value": rules.max_pods, "periodSeconds": period},
+        ],
     }
 
 
