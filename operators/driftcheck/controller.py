@@ -62,7 +62,7 @@ class Controller:
     settings: render.DriftSettings = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = WorkQueue(DriftCheck.INFO.kind, self.reconcile)
+        self.queue = self.runtime.queue(DriftCheck.INFO.kind, self.reconcile)
         self.settings = render.DriftSettings.from_config(self.runtime.config)
 
     @property

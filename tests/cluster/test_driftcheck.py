@@ -270,6 +270,9 @@ def test_served_traffic_drifts_on_exactly_the_shifted_columns_and_retrains_once(
         if line.startswith("maestro_driftcheck_drift_share{") and f'namespace="{namespace}"' in line
     ]
     assert share and share[0].endswith(" 0.5"), share
+    # ... and its own: reconciles timed per kind, writes counted.
+    assert 'maestro_operator_reconcile_duration_seconds_count{kind="DriftCheck"}' in metrics
+    assert 'maestro_operator_api_writes_total{kind="cronjobs",verb="apply"}' in metrics
     assert get(cluster, namespace, "prometheusrule", "iris-drift-drift") is not None
 
     # One retrain TrainingRun, owned by the check and labelled with it.
