@@ -27,7 +27,7 @@ from starlette.routing import Route
 from maestro.serving import binary_tensors, protocols
 from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
-from maestro.serving.binary_tensors import OutputRequest
+from maestro.serving.binary_tensors import EXTENSION, OutputRequest
 from maestro.serving.errors import (
     BodyTooLarge,
     ModelNotFound,
@@ -275,7 +275,7 @@ def create_app(
 
     @app.get("/v2")
     async def server_metadata() -> Response:
-        return _json({"name": "maestro-serving", "version": _version(), "extensions": []})
+        return _json({"name": "maestro-serving", "version": _version(), "extensions": [EXTENSION]})
 
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")

@@ -26,6 +26,7 @@ import numpy as np
 from maestro.serving.errors import InputError, MalformedBody
 from maestro.serving.outputs import Outputs, v2_datatype, v2_tensor
 
+EXTENSION = "binary_tensor_data"  # as the server metadata names it (Triton's name)
 HEADER = "inference-header-content-length"
 OCTET_STREAM = "application/octet-stream"
 
@@ -210,8 +211,11 @@ def encode(array: np.ndarray[Any, Any]) -> tuple[str, bytes]:
     datatype = v2_datatype(array.dtype)
     if datatype != "BYTES":
         return datatype, array.astype(NUMERIC[datatype], copy=False).tobytes()
+    flat = array.reshape(-1)
+    if flat.dtype.kind == "M":  # datetimes as text, as in JSON (tolist would give integers)
+        flat = flat.astype(str)
     parts: list[bytes] = []
-    for value in array.reshape(-1).tolist():
+    for value in flat.tolist():
         element = value if isinstance(value, bytes) else str(value).encode()
         parts.append(_LENGTH.pack(len(element)))
         parts.append(element)

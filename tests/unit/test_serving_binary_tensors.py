@@ -8,6 +8,7 @@ import struct
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from tritonclient.utils import deserialize_bytes_tensor, serialize_byte_tensor
 
@@ -166,3 +167,29 @@ def test_a_response_without_binary_outputs_is_json_and_requested_outputs_are_che
     assert length is None and json.loads(data)["outputs"][0]["data"] == [1.0, 2.0]
     with pytest.raises(InputError, match=r"outputs\[0\].name.*no output 'q'"):
         bt.encode_response({}, outputs, bt.OutputRequest(names=("q",)))
+
+
+def test_datetime_outputs_are_sent_as_text() -> None:
+    _, raw = bt.encode(np.array(["2026-01-02T03:04:05"], dtype="datetime64[s]"))
+    assert deserialize_bytes_tensor(raw).tolist() == [b"2026-01-02T03:04:05"]
+
+
+def test_output_specs_from_the_signature_else_from_the_warm_up() -> None:
+    from mlflow.models import infer_signature
+
+    from maestro.serving.loader import output_specs
+    from maestro.serving.outputs import OutputSpec
+
+    X = pd.DataFrame({"a": [1.0, 2.0]})
+    columns = infer_signature(X, pd.Series([1, 0], name="label"))
+    assert output_specs(columns, None) == (OutputSpec("label", "INT64", (-1,)),)
+    frame = infer_signature(X, pd.DataFrame({"p": [0.5, 0.2], "q": ["x", "y"]}))
+    assert output_specs(frame, None) == (
+        OutputSpec("p", "FP64", (-1,)),
+        OutputSpec("q", "BYTES", (-1,)),
+    )
+    tensor = infer_signature(np.zeros((2, 3)), np.zeros((2, 4), dtype=np.float32))
+    assert output_specs(tensor, None) == (OutputSpec("predict", "FP32", (-1, 4)),)
+    warm = Outputs(("predict",), (np.zeros((2, 3), dtype=np.int32),))
+    assert output_specs(None, warm) == (OutputSpec("predict", "INT32", (-1, 3)),)
+    assert output_specs(None, None) == ()
