@@ -183,7 +183,13 @@ def test_processes_started_by_the_table_are_marked(tmp_path: Path) -> None:
     table = ProcessTable(tmp_path / "state" / "run", tmp_path / "logs")
     pid = table.start("etcd", ["sleep", "60"], env={"PATH": os.environ["PATH"]})
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        # Between fork and exec the child's environ reads empty: wait for the exec.
+        environ = eventually(
+            lambda: [e for e in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if e],
+            timeout=5,
+            what="the started process's environment",
+            interval=0.01,
+        )
         assert f"{MARKER}={tmp_path / 'state'}".encode() in environ
         assert f"{PROCESS_MARKER}=etcd".encode() in environ
     finally:
