@@ -36,7 +36,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault and SeaweedFS from Go modules
+binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server and prometheus-adapter from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -63,14 +63,14 @@ $(BIN)/metrics-server: tools/metrics-server/go.mod tools/metrics-server/go.sum t
 	BIN=$(abspath $(BIN)) tools/build-metrics-server.sh
 	touch $@
 
-# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+# The local platform runs it (`binaries` needs it): metrics.k8s.io for `kubectl top` and the HPA.
 metrics-server: $(BIN)/metrics-server ## build metrics-server v0.8.0 (metrics.k8s.io from kwok's kubelet resource metrics) from its Go module (~7 min cold)
 
 $(BIN)/prometheus-adapter: tools/prometheus-adapter/go.mod tools/prometheus-adapter/go.sum tools/build-prometheus-adapter.sh
 	BIN=$(abspath $(BIN)) tools/build-prometheus-adapter.sh
 	touch $@
 
-# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+# The local platform runs it with Prometheus (`binaries` needs it): custom.metrics.k8s.io.
 prometheus-adapter: $(BIN)/prometheus-adapter ## build prometheus-adapter v0.12.0 (custom.metrics.k8s.io from Prometheus) from its Go module (~3 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
