@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -126,6 +126,9 @@ bench-training: install binaries upstream-crds services ## TrainingRun search vs
 
 bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
 	$(PY) -m tests.bench.operator
+
+bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HPA on CPU and on requests/s under load: time to new replicas, back down, failed requests -> docs/benchmarks.md
+	$(PY) -m tests.bench.autoscaling
 
 bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh

@@ -5,6 +5,7 @@ resource metrics), so `kubectl top` and the HPA see what the processes really us
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any
@@ -22,6 +23,9 @@ pytestmark = pytest.mark.cluster
 
 LOCAL = {"maestro.dev/local-run": "true"}
 IMAGE = "ghcr.io/maestro-ml/maestro:0.1.0"
+MAX_REPLICAS = 3
+# `make bench-autoscaling` names a file here; each scaling test appends its figures.
+BENCH_OUT = "MAESTRO_BENCH_AUTOSCALING_OUT"
 
 
 def pod(name: str, code: str) -> dict[str, Any]:
@@ -124,8 +128,12 @@ class Load:
     """Clients calling a ModelDeployment's Service (the pod runner's ClusterIP proxy, so
     new replicas take traffic as their endpoints turn ready); every answer is counted."""
 
-    def __init__(self, url: str, rows: list[dict[str, Any]], clients: int) -> None:
+    def __init__(
+        self, url: str, rows: list[dict[str, Any]], clients: int, per_client_rps: float = 0
+    ) -> None:
+        """`per_client_rps`: each client's pace (0: as fast as answers come)."""
         self.url, self.rows = url, rows
+        self.pause = 1 / per_client_rps if per_client_rps else 0.0
         self.ok = 0
         self.failed: list[str] = []
         self.stop = threading.Event()
@@ -134,7 +142,7 @@ class Load:
     def run(self) -> None:
         with httpx.Client(timeout=10) as http:
             i = 0
-            while not self.stop.is_set():
+            while not self.stop.wait(self.pause):
                 i += 1
                 try:
                     answer = http.post(
@@ -168,7 +176,7 @@ def scaling_deployment(model: str, **autoscaling: Any) -> dict[str, Any]:
         "metadata": {"name": "md"},
         "spec": {
             "model": {"uri": f"models:/{model}@{ALIAS}"},
-            "replicas": {"min": 1, "max": 3},
+            "replicas": {"min": 1, "max": MAX_REPLICAS},
             "autoscaling": {
                 "enabled": True,
                 **autoscaling,
@@ -215,15 +223,22 @@ def service_url(cluster: Cluster, namespace: str) -> str:
 
 
 def scale_up_and_down(
-    cluster: Cluster, namespace: str, rows: list[dict[str, Any]], clients: int, label: str
-) -> dict[str, float]:
-    """Load until a second replica is Ready, then stop and wait for 1 again; the times
-    (seconds from load start / stop) and the failed requests."""
+    cluster: Cluster,
+    namespace: str,
+    rows: list[dict[str, Any]],
+    label: str,
+    clients: int,
+    per_client_rps: float = 0,
+) -> dict[str, Any]:
+    """Load until a second replica is Ready (and, for at most a minute more, until
+    MAX_REPLICAS are), then a trickle of 2 requests a second while it scales back to one.
+    Returns the times (seconds from load start, and from load stop) and the requests that
+    failed in each phase; fails if any did."""
     wait_status(cluster, namespace, "md", "md Available", lambda s: s.get("phase") == "Available")
     eventually(lambda: ready_pods(cluster, namespace) == 1, timeout=60, what="one ready pod")
     url = service_url(cluster, namespace)
-    figures: dict[str, float] = {}
-    with Load(url, rows, clients) as load:
+    figures: dict[str, Any] = {"label": label}
+    with Load(url, rows, clients, per_client_rps) as load:
         started = time.monotonic()
         eventually(
             lambda: ready_pods(cluster, namespace) >= 2,
@@ -235,25 +250,38 @@ def scale_up_and_down(
                 f"failed={len(load.failed)} {load.failed[:3]}"
             ),
         )
-        figures["first_new_replica_ready_s"] = time.monotonic() - started
-        figures["replicas_under_load"] = ready_pods(cluster, namespace)
-        print(f"\n[{label}] hpa under load: {hpa_status(cluster, namespace)}")
-    stopped = time.monotonic()
-    figures["requests_ok"] = load.ok
-    figures["requests_failed"] = len(load.failed)
-    eventually(
-        lambda: (
-            ready_pods(cluster, namespace) == 1
-            and len(items(cluster, namespace, "pods", "mlops.maestro.dev/deployment=md")) == 1
-        ),
-        timeout=180,
-        interval=1,
-        what=f"back to one replica after the load stopped ({label})",
-        why=lambda: f"hpa: {hpa_status(cluster, namespace)}",
+        figures["first_new_replica_ready_s"] = round(time.monotonic() - started, 1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and ready_pods(cluster, namespace) < MAX_REPLICAS:
+            time.sleep(1)
+        if ready_pods(cluster, namespace) >= MAX_REPLICAS:
+            figures["max_replicas_ready_s"] = round(time.monotonic() - started, 1)
+        figures["hpa_under_load"] = hpa_status(cluster, namespace).get("currentMetrics")
+    figures["up_requests"] = load.ok + len(load.failed)
+    figures["up_failed"] = len(load.failed)
+    with Load(url, rows, 1, per_client_rps=2) as trickle:
+        stopped = time.monotonic()
+        eventually(
+            lambda: (
+                ready_pods(cluster, namespace) == 1
+                and len(items(cluster, namespace, "pods", "mlops.maestro.dev/deployment=md")) == 1
+            ),
+            timeout=180,
+            interval=1,
+            what=f"back to one replica after the load stopped ({label})",
+            why=lambda: f"hpa: {hpa_status(cluster, namespace)}",
+        )
+        figures["back_to_one_s"] = round(time.monotonic() - stopped, 1)
+    figures["down_requests"] = trickle.ok + len(trickle.failed)
+    figures["down_failed"] = len(trickle.failed)
+    print(f"\n[{label}] {json.dumps(figures)}")
+    if os.environ.get(BENCH_OUT):
+        with open(os.environ[BENCH_OUT], "a") as out:
+            out.write(json.dumps(figures) + "\n")
+    assert not load.failed, f"{len(load.failed)} requests failed scaling up: {load.failed[:5]}"
+    assert not trickle.failed, (
+        f"{len(trickle.failed)} requests failed scaling down: {trickle.failed[:5]}"
     )
-    figures["back_to_one_s"] = time.monotonic() - stopped
-    print(f"[{label}] {figures}; first failures: {load.failed[:5]}")
-    assert not load.failed, f"{len(load.failed)} requests failed: {load.failed[:5]}"
     return figures
 
 
@@ -265,7 +293,9 @@ def test_cpu_target_scales_up_under_load_and_back_down(
 ) -> None:
     model, features = registered
     apply(cluster, namespace, scaling_deployment(model, targetCPUUtilization=40))
-    scale_up_and_down(cluster, namespace, features.head(40).to_dict(orient="records"), 4, "cpu")
+    scale_up_and_down(
+        cluster, namespace, features.head(40).to_dict(orient="records"), "cpu", clients=4
+    )
 
 
 def test_requests_per_second_target_scales_through_the_adapter(
@@ -276,7 +306,8 @@ def test_requests_per_second_target_scales_through_the_adapter(
     prometheus_url: str,
 ) -> None:
     model, features = registered
-    # CPU would never trigger here (100%): only the request rate can scale it.
+    # 20 requests a second in all, 4 times the per-replica target, at a CPU well under
+    # the 100% target: only the request rate scales it.
     apply(
         cluster,
         namespace,
@@ -286,7 +317,7 @@ def test_requests_per_second_target_scales_through_the_adapter(
     wait_status(cluster, namespace, "md", "md Available", lambda s: s.get("phase") == "Available")
     url = service_url(cluster, namespace)
     # The custom metrics API reads the serving pod's request rate under traffic.
-    with Load(url, rows, 1):
+    with Load(url, rows, 1, per_client_rps=10):
 
         def rate() -> float | None:
             proc = cluster.kubectl(
@@ -303,4 +334,4 @@ def test_requests_per_second_target_scales_through_the_adapter(
 
         got = eventually(rate, timeout=90, interval=2, what="maestro_requests_per_second > 1")
         print(f"\nmaestro_requests_per_second (custom.metrics.k8s.io): {got:.1f}")
-    scale_up_and_down(cluster, namespace, rows, 4, "rps")
+    scale_up_and_down(cluster, namespace, rows, "rps", clients=2, per_client_rps=10)
