@@ -3,7 +3,7 @@
 The two scaling tests of tests/cluster/test_autoscaling.py (the operator deployed in the
 cluster, a ModelDeployment of 1 to 3 replicas with shortened windows: scale up by at most
 2 pods, down after 15 s, each per 15 s), run `--runs` times each: for a CPU target (40% of
-the pod's 250m request, 4 clients as fast as answers come) and for a requests-per-second
+the pod's 250m request, 4 clients at 50 requests a second each) and for a requests-per-second
 target (5 per replica, 2 clients at 10 requests a second). Measured per run: the time from
 load start to the first new replica Ready and to all 3 Ready, the time from load stop (a
 trickle of 2 requests a second continues) back to 1 replica, and the requests that failed
