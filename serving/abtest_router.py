@@ -34,7 +34,15 @@ from maestro.serving.metrics import ServingMetrics
 from maestro.serving.settings import ServeSettings
 
 PREDICT_PATHS = ("/invocations", "/predict")
-FORWARD_HEADERS = (b"content-type", b"authorization", b"traceparent", b"tracestate")
+# The binary tensor extension's header goes both ways: without it the body is no JSON.
+BINARY_HEADER = b"inference-header-content-length"
+FORWARD_HEADERS = (
+    b"content-type",
+    b"authorization",
+    b"traceparent",
+    b"tracestate",
+    BINARY_HEADER,
+)
 FORWARD_TIMEOUT = 30.0
 # test_id: the same name may be tested again later; its figures must not mix.
 LABELS = ("deployment", "abtest", "test_id", "variant")
@@ -211,6 +219,9 @@ class ABTestRouter:
             await _answer(send, 502, message, self._headers(Variant.CHALLENGER, rid))
             return
         out = [(b"content-type", answer.headers.get("content-type", "application/json").encode())]
+        binary = answer.headers.get(BINARY_HEADER.decode())
+        if binary is not None:
+            out.append((BINARY_HEADER, binary.encode()))
         await _answer(
             send, answer.status_code, answer.content, out + self._headers(Variant.CHALLENGER, rid)
         )

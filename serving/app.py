@@ -24,9 +24,10 @@ from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.routing import Route
 
-from maestro.serving import protocols
+from maestro.serving import binary_tensors, protocols
 from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
+from maestro.serving.binary_tensors import EXTENSION, OutputRequest
 from maestro.serving.errors import (
     BodyTooLarge,
     ModelNotFound,
@@ -36,7 +37,7 @@ from maestro.serving.errors import (
 from maestro.serving.feedback import count_for_variant, feedback_fields
 from maestro.serving.metrics import ServingMetrics
 from maestro.serving.middleware import RequestContext, RequestMiddleware
-from maestro.serving.outputs import v2_datatype
+from maestro.serving.outputs import V2_BY_COLUMN_TYPE, v2_datatype
 from maestro.serving.predlog import PredictionLog
 from maestro.serving.predlog_shipper import ParquetShipper
 from maestro.serving.runtime import Answer, ServedModel
@@ -115,7 +116,7 @@ def metadata(served: ServedModel, state: ServerState) -> dict[str, Any]:
     schema = model.schema
     if schema.columns:
         inputs = [
-            {"name": c.name, "datatype": _V2_BY_TYPE.get(c.type, "BYTES"), "shape": [-1, 1]}
+            {"name": c.name, "datatype": V2_BY_COLUMN_TYPE.get(c.type, "BYTES"), "shape": [-1, 1]}
             for c in schema.columns
         ]
     elif schema.tensor is not None:
@@ -130,7 +131,10 @@ def metadata(served: ServedModel, state: ServerState) -> dict[str, Any]:
         "versions": [model.version] if model.version else [],
         "platform": f"mlflow-{model.flavor}",
         "inputs": inputs,
-        "outputs": [{"name": model.output_name, "datatype": "", "shape": [-1]}],
+        "outputs": [
+            {"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in model.outputs
+        ]
+        or [{"name": model.output_name, "datatype": "BYTES", "shape": [-1]}],
         "parameters": {
             "uri": model.uri,
             "model_version": model.version,
@@ -145,18 +149,6 @@ def metadata(served: ServedModel, state: ServerState) -> dict[str, Any]:
             else "",
         },
     }
-
-
-_V2_BY_TYPE = {
-    "double": "FP64",
-    "float": "FP32",
-    "long": "INT64",
-    "integer": "INT32",
-    "boolean": "BOOL",
-    "string": "BYTES",
-    "binary": "BYTES",
-    "datetime": "BYTES",
-}
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -283,7 +275,7 @@ def create_app(
 
     @app.get("/v2")
     async def server_metadata() -> Response:
-        return _json({"name": "maestro-serving", "version": _version(), "extensions": []})
+        return _json({"name": "maestro-serving", "version": _version(), "extensions": [EXTENSION]})
 
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
@@ -304,8 +296,14 @@ def create_app(
         ok = state.ready and not state.draining
         return _json({"name": name, "ready": ok}, 200 if ok else 503)
 
-    def parse_v2(body: bytes, _: Request) -> tuple[Payload, str | None]:
-        return protocols.parse_v2(protocols.parse_json(body))
+    def parse_v2(body: bytes, request: Request) -> tuple[Payload, str | None, OutputRequest]:
+        header_length = request.headers.get(binary_tensors.HEADER)
+        if header_length is None:
+            document = protocols.parse_json(body)
+        else:
+            document = binary_tensors.parse_request(body, header_length)
+        payload, request_id = protocols.parse_v2(document)
+        return payload, request_id, binary_tensors.output_request(document)
 
     # The three prediction routes are plain Starlette routes: FastAPI's dependency solving
     # and response handling would add to every request and give nothing here (the body is
@@ -321,8 +319,25 @@ def create_app(
         result = await predict(request, name, parse_v2)
         if isinstance(result, ServingError):
             return v2_error(result)
-        served, (_, request_id), answer = result
-        return _json(protocols.v2_response(served.name, served.version, request_id, answer.outputs))
+        served, (_, request_id, wanted), answer = result
+        if wanted.default:
+            return _json(
+                protocols.v2_response(served.name, served.version, request_id, answer.outputs)
+            )
+        head: dict[str, Any] = {"model_name": served.name, "model_version": served.version or None}
+        if request_id is not None:
+            head["id"] = request_id
+        try:
+            body, header_length = binary_tensors.encode_response(head, answer.outputs, wanted)
+        except ServingError as err:
+            return v2_error(err)
+        if header_length is None:
+            return Response(body, media_type=JSON)
+        return Response(
+            body,
+            media_type=binary_tensors.OCTET_STREAM,
+            headers={"Inference-Header-Content-Length": str(header_length)},
+        )
 
     # --- MLflow scoring protocol and /predict ----------------------------------------------
     def parse_invocations(body: bytes, request: Request) -> Payload:

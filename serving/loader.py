@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 
 from maestro.serving.errors import InputError, LoadError
-from maestro.serving.outputs import DEFAULT_OUTPUT, normalise
+from maestro.serving.outputs import (
+    DEFAULT_OUTPUT,
+    V2_BY_COLUMN_TYPE,
+    Outputs,
+    OutputSpec,
+    normalise,
+    v2_datatype,
+)
 from maestro.serving.schema import Column, InputSchema, Payload, Rows, Tensor, TensorInput
 from maestro.serving.schema import to_array as schema_to_array
 from maestro.serving.uris import RegistryRef, parse_models_uri
@@ -59,6 +66,8 @@ class LoadedModel:
     convention: str  # how `predict` calls the model: numpy, frame or pyfunc
     example: Payload
     output_name: str = DEFAULT_OUTPUT
+    # As the signature declares them, else as the warm-up predict returned them.
+    outputs: tuple[OutputSpec, ...] = ()
     load_seconds: float = 0.0
     warmup_error: str = ""
     members: tuple[LoadedModel, ...] = field(default=())
@@ -162,6 +171,41 @@ def output_name(signature: Any) -> str:
         if name:
             return str(name)
     return DEFAULT_OUTPUT
+
+
+def output_specs(signature: Any, warm: Outputs | None) -> tuple[OutputSpec, ...]:
+    """Every output's name, v2 datatype and shape: from the signature's outputs, else from
+    the warm-up prediction (rows as -1), else none."""
+    outputs = getattr(signature, "outputs", None)
+    if outputs is not None:
+        from mlflow.types.schema import DataType
+
+        specs = outputs.inputs
+        if outputs.is_tensor_spec():
+            return tuple(
+                OutputSpec(
+                    s.name or (DEFAULT_OUTPUT if len(specs) == 1 else str(i)),
+                    v2_datatype(np.dtype(s.type)),
+                    tuple(s.shape),
+                )
+                for i, s in enumerate(specs)
+            )
+        if all(isinstance(s.type, DataType) for s in specs):
+            name = output_name(signature)
+            return tuple(
+                OutputSpec(
+                    name if len(specs) == 1 else (s.name or str(i)),
+                    V2_BY_COLUMN_TYPE.get(s.type.name, "BYTES"),
+                    (-1,),
+                )
+                for i, s in enumerate(specs)
+            )
+    if warm is None:
+        return ()
+    return tuple(
+        OutputSpec(n, v2_datatype(a.dtype), (-1, *a.shape[1:]))
+        for n, a in zip(warm.names, warm.arrays, strict=True)
+    )
 
 
 def example_payload(meta: Any, path: str, schema: InputSchema) -> Payload:
@@ -298,7 +342,7 @@ def load_model(name: str, uri: str) -> LoadedModel:
         log.warning("native load of %s failed, using pyfunc: %s", uri, err)
         flavor, candidates = "python_function", []
     example = example_payload(meta, path, schema)
-    convention, predict, error = _warm_up(uri, path, schema, candidates, example)
+    convention, predict, error, warm = _warm_up(uri, path, schema, candidates, example)
     model = LoadedModel(
         name=name,
         uri=uri,
@@ -309,6 +353,7 @@ def load_model(name: str, uri: str) -> LoadedModel:
         convention=convention,
         example=example,
         output_name=output_name(meta.signature),
+        outputs=output_specs(meta.signature, warm),
         warmup_error=error,
     )
     model.load_seconds = time.perf_counter() - started
@@ -321,7 +366,7 @@ def _warm_up(
     schema: InputSchema,
     candidates: list[tuple[str, Predict]],
     example: Payload,
-) -> tuple[str, Predict, str]:
+) -> tuple[str, Predict, str, Outputs | None]:
     """Predict once on the example with each convention in turn; the first that works is
     used. When none does, the first is kept and the error reported: a model whose predict
     raises then answers 500 with that error, which is how a broken version shows up."""
@@ -343,13 +388,13 @@ def _warm_up(
                 break
         tried.append((convention, predict))
         try:
-            normalise(predict(array), len(array))
+            warm = normalise(predict(array), len(array))
         except Exception as err:
             errors.append(f"{convention}: {type(err).__name__}: {err}")
             continue
-        return convention, predict, ""
+        return convention, predict, "", warm
     if not tried:
         raise LoadError(f"{uri}: cannot load the model: {'; '.join(errors)}")
     log.warning("%s: warm-up predict failed (%s)", uri, "; ".join(errors))
     convention, predict = tried[0]
-    return convention, predict, errors[0]
+    return convention, predict, errors[0], None

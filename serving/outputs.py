@@ -26,6 +26,27 @@ _V2_TYPES = {
     ("f", 8): "FP64",
 }
 
+# By MLflow column type (signatures of DataFrame inputs and outputs).
+V2_BY_COLUMN_TYPE = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "binary": "BYTES",
+    "datetime": "BYTES",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """One output as the v2 model metadata reports it (-1: any length)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
 
 class OutputError(ValueError):
     """The model's answer cannot be split per request (wrong length, a scalar...)."""
@@ -88,17 +109,19 @@ def _plain(array: np.ndarray[Any, Any]) -> list[Any]:
     return array.tolist()  # type: ignore[no-any-return]
 
 
+def v2_tensor(name: str, array: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """One output as a v2 JSON tensor (row-major flat data)."""
+    return {
+        "name": name,
+        "shape": list(array.shape),
+        "datatype": v2_datatype(array.dtype),
+        "data": _plain(array.reshape(-1)),
+    }
+
+
 def to_v2(outputs: Outputs) -> list[dict[str, Any]]:
     """Outputs as v2 output tensors (row-major flat data)."""
-    return [
-        {
-            "name": name,
-            "shape": list(array.shape),
-            "datatype": v2_datatype(array.dtype),
-            "data": _plain(array.reshape(-1)),
-        }
-        for name, array in zip(outputs.names, outputs.arrays, strict=True)
-    ]
+    return [v2_tensor(n, a) for n, a in zip(outputs.names, outputs.arrays, strict=True)]
 
 
 def to_mlflow(outputs: Outputs) -> Any:

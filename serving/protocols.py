@@ -148,12 +148,14 @@ def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:
             f"{field}.datatype", f"{datatype!r} is not one of {', '.join(V2_DATATYPES)}"
         )
     data = item.get("data")
-    if not isinstance(data, list):
+    if not isinstance(data, list | np.ndarray):
         raise InputError(f"{field}.data", "required list of values")
     dtype = V2_DATATYPES[datatype]
     array: np.ndarray[Any, Any]
     try:
-        if dtype is object:
+        if isinstance(data, np.ndarray):  # a binary tensor, decoded to its shape and datatype
+            array = data
+        elif dtype is object:
             flat = np.empty(_flat_size(data), dtype=object)
             flat[:] = list(_flatten(data))
             array = flat

@@ -41,7 +41,7 @@ class Controller:
     _registry: Registry | None = None
 
     def __post_init__(self) -> None:
-        self.queue = WorkQueue(ABTest.INFO.kind, self.reconcile)
+        self.queue = self.runtime.queue(ABTest.INFO.kind, self.reconcile)
 
     @property
     def kube(self) -> Kube:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 FIELD_MANAGER = "maestro-operator"
@@ -52,9 +52,20 @@ def with_hash(obj: Mapping[str, Any]) -> Obj:
 class Kube:
     """The API calls the controllers make, as plain JSON over the kubernetes client."""
 
-    def __init__(self, api_client: Any, timeout: float) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        timeout: float,
+        on_write: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """`on_write(kind, verb)`: told of every write (the operator's metrics)."""
         self.api = api_client
         self.timeout = timeout
+        self.on_write = on_write
+
+    def _wrote(self, kind: str, verb: str) -> None:
+        if self.on_write is not None:
+            self.on_write(kind, verb)
 
     def _call(
         self,
@@ -106,6 +117,7 @@ class Kube:
     def patch_status(
         self, api_version: str, plural: str, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        self._wrote(plural, "patch-status")
         self._call(
             "PATCH",
             self.path(api_version, plural, namespace, name) + "/status",
@@ -116,6 +128,7 @@ class Kube:
     def apply(self, obj: Mapping[str, Any]) -> None:
         """Server-side apply under the operator's one field manager."""
         meta = obj["metadata"]
+        self._wrote(plural_of(obj["kind"]), "apply")
         self._call(
             "PATCH",
             self.path(obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"]),
@@ -127,6 +140,7 @@ class Kube:
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
+        self._wrote(plural_of(kind), "delete")
         try:
             self._call(
                 "DELETE",

@@ -5,6 +5,7 @@ the metrics the operator exports."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from maestro.operators.core.conditions import Clock
 from maestro.operators.core.kube import Kube
+from maestro.operators.core.operator_metrics import OperatorMetrics
 from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.core.workqueue import WorkQueue
 
 
 @dataclass
@@ -25,9 +28,17 @@ class Runtime:
     api_client: Any = field(default=None)
     # What the operator exports at MAESTRO_METRICS_LISTEN (e.g. DriftCheck results).
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
+    operator_metrics: OperatorMetrics = field(init=False)
     _kube: Kube | None = field(default=None, init=False, repr=False)
     _prometheus: PrometheusClient | None = field(default=None, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.operator_metrics = OperatorMetrics(self.metrics)
+
+    def queue(self, kind: str, reconcile: Callable[[str, str], None]) -> WorkQueue:
+        """A controller's work queue, measured."""
+        return WorkQueue(kind, reconcile, metrics=self.operator_metrics)
 
     @property
     def prometheus(self) -> PrometheusClient | None:
@@ -44,5 +55,7 @@ class Runtime:
             if self._kube is None:
                 if self.api_client is None:
                     raise RuntimeError("the API client is created by the startup handler")
-                self._kube = Kube(self.api_client, self.request_timeout)
+                self._kube = Kube(
+                    self.api_client, self.request_timeout, self.operator_metrics.wrote
+                )
             return self._kube

@@ -11,12 +11,14 @@ import asyncio
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from maestro.operators.core.kube import Obj
+from maestro.operators.core.operator_metrics import OperatorMetrics
 
 RETRY_MAX_SECONDS = 60.0
 Key = tuple[str, str]
@@ -39,6 +41,7 @@ class WorkQueue:
     what: str  # the kind, for logs
     reconcile: Callable[[str, str], None]
     loop: asyncio.AbstractEventLoop | None = None
+    metrics: OperatorMetrics | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
@@ -61,6 +64,7 @@ class WorkQueue:
         def fire() -> None:
             with self._guard:
                 self._timers.pop(key, None)
+                self._show_depth()
             # Kopf's context (where kopf.event posts to) follows into the worker thread.
             ctx = contextvars.copy_context()
             future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
@@ -75,6 +79,7 @@ class WorkQueue:
                 if pending is not None:
                     pending.cancel()
                 self._timers[key] = loop.call_at(due, fire)
+                self._show_depth()
 
         loop.call_soon_threadsafe(schedule, context=contextvars.copy_context())
 
@@ -84,6 +89,7 @@ class WorkQueue:
             self._locks.pop(key, None)
             self._failures.pop(key, None)
             timer = self._timers.pop(key, None)
+            self._show_depth()
         if timer is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(timer.cancel)
 
@@ -101,13 +107,21 @@ class WorkQueue:
             if obj is None or obj["metadata"].get("deletionTimestamp"):
                 return
             current = step(obj)
+            started = time.perf_counter()
             try:
                 current.run()
             except Exception as err:
+                if self.metrics is not None:
+                    self.metrics.reconcile_errors.labels(self.what).inc()
                 current.report_error(err)
                 self.failed(namespace, name, err)
             else:
                 self.succeeded(namespace, name)
+            finally:
+                if self.metrics is not None:
+                    self.metrics.reconcile_seconds.labels(self.what).observe(
+                        time.perf_counter() - started
+                    )
 
     def failed(self, namespace: str, name: str, err: Exception) -> None:
         """Retry after a back-off that doubles per consecutive failure."""
@@ -129,6 +143,11 @@ class WorkQueue:
 
     def succeeded(self, namespace: str, name: str) -> None:
         self._failures.pop((namespace, name), None)
+
+    def _show_depth(self) -> None:
+        """Under the guard."""
+        if self.metrics is not None:
+            self.metrics.workqueue_depth.labels(self.what).set(len(self._timers))
 
     def _log_error(self, future: Any) -> None:
         if not future.cancelled() and future.exception() is not None:

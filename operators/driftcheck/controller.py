@@ -10,7 +10,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +34,7 @@ from maestro.operators.core.objects import label_value
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
 from maestro.operators.core.status_writer import report
-from maestro.operators.core.verdict import invalid_spec
+from maestro.operators.core.verdict import Verdict, invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
 from maestro.operators.driftcheck import render
 from maestro.operators.driftcheck.decide import (
@@ -62,7 +62,7 @@ class Controller:
     settings: render.DriftSettings = field(init=False)
 
     def __post_init__(self) -> None:
-        self.queue = WorkQueue(DriftCheck.INFO.kind, self.reconcile)
+        self.queue = self.runtime.queue(DriftCheck.INFO.kind, self.reconcile)
         self.settings = render.DriftSettings.from_config(self.runtime.config)
 
     @property
@@ -107,7 +107,7 @@ class _Step:
         )
         blocked = preconditions(spec, facts)
         if blocked is not None:
-            self.write(Outcome(blocked))
+            self.write(Outcome(self.hold_schedule(spec, facts, blocked)))
             return
         reference = reference_uri(spec, facts) or ""
         schedule_error = self.apply_cron_job(spec, reference)
@@ -198,6 +198,21 @@ class _Step:
         )
 
     # --- apply -------------------------------------------------------------------------
+    def hold_schedule(self, spec: DriftCheckSpec, facts: Facts, blocked: Verdict) -> Verdict:
+        """A check that ran before and is blocked now (its ModelDeployment went, say) must
+        not keep running unreported: its CronJob is suspended until the check is whole."""
+        selector = f"{render.LABEL_DRIFTCHECK}={label_value(self.ids.name)}"
+        if not self.c.kube.list("batch/v1", "cronjobs", self.ids.namespace, selector):
+            return blocked
+        reference = reference_uri(spec, facts) or self.stored.get("referenceUri")
+        if not reference:
+            return blocked
+        self.apply_cron_job(spec.model_copy(update={"suspend": True}), str(reference))
+        held = (
+            f"{blocked.message} CronJob {render.cron_job_name(self.ids)} is suspended until then."
+        )
+        return replace(blocked, message=held)
+
     def apply_cron_job(self, spec: DriftCheckSpec, reference: str) -> str | None:
         """Apply the CronJob (and the PrometheusRule); the API server's refusal of the
         CronJob (a schedule its validation rejects) as text, None when applied."""

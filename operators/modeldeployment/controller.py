@@ -103,7 +103,7 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
-        self.queue = WorkQueue(KIND, self.reconcile)
+        self.queue = self.runtime.queue(KIND, self.reconcile)
         self.vault = VaultGate(self.runtime.config.vault)
 
     @property

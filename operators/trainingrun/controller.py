@@ -93,14 +93,18 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.settings = TrainerSettings.from_config(self.config)
-        self.queue = WorkQueue(TrainingRun.INFO.kind, self.reconcile)
+        self.queue = self.runtime.queue(TrainingRun.INFO.kind, self.reconcile)
 
     # --- clients -----------------------------------------------------------------------
 
     @property
     def kube(self) -> Kube:
         if self._kube is None:
-            self._kube = Kube(self.runtime.api_client, self.runtime.request_timeout)
+            self._kube = Kube(
+                self.runtime.api_client,
+                self.runtime.request_timeout,
+                self.runtime.operator_metrics.wrote,
+            )
         return self._kube
 
     @property

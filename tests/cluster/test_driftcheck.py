@@ -270,6 +270,9 @@ def test_served_traffic_drifts_on_exactly_the_shifted_columns_and_retrains_once(
         if line.startswith("maestro_driftcheck_drift_share{") and f'namespace="{namespace}"' in line
     ]
     assert share and share[0].endswith(" 0.5"), share
+    # ... and its own: reconciles timed per kind, writes counted.
+    assert 'maestro_operator_reconcile_duration_seconds_count{kind="DriftCheck"}' in metrics
+    assert 'maestro_operator_api_writes_total{kind="cronjobs",verb="apply"}' in metrics
     assert get(cluster, namespace, "prometheusrule", "iris-drift-drift") is not None
 
     # One retrain TrainingRun, owned by the check and labelled with it.
@@ -356,6 +359,33 @@ def test_bad_input_ends_the_run_with_its_reason_and_no_retry(
     assert ("Warning", "ColumnMissing") in {
         (t, r) for t, r, _ in events(cluster, namespace, "typo")
     }
+
+    # Its ModelDeployment gone, a check does not keep running unreported: its CronJob is
+    # suspended until the deployment is back.
+    md = get(cluster, namespace, "modeldeployment", "iris")
+    cluster.kubectl("delete", "modeldeployment", "iris", "-n", namespace)
+    obj = eventually(
+        lambda: (lambda o: o if condition(o) == ("False", "DeploymentNotFound") else None)(
+            get(cluster, namespace, "driftcheck", "typo") or {}
+        ),
+        timeout=30,
+        what="the check blocked",
+    )
+    assert "suspended until then" in ready(obj)["message"]
+    assert (get(cluster, namespace, "cronjob", "typo-drift") or {})["spec"]["suspend"] is True
+    assert md is not None
+    apply(
+        cluster,
+        namespace,
+        {k: md[k] for k in ("apiVersion", "kind", "spec")} | {"metadata": {"name": "iris"}},
+    )
+    eventually(
+        lambda: (
+            (get(cluster, namespace, "cronjob", "typo-drift") or {})["spec"]["suspend"] is False
+        ),
+        timeout=30,
+        what="the CronJob resumed",
+    )
 
     # A schedule the CRD's pattern lets through but CronJob validation refuses.
     apply(cluster, namespace, drift_check("bad-cron", schedule="61 * * * *", **by_uri))

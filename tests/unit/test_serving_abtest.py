@@ -3,9 +3,11 @@ outcome reported later belongs to (serving.feedback)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -18,7 +20,7 @@ from maestro.serving.abtest import (
     request_id,
     variant_of_request,
 )
-from maestro.serving.abtest_router import ABTestMetrics, Role, is_prediction
+from maestro.serving.abtest_router import ABTestMetrics, ABTestRouter, Role, is_prediction
 from maestro.serving.errors import InputError
 from maestro.serving.feedback import count_for_variant, feedback_fields
 from maestro.serving.predlog import PredictionLog
@@ -127,3 +129,37 @@ def test_the_prediction_log_of_a_test_pod_names_its_variant(tmp_path: Path) -> N
     log.close()
     (line,) = [json.loads(text) for text in path.read_text().splitlines()]
     assert (line["revision"], line["variant"]) == ("ab-1", "challenger")
+
+
+def test_a_binary_tensor_request_forwarded_to_the_challenger_keeps_its_header_both_ways() -> None:
+    seen: list[httpx.Request] = []
+
+    def challenger(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(
+            200,
+            content=b'{"outputs":[]}raw',
+            headers={
+                "content-type": "application/octet-stream",
+                "inference-header-content-length": "14",
+            },
+        )
+
+    role = Role(SPLIT, Variant.CHAMPION, peer_url="http://challenger")
+    router = ABTestRouter(lambda *_: None, role, ABTestMetrics(CollectorRegistry(), "md", SPLIT))
+    router.client = httpx.AsyncClient(transport=httpx.MockTransport(challenger))
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "path": "/v2/models/m/infer",
+        "headers": [(b"inference-header-content-length", b"2"), (b"x-other", b"no")],
+    }
+    asyncio.run(router.forward(scope, b"{}", "rid-1", send))
+    assert seen[0].headers["inference-header-content-length"] == "2"
+    assert "x-other" not in seen[0].headers
+    headers = dict(sent[0]["headers"])
+    assert headers[b"inference-header-content-length"] == b"14"
+    assert sent[1]["body"] == b'{"outputs":[]}raw'

@@ -154,6 +154,46 @@ def test_metadata_reports_the_concrete_version(
     assert client.get("/v2").json()["name"] == "maestro-serving"
 
 
+def test_v2_binary_tensors_in_and_out(data: Data, client_for: Callable[..., TestClient]) -> None:
+    client = client_for(ModelSet([model(data, "bc", data.linear.predict)], "bc"))
+    rows = data.frame.head(5).to_numpy()
+    header = json.dumps(
+        {
+            "id": "b1",
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": list(rows.shape),
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    ).encode()
+    rsp = client.post(
+        "/v2/models/bc/infer",
+        content=header + rows.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert rsp.status_code == 200, rsp.text
+    assert rsp.headers["content-type"] == "application/octet-stream"
+    length = int(rsp.headers["inference-header-content-length"])
+    head = json.loads(rsp.content[:length])
+    (output,) = head["outputs"]
+    assert head["id"] == "b1" and output["datatype"] == "INT64" and output["shape"] == [5]
+    assert output["parameters"]["binary_data_size"] == 40
+    got = np.frombuffer(rsp.content[length:], "<i8")
+    assert got.tolist() == data.linear.predict(rows).tolist()
+    broken = client.post(
+        "/v2/models/bc/infer",
+        content=header + rows.tobytes()[:-8],
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert broken.status_code == 400 and "inputs[0] ('x')" in broken.json()["error"]
+    assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+
+
 def test_errors_name_the_field_and_are_counted(
     data: Data, client_for: Callable[..., TestClient]
 ) -> None:

@@ -97,3 +97,18 @@ def test_the_analysis_queries_the_series_the_server_exports() -> None:
     for name, labels in series:
         if name in queried:
             assert set(contract.LABELS) <= set(labels), (name, labels)
+
+
+def test_every_queried_series_exists_at_zero_before_the_first_request() -> None:
+    """rate() sees an increase only between two scrapes of a series: one that appears with
+    its first observation loses every event before the next scrape."""
+    registry = CollectorRegistry()
+    ServingMetrics(registry, deployment="iris", revision="v4").for_model("iris", "4").loaded(0.5)
+    present = {s.name for f in registry.collect() for s in f.samples}
+    for name in (
+        prometheus.DURATION_BUCKETS,
+        prometheus.SHADOW_REQUESTS,
+        prometheus.SHADOW_AGREEMENTS,
+        prometheus.SHADOW_DELTA_BUCKETS,
+    ):
+        assert name in present, name
