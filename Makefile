@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,7 +36,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault and SeaweedFS from Go modules
+binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server and prometheus-adapter from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -63,14 +63,14 @@ $(BIN)/metrics-server: tools/metrics-server/go.mod tools/metrics-server/go.sum t
 	BIN=$(abspath $(BIN)) tools/build-metrics-server.sh
 	touch $@
 
-# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+# The local platform runs it (`binaries` needs it): metrics.k8s.io for `kubectl top` and the HPA.
 metrics-server: $(BIN)/metrics-server ## build metrics-server v0.8.0 (metrics.k8s.io from kwok's kubelet resource metrics) from its Go module (~7 min cold)
 
 $(BIN)/prometheus-adapter: tools/prometheus-adapter/go.mod tools/prometheus-adapter/go.sum tools/build-prometheus-adapter.sh
 	BIN=$(abspath $(BIN)) tools/build-prometheus-adapter.sh
 	touch $@
 
-# Groundwork for autoscaling (issue 18); `binaries` does not build it yet.
+# The local platform runs it with Prometheus (`binaries` needs it): custom.metrics.k8s.io.
 prometheus-adapter: $(BIN)/prometheus-adapter ## build prometheus-adapter v0.12.0 (custom.metrics.k8s.io from Prometheus) from its Go module (~3 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
@@ -126,6 +126,9 @@ bench-training: install binaries upstream-crds services ## TrainingRun search vs
 
 bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
 	$(PY) -m tests.bench.operator
+
+bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HPA on CPU and on requests/s under load: time to new replicas, back down, failed requests -> docs/benchmarks.md
+	$(PY) -m tests.bench.autoscaling
 
 bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh

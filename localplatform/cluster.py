@@ -1,5 +1,6 @@
-"""The local Kubernetes control plane: etcd, kube-apiserver (TLS, RBAC, admission),
-kube-controller-manager, kube-scheduler, kwok for simulated nodes, the pod runner for
+"""The local Kubernetes control plane: etcd, kube-apiserver (TLS, RBAC, admission, the
+aggregation layer), kube-controller-manager, kube-scheduler, kwok for simulated nodes,
+metrics-server (metrics.k8s.io from kwok's kubelet resource metrics), the pod runner for
 the project's own pods, Vault and the object store (SeaweedFS, S3 API: `objectstore`).
 `python -m maestro.localplatform.cluster up|down|status`.
 
@@ -38,6 +39,8 @@ from maestro.localplatform.components import (
     etcd_url,
     kwok_argv,
     kwok_config,
+    metrics_apiservice,
+    metrics_server_argv,
     node_manifest,
     node_status_patch,
     pod_runner_argv,
@@ -161,6 +164,9 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
         kwok_argv(cfg, kwok_yaml),
         env={**os.environ, "KWOK_WORKDIR": str(cfg.state / "kwok")},
     )
+    # metrics.k8s.io (kubectl top, the HPA's CPU and memory targets) from kwok's kubelet
+    # resource metrics; its first figures come two scrapes (20 s) after a pod's usage.
+    procs.start("metrics-server", metrics_server_argv(cfg))
     apply_manifests(cfg, "".join(node_manifest(n, cfg) for n in NODE_NAMES), force=False)
     # Apply leaves the status of a node that exists alone; the capacity may have changed.
     patch = node_status_patch(cfg)
@@ -176,6 +182,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     )
 
     install_crds(cfg, project=install_project_crds)
+    apply_manifests(cfg, metrics_apiservice(cfg), force=False)
     wait_nodes_ready(cfg, timeout=60)
     wait_default_serviceaccount(cfg)
     vault.up(cfg, pki)

@@ -41,6 +41,9 @@ class ClusterConfig:
     )
     scheduler_port: int = field(default_factory=lambda: _env_int("MAESTRO_SCHEDULER_PORT", 10259))
     kwok_port: int = field(default_factory=lambda: _env_int("MAESTRO_KWOK_PORT", 10247))
+    metrics_server_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_METRICS_SERVER_PORT", 10251)
+    )
     vault_port: int = field(default_factory=lambda: _env_int("MAESTRO_VAULT_PORT", 8200))
     vault_injector_port: int = field(
         default_factory=lambda: _env_int("MAESTRO_VAULT_INJECTOR_PORT", 8442)

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from maestro.localplatform.clusterconfig import POD_RUNNER_LABEL, ClusterConfig
-from maestro.localplatform.pki import Pki
+from maestro.localplatform.pki import FRONT_PROXY_CLIENT, Pki
+from maestro.localplatform.pods.usage import CPU_ANNOTATION, MEMORY_ANNOTATION
 
 BINARIES = (
     "etcd",
@@ -20,6 +21,7 @@ BINARIES = (
     "kube-scheduler",
     "kubectl",
     "kwok",
+    "metrics-server",
 )
 # In start order; `down` stops them in reverse.
 COMPONENTS = (
@@ -28,6 +30,7 @@ COMPONENTS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
+    "metrics-server",
     "pod-runner",
     "vault",
     "vault-injector",
@@ -37,8 +40,86 @@ COMPONENTS = (
 )
 
 
+# kwok's kubelet resource metrics (its own kustomize/metrics/resource/metrics-resource.yaml
+# less the pod_* series, which metrics-server does not read, and with the containers' real
+# start time), fed by the usage the pod runner writes on each pod (pods.usage); a
+# container without it reads kwok's defaults, 1m and 1Mi (never 0: metrics-server drops a
+# pod with a 0).
+KWOK_RESOURCE_METRICS = f"""---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterResourceUsage
+metadata:
+  name: usage-from-pod-runner
+spec:
+  usages:
+  - usage:
+      cpu:
+        expression: |
+          ("{CPU_ANNOTATION}" + container.name) in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["{CPU_ANNOTATION}" + container.name])
+          : Quantity("1m")
+      memory:
+        expression: |
+          ("{MEMORY_ANNOTATION}" + container.name) in pod.metadata.annotations
+          ? Quantity(pod.metadata.annotations["{MEMORY_ANNOTATION}" + container.name])
+          : Quantity("1Mi")
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Metric
+metadata:
+  name: metrics-resource
+spec:
+  path: "{{RESOURCE_METRICS_PATH}}"
+  metrics:
+  - name: scrape_error
+    dimension: node
+    kind: gauge
+    value: '0'
+  - name: container_start_time_seconds
+    dimension: container
+    kind: gauge
+    labels:
+    - {{name: container, value: 'container.name'}}
+    - {{name: namespace, value: 'pod.metadata.namespace'}}
+    - {{name: pod, value: 'pod.metadata.name'}}
+    value: 'UnixSecond(pod.metadata.creationTimestamp)'
+  - name: container_cpu_usage_seconds_total
+    dimension: container
+    kind: counter
+    labels:
+    - {{name: container, value: 'container.name'}}
+    - {{name: namespace, value: 'pod.metadata.namespace'}}
+    - {{name: pod, value: 'pod.metadata.name'}}
+    value: 'pod.CumulativeUsage("cpu", container.name)'
+  - name: container_memory_working_set_bytes
+    dimension: container
+    kind: gauge
+    labels:
+    - {{name: container, value: 'container.name'}}
+    - {{name: namespace, value: 'pod.metadata.namespace'}}
+    - {{name: pod, value: 'pod.metadata.name'}}
+    value: 'pod.Usage("memory", container.name)'
+  - name: node_cpu_usage_seconds_total
+    dimension: node
+    kind: counter
+    value: 'node.CumulativeUsage("cpu")'
+  - name: node_memory_working_set_bytes
+    dimension: node
+    kind: gauge
+    value: 'node.Usage("memory")'
+"""
+# Where metrics-server finds a node's resource metrics on kwok's server (the annotation
+# kwokctl's node template sets; metrics-server v0.8.0 reads it).
+RESOURCE_METRICS_PATH = "/metrics/nodes/{nodeName}/metrics/resource"
+RESOURCE_METRICS_PATH_ANNOTATION = "metrics.k8s.io/resource-metrics-path"
+# The address metrics-server scrapes a node at: kwok's server on this host. (kwok's
+# nodeIP, 10.245.0.1, is not routed here.)
+NODE_ADDRESSES = [{"type": "InternalIP", "address": "127.0.0.1"}]
+
+
 def kwok_config(cfg: ClusterConfig) -> str:
-    """kwok simulates every pod except the project's own, which the pod runner really runs."""
+    """kwok simulates every pod except the project's own, which the pod runner really runs,
+    and serves every node's kubelet resource metrics from the pods' measured usage."""
     return f"""apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
@@ -48,7 +129,7 @@ options:
   cidr: 10.245.0.1/16
   nodeIP: 10.245.0.1
   serverAddress: 127.0.0.1:{cfg.kwok_port}
-"""
+""" + KWOK_RESOURCE_METRICS.replace("{RESOURCE_METRICS_PATH}", RESOURCE_METRICS_PATH)
 
 
 def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, user: str) -> None:
@@ -85,17 +166,21 @@ def node_status_patch(cfg: ClusterConfig) -> str:
     """The status a node keeps (kwok's heartbeats keep what the node says) and that `up`
     writes again, so a changed MAESTRO_NODE_* reaches nodes that exist already."""
     resources = node_capacity(cfg)
-    return json.dumps({"status": {"capacity": resources, "allocatable": resources}})
+    return json.dumps(
+        {"status": {"capacity": resources, "allocatable": resources, "addresses": NODE_ADDRESSES}}
+    )
 
 
 def node_manifest(name: str, cfg: ClusterConfig) -> str:
     resources = json.dumps(node_capacity(cfg))
+    metrics_path = RESOURCE_METRICS_PATH.replace("{nodeName}", name)
     return f"""apiVersion: v1
 kind: Node
 metadata:
   name: {name}
   annotations:
     kwok.x-k8s.io/node: fake
+    {RESOURCE_METRICS_PATH_ANNOTATION}: {metrics_path}
   labels:
     type: kwok
     kubernetes.io/hostname: {name}
@@ -105,6 +190,7 @@ metadata:
 status:
   allocatable: {resources}
   capacity: {resources}
+  addresses: {json.dumps(NODE_ADDRESSES)}
   nodeInfo:
     architecture: amd64
     kubeletVersion: fake
@@ -188,6 +274,16 @@ def apiserver_argv(cfg: ClusterConfig, pki: Pki) -> list[str]:
         "--audit-log-format=json",
         "--audit-log-maxsize=200",
         "--audit-log-maxbackup=1",
+        # The aggregation layer (metrics.k8s.io, custom.metrics.k8s.io): the API server
+        # calls extension API servers with this client certificate and the caller's name
+        # in these headers, which they trust through the front-proxy CA.
+        f"--requestheader-client-ca-file={pki.front_proxy_ca.cert}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={pki.front_proxy_client.cert}",
+        f"--proxy-client-key-file={pki.front_proxy_client.key}",
         "--v=1",
     ]
 
@@ -251,3 +347,46 @@ def pod_runner_argv(cfg: ClusterConfig) -> list[str]:
         f"--state={cfg.pods}",
         f"--pod-cidr={cfg.pod_cidr}",
     ]
+
+
+def metrics_server_argv(cfg: ClusterConfig) -> list[str]:
+    """metrics-server scraping kwok's kubelet resource metrics every 10 s (its minimum),
+    as the platform's admin (it lists nodes and pods, and reads the front-proxy CA)."""
+    return [
+        str(cfg.bin / "metrics-server"),
+        f"--kubeconfig={cfg.kubeconfig}",
+        f"--authentication-kubeconfig={cfg.kubeconfig}",
+        f"--authorization-kubeconfig={cfg.kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={cfg.metrics_server_port}",
+        f"--cert-dir={cfg.state / 'metrics-server'}",
+        # kwok's server answers HTTPS with a self-signed certificate.
+        "--kubelet-insecure-tls",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-port={cfg.kwok_port}",
+        "--metric-resolution=10s",
+        # Must be under 0.9 x the resolution.
+        "--kubelet-request-timeout=5s",
+    ]
+
+
+def metrics_apiservice(cfg: ClusterConfig) -> str:
+    """metrics.k8s.io served by the metrics-server process on this host: an ExternalName
+    Service to localhost (the aggregator then calls https://localhost:<port>; a host
+    process has no pod IP for a ClusterIP Service's endpoints)."""
+    return f"""apiVersion: v1
+kind: Service
+metadata: {{name: metrics-server, namespace: kube-system}}
+spec: {{type: ExternalName, externalName: localhost}}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {{name: v1beta1.metrics.k8s.io}}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {{name: metrics-server, namespace: kube-system, port: {cfg.metrics_server_port}}}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+"""

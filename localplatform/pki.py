@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=365)
+FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,10 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def _ca(directory: Path) -> tuple[Pair, ec.EllipticCurvePrivateKey, x509.Certificate]:
-    pair = Pair(directory / "ca.crt", directory / "ca.key")
+def _ca(
+    directory: Path, stem: str = "ca", cn: str = "maestro-local-ca"
+) -> tuple[Pair, ec.EllipticCurvePrivateKey, x509.Certificate]:
+    pair = Pair(directory / f"{stem}.crt", directory / f"{stem}.key")
     if pair.cert.exists() and pair.key.exists():
         key = serialization.load_pem_private_key(pair.key.read_bytes(), None)
         assert isinstance(key, ec.EllipticCurvePrivateKey)
@@ -50,8 +53,8 @@ def _ca(directory: Path) -> tuple[Pair, ec.EllipticCurvePrivateKey, x509.Certifi
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("maestro-local-ca"))
-        .issuer_name(_name("maestro-local-ca"))
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -125,6 +128,10 @@ class Pki:
     controller_manager: Pair
     scheduler: Pair
     vault_injector: Pair  # the serving cert of the Vault Agent injector's webhook
+    # The aggregation layer: the API server proxies to extension API servers
+    # (metrics-server) as front-proxy-client, which they trust through front_proxy_ca.
+    front_proxy_ca: Pair
+    front_proxy_client: Pair
     service_account_key: Path
     service_account_pub: Path
 
@@ -133,6 +140,7 @@ def ensure_pki(directory: Path, service_ip: str) -> Pki:
     """Create (once) every certificate and key the control plane needs; reused after."""
     directory.mkdir(parents=True, exist_ok=True)
     ca, ca_key, ca_cert = _ca(directory)
+    fp_ca, fp_key, fp_cert = _ca(directory, "front-proxy-ca", "maestro-local-front-proxy-ca")
     sa_key = directory / "sa.key"
     sa_pub = directory / "sa.pub"
     if not sa_key.exists():
@@ -172,6 +180,10 @@ def ensure_pki(directory: Path, service_ip: str) -> Pki:
             ca_cert,
             cn="vault-agent-injector",
             server_ips=("127.0.0.1",),
+        ),
+        front_proxy_ca=fp_ca,
+        front_proxy_client=_leaf(
+            directory, "front-proxy-client", fp_key, fp_cert, cn=FRONT_PROXY_CLIENT
         ),
         service_account_key=sa_key,
         service_account_pub=sa_pub,

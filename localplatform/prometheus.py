@@ -13,8 +13,11 @@ them directly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
+import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -26,7 +29,9 @@ from typing import Any
 
 import yaml
 
+from maestro.localplatform import custom_metrics
 from maestro.localplatform.procs import ProcessTable
+from maestro.monitoring import adapter_rules
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESS = "prometheus"
@@ -225,9 +230,57 @@ def _start_discovery(cfg: PrometheusConfig, timeout: float) -> None:
     _wait(cfg, SD_PROCESS, lambda: _sd_healthy(cfg), timeout)
 
 
+def _adapter_healthy() -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # its self-signed serving certificate
+    url = f"https://127.0.0.1:{custom_metrics.port()}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=1, context=ctx) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError, ssl.SSLError):
+        return False
+
+
+def _start_adapter(cfg: PrometheusConfig, timeout: float) -> None:
+    """prometheus-adapter (custom.metrics.k8s.io) once Prometheus answers, registered
+    with the API server (see localplatform.custom_metrics)."""
+    binary = custom_metrics.binary(cfg)
+    if not binary.is_file():
+        raise PrometheusError(
+            f"{binary} is missing; build it with `make prometheus-adapter` (or `make binaries`)"
+        )
+    rules = cfg.home / "adapter-rules.yaml"
+    rules.write_text(adapter_rules.rules_yaml(adapter_rules.LOCAL_WINDOW))
+    cfg.processes().start(custom_metrics.PROCESS, custom_metrics.adapter_argv(binary, cfg, rules))
+    _wait(cfg, custom_metrics.PROCESS, _adapter_healthy, timeout)
+    try:
+        custom_metrics.kubectl(
+            cfg,
+            "apply",
+            "--server-side",
+            "--field-manager=maestro-local",
+            "-f",
+            "-",
+            input=custom_metrics.apiservices(custom_metrics.port()),
+        )
+    except subprocess.CalledProcessError as err:
+        raise PrometheusError(f"custom.metrics.k8s.io not registered: {err.stderr}") from err
+
+
+def _stop_adapter(cfg: PrometheusConfig) -> None:
+    if cfg.kubeconfig.is_file():
+        # When the API server is gone already, nothing is left registered to break.
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            custom_metrics.kubectl(
+                cfg, "delete", "--ignore-not-found", *custom_metrics.registered_names()
+            )
+    cfg.processes().stop(custom_metrics.PROCESS)
+
+
 def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
     """Start pod discovery and Prometheus unless they already answer (then only reload a
-    changed config); return the seconds it took."""
+    changed config), then prometheus-adapter; return the seconds it took."""
     started = time.monotonic()
     binary = _binary()
     _start_discovery(cfg, timeout)
@@ -235,6 +288,7 @@ def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
     if ready(cfg):
         if changed:
             _reload(cfg)
+        _start_adapter(cfg, timeout)
         return time.monotonic() - started
     (cfg.home / "data").mkdir(parents=True, exist_ok=True)
     cfg.processes().start(
@@ -250,10 +304,12 @@ def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
         ],
     )
     _wait(cfg, PROCESS, lambda: ready(cfg), timeout)
+    _start_adapter(cfg, timeout)
     return time.monotonic() - started
 
 
 def down(cfg: PrometheusConfig) -> None:
+    _stop_adapter(cfg)
     procs = cfg.processes()
     procs.stop(PROCESS)
     procs.stop(SD_PROCESS)

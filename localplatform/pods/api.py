@@ -98,6 +98,9 @@ class PodApi:
             ),
         )
 
+    def annotate(self, namespace: str, name: str, annotations: Mapping[str, str]) -> None:
+        self.core.patch_namespaced_pod(name, namespace, {"metadata": {"annotations": annotations}})
+
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.core.patch_namespaced_pod_status(name, namespace, {"status": status})
 

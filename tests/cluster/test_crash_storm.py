@@ -74,6 +74,7 @@ def own_platform(tmp_path: Path) -> Iterator[ClusterConfig]:
         controller_manager_port=free_port(),
         scheduler_port=free_port(),
         kwok_port=free_port(),
+        metrics_server_port=free_port(),
         pod_cidr=POD_CIDR,
     )
     try:
