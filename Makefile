@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-autoscaling test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -114,6 +114,9 @@ test: install binaries upstream-crds services lint ## all set-up, then the whole
 
 test-fault: install binaries upstream-crds services ## long fault runs: a crash storm of 50 ModelDeployments, then `make down`'s teardown (about 3 minutes)
 	$(VENV)/bin/pytest -m fault $(PYTEST_ARGS)
+
+test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, counting failed requests (about 3.5 minutes; left out of `make test`)
+	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

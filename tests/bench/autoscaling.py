@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "MAESTRO_BENCH_AUTOSCALING_OUT": out.name}
         codes = [
             subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-s", *TESTS], cwd=REPO, env=env
+                [sys.executable, "-m", "pytest", "-q", "-s", "-m", "scale", *TESTS],
+                cwd=REPO,
+                env=env,
             ).returncode
             for _ in range(args.runs)
         ]

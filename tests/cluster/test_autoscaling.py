@@ -310,6 +310,7 @@ def scale_up_and_down(
     return figures
 
 
+@pytest.mark.scale
 def test_cpu_target_scales_up_under_load_and_back_down(
     deployed_operator: ClusterConfig,
     cluster: Cluster,
@@ -331,6 +332,7 @@ def test_cpu_target_scales_up_under_load_and_back_down(
     )
 
 
+@pytest.mark.scale
 def test_requests_per_second_target_scales_through_the_adapter(
     deployed_operator: ClusterConfig,
     cluster: Cluster,
