@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
+from maestro.monitoring.column_types import ColumnType, infer_column_type
 from maestro.monitoring.contract import ColumnDrift, DriftResult, severity_of
 from maestro.monitoring.errors import (
     BAD_ARGUMENT,
@@ -21,10 +22,8 @@ from maestro.monitoring.errors import (
 from maestro.monitoring.stattests import (
     STAT_TESTS,
     STRING_COLUMNS,
-    ColumnType,
     ReferenceStats,
     evaluate,
-    infer_column_type,
     reference_stats,
 )
 

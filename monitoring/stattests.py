@@ -7,7 +7,11 @@ count, the standard deviation, the dtype), and `evaluate(stats, current, test, t
 compares a current column with them. Nothing here reads or writes files. All work is
 vectorised numpy on sorted arrays; SciPy supplies only the distribution functions (and the
 exact two-sample KS distribution for samples of at most 10,000, as scipy.stats.ks_2samp
-itself, which Evidently calls).
+itself, which Evidently calls). The scores themselves, on arrays, are in
+monitoring/scores.py; this module types columns, keeps their statistics and applies
+Evidently's rules of which test, which threshold and which verdict. (It stays one
+module of about 440 lines: the statistics kept and the rules that read them change
+together, and splitting them would put each rule's two halves in two files.)
 
 Evidently's rules reproduced here:
   * column type from the *current* column (`evidently.core.datasets.infer_column_type`):
@@ -34,19 +38,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from maestro.monitoring.column_types import ColumnType, infer_column_type
 from maestro.monitoring.contract import ColumnDrift
 from maestro.monitoring.errors import (
     ALL_NULL_COLUMN,
     TEST_NOT_APPLICABLE,
     UNSUPPORTED_TEST,
     DriftInputError,
+)
+from maestro.monitoring.scores import (
+    chisquare_pvalue,
+    histogram,
+    jensenshannon,
+    ks_pvalue,
+    psi,
+    wasserstein_normed,
+    z_pvalue,
 )
 
 AUTO = "auto"
@@ -80,66 +93,13 @@ EVIDENTLY_DISPLAY_NAMES: dict[str, str] = {
 
 # DataFrame.attrs key: columns read as categories that were strings in the file.
 STRING_COLUMNS = "maestro.string_columns"
-INTEGER_CARDINALITY_LIMIT = 10  # evidently.core.datasets
 SMALL_REFERENCE = 1000  # auto: p-value tests up to here, distances above
 FEW_VALUES = 5  # auto: numerical columns with this many values are binned
 BINNED_DISTINCT = 20  # psi/jensenshannon: numerical reference above this -> histogram
 PSI_JS_BINS = 30  # Evidently's n_bins argument (unused by its Sturges edges)
-KS_EXACT_MAX = 10_000  # scipy.stats.ks_2samp: exact distribution up to this sample size
 
 Kind = Literal["int", "float", "bool", "datetime", "string"]
 NUMERIC_KINDS: tuple[Kind, ...] = ("int", "float", "bool", "datetime")
-
-
-class ColumnType(StrEnum):
-    NUMERICAL = "num"
-    CATEGORICAL = "cat"
-    TEXT = "text"
-    DATETIME = "datetime"
-    LIST = "list"
-    UNKNOWN = "unknown"
-
-
-def infer_column_type(column: pd.Series, *, strings: bool = False) -> ColumnType:
-    """Evidently's type of a column (it types the *current* data). `strings`: a category
-    column that holds a string column as read (dictionary-encoded), typed as the strings."""
-    name = column.dtype.name
-    if strings and name == "category":
-        name = "string"
-    if name.startswith("float"):
-        return ColumnType.NUMERICAL
-    if name.startswith("int"):
-        if column.nunique() <= INTEGER_CARDINALITY_LIMIT:
-            return ColumnType.CATEGORICAL
-        return ColumnType.NUMERICAL
-    if name in ("string", "str"):
-        if column.nunique() > column.count() * 0.5:
-            return ColumnType.TEXT
-        return ColumnType.CATEGORICAL
-    if name == "object":
-        present = column.dropna()
-        if present.count() == 0:
-            return ColumnType.UNKNOWN
-        first, last = present.iloc[0], present.iloc[-1]
-        if isinstance(first, str) and isinstance(last, str):
-            if column.nunique() > column.count() * 0.5:
-                return ColumnType.TEXT
-            return ColumnType.CATEGORICAL
-        if isinstance(first, list | tuple) and isinstance(last, list | tuple):
-            return ColumnType.LIST
-        return ColumnType.UNKNOWN
-    if name in ("bool", "category"):
-        return ColumnType.CATEGORICAL
-    if name.startswith("datetime"):
-        return ColumnType.DATETIME
-    # Nullable extension dtypes (Int64, Float64, boolean) Evidently leaves untyped.
-    if pd.api.types.is_float_dtype(column.dtype):
-        return ColumnType.NUMERICAL
-    if pd.api.types.is_integer_dtype(column.dtype):
-        return infer_column_type(column.astype("float64").dropna().astype("int64"))
-    if pd.api.types.is_bool_dtype(column.dtype):
-        return ColumnType.CATEGORICAL
-    return ColumnType.UNKNOWN
 
 
 def _tested_as(column_type: ColumnType) -> ColumnType:
@@ -333,81 +293,6 @@ def _aligned_counts(
     return keys, ref_all, cur_all
 
 
-# --- the tests: each returns Evidently's score; the verdict is compared below ------------
-
-
-def ks_pvalue(reference: NDArray[np.float64], current: NDArray[np.float64]) -> float:
-    """Two-sided two-sample KS p-value (scipy.stats.ks_2samp, method auto) of sorted data."""
-    n1, n2 = reference.size, current.size
-    if max(n1, n2) <= KS_EXACT_MAX:
-        from scipy.stats import ks_2samp
-
-        return float(ks_2samp(reference, current).pvalue)
-    from scipy.stats import kstwo
-
-    data_all = np.concatenate((reference, current))
-    cddiffs = np.searchsorted(reference, data_all, side="right") / n1
-    cddiffs -= np.searchsorted(current, data_all, side="right") / n2
-    min_s = float(np.clip(-cddiffs.min(), 0, 1))
-    max_s = float(cddiffs.max())
-    d = min_s if min_s > max_s else max_s
-    m, n = sorted([float(n1), float(n2)], reverse=True)
-    en = m * n / (m + n)
-    return float(np.clip(kstwo.sf(d, np.round(en)), 0, 1))
-
-
-def wasserstein_normed(
-    reference: NDArray[np.float64], current: NDArray[np.float64], reference_std: float
-) -> float:
-    """First Wasserstein distance of sorted data / max(std, 0.001), as Evidently normalises
-    scipy.stats.wasserstein_distance. Computed in its quantile form, the integral over
-    t in [0, 1] of |Q_ref(t) - Q_cur(t)|, on the merged grid of both sides' steps i/n1 and
-    j/n2 (integers over their lcm): the same value as scipy's integral of |F_ref - F_cur|
-    over x (to rounding, ~1e-15 relative), without its binary searches."""
-    n1, n2 = reference.size, current.size
-    common = math.gcd(n1, n2)
-    step1, step2 = n2 // common, n1 // common  # 1/n1 and 1/n2 in units of 1/lcm
-    lcm = n1 * step1
-    starts = np.concatenate(
-        (np.arange(n1, dtype=np.int64) * step1, np.arange(1, n2, dtype=np.int64) * step2)
-    )
-    starts.sort()
-    lengths = np.diff(starts, append=lcm).astype(np.float64)
-    gaps = reference[starts // step1]
-    gaps -= current[starts // step2]
-    np.abs(gaps, out=gaps)
-    distance = float(np.vecdot(gaps, lengths)) / lcm
-    return distance / max(reference_std, 0.001)
-
-
-def chisquare_pvalue(ref_counts: NDArray[np.float64], cur_counts: NDArray[np.float64]) -> float:
-    """scipy.stats.chisquare of current counts against reference counts scaled to them."""
-    from scipy.special import chdtrc
-
-    k_norm = cur_counts.sum() / ref_counts.sum()
-    expected = ref_counts * k_norm
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = float(np.sum((cur_counts - expected) ** 2 / expected))
-    return float(chdtrc(len(ref_counts) - 1, stat))
-
-
-def z_pvalue(
-    keys: NDArray[Any], ref_counts: NDArray[np.float64], cur_counts: NDArray[np.float64]
-) -> float:
-    """Evidently's two-proportion z-test: the share of values other than the smallest."""
-    from scipy.special import ndtr
-
-    if len(keys) == 1:  # one value, the same on both sides
-        return 1.0
-    n1, n2 = int(ref_counts.sum()), int(cur_counts.sum())
-    p1 = float(n1 - int(ref_counts[0])) / n1
-    p2 = float(n2 - int(cur_counts[0])) / n2
-    pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return float(2 * (1 - ndtr(np.abs(z))))
-
-
 def binned_shares(
     reference: ColumnStats, current: ColumnStats, column_type: ColumnType, fill_zeroes: bool
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -452,29 +337,6 @@ def sturges_edges(reference: ColumnStats, current: ColumnStats) -> NDArray[np.fl
     else:
         bins = 1
     return np.linspace(first, last, bins + 1, endpoint=True, dtype=np.float64)
-
-
-def histogram(ordered: NDArray[np.float64], edges: NDArray[np.float64]) -> NDArray[np.int64]:
-    """np.histogram(values, edges)[0] of sorted values (the last bin includes its edge)."""
-    cumulative = np.concatenate(
-        (ordered.searchsorted(edges[:-1], "left"), ordered.searchsorted(edges[-1:], "right"))
-    )
-    return np.diff(cumulative).astype(np.int64)
-
-
-def psi(ref_shares: NDArray[np.float64], cur_shares: NDArray[np.float64]) -> float:
-    return float(np.sum((ref_shares - cur_shares) * np.log(ref_shares / cur_shares)))
-
-
-def jensenshannon(ref_shares: NDArray[np.float64], cur_shares: NDArray[np.float64]) -> float:
-    """scipy.spatial.distance.jensenshannon (natural log)."""
-    from scipy.special import rel_entr
-
-    p = ref_shares / np.sum(ref_shares)
-    q = cur_shares / np.sum(cur_shares)
-    m = (p + q) / 2.0
-    js = np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))
-    return float(np.sqrt(js / 2.0))
 
 
 def drifted(test: str, score: float, threshold: float) -> bool:

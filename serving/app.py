@@ -3,7 +3,8 @@ background (liveness answers at once, readiness once every model is loaded and w
 
 The request path is kept lean: the body is parsed once with `json`, no pydantic models,
 responses are pre-serialised bytes; request metrics, the request id and the request span come
-from one pure-ASGI middleware that skips /metrics and the health paths.
+from one pure-ASGI middleware that skips /metrics and the health paths. (About 400 lines:
+the routes of three protocols share the app's state and error mapping, so they stay here.)
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from maestro.serving.metrics import ServingMetrics
 from maestro.serving.middleware import RequestContext, RequestMiddleware
 from maestro.serving.outputs import V2_BY_COLUMN_TYPE, v2_datatype
 from maestro.serving.predlog import PredictionLog
-from maestro.serving.predlog_shipper import ParquetShipper
+from maestro.serving.predlog_shipper import prediction_shipper
 from maestro.serving.runtime import Answer, ServedModel
 from maestro.serving.schema import Payload
 from maestro.serving.settings import ServeSettings
@@ -67,22 +68,6 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def prediction_shipper(settings: ServeSettings) -> ParquetShipper | None:
-    """The object-store sink of the prediction log, when a prefix is configured."""
-    if settings.prediction_log_uri is None:
-        return None
-    from maestro.storage.objectstore import ObjectStore
-
-    store = ObjectStore.from_env()
-    return ParquetShipper(
-        settings.prediction_log_uri,
-        revision=settings.revision,
-        pod=settings.pod_name,
-        upload=store.put_bytes,
-        flush_seconds=settings.prediction_log_flush_seconds,
-    )
 
 
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

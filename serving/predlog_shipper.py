@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from maestro.serving import predlog_layout as layout
+from maestro.serving.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
@@ -212,3 +213,19 @@ class ParquetShipper:
             oldest = min(self._batches, key=lambda k: self._batches[k].since)
             self.dropped_rows += len(self._batches.pop(oldest).rows)
             log.warning("prediction log: dropped the oldest batch (object store behind)")
+
+
+def prediction_shipper(settings: ServeSettings) -> ParquetShipper | None:
+    """The object-store sink of the prediction log, when a prefix is configured."""
+    if settings.prediction_log_uri is None:
+        return None
+    from maestro.storage.objectstore import ObjectStore
+
+    store = ObjectStore.from_env()
+    return ParquetShipper(
+        settings.prediction_log_uri,
+        revision=settings.revision,
+        pod=settings.pod_name,
+        upload=store.put_bytes,
+        flush_seconds=settings.prediction_log_flush_seconds,
+    )

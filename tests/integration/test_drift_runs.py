@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from maestro.training.contract import TAG_DATASET_URI
 pytestmark = pytest.mark.services
 
 MAESTRO = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "maestro"
+# A cache of this module's own, so that a first run computes (and a later one reads).
+CACHE = tempfile.mkdtemp(prefix="maestro-refstats-")
 
 
 def drift(mlflow_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url, "MAESTRO_REFSTATS_DIR": CACHE}
     return subprocess.run(
         [str(MAESTRO), "drift", "check", "--output", "json", *args],
         env=env, capture_output=True, text=True, timeout=120,
@@ -52,6 +55,11 @@ def test_a_runs_logged_dataset_and_a_logged_file_are_references(
                     "--current", str(current))  # fmt: skip
     assert by_file.returncode == 0, by_file.stderr
     assert json.loads(by_file.stdout)["columns"] == json.loads(by_dataset.stdout)["columns"]
+    # The artifact's statistics were cached: a second run does not compute them again.
+    again = drift(mlflow_url, "--reference", f"runs:/{trained.info.run_id}/data/iris.parquet",
+                  "--current", str(current))  # fmt: skip
+    assert again.returncode == 0 and "computing reference statistics" not in again.stderr
+    assert again.stdout == by_file.stdout
 
     untagged = client.create_run(experiment)
     refused = drift(mlflow_url, "--reference", f"runs:/{untagged.info.run_id}",

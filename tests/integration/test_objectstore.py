@@ -310,6 +310,15 @@ def test_drift_check_caches_reference_statistics_beside_an_s3_reference(
     assert second.returncode == 0, second.stderr
     assert "computing reference statistics" not in second.stderr, second.stderr
     assert json.loads(second.stdout)["columns"] == result["columns"]
+    # A reference that is not there is bad input; a store that cannot be reached is not.
+    missing = _drift_check(store.env(), "--reference", f"{prefix}nope.parquet",
+                           "--current", str(current))  # fmt: skip
+    assert missing.returncode == 2 and "ReferenceUnreadable" in missing.stderr
+    (closed,) = _ports(1)
+    away = {**store.env(), "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{closed}"}
+    unreachable = _drift_check(away, "--reference", reference, "--current", str(current))
+    assert unreachable.returncode == 3, unreachable.stderr
+    assert json.loads(unreachable.stdout)["reason"] == "ServiceUnavailable"
 
 
 def test_folders_list_one_level(store: objectstore.LocalObjectStore, prefix: str) -> None:

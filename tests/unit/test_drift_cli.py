@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -271,99 +270,9 @@ def test_help_explains_uris_tests_and_exit_codes(capsys: pytest.CaptureFixture[s
         assert words in out
 
 
-class FakeObjectStore:
-    """maestro.storage's ObjectStore in memory: what the drift engine calls of it."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.downloads: list[str] = []
-        self.down = False
-
-    def _check(self) -> None:
-        from maestro.storage.objectstore import ObjectStoreUnavailable
-
-        if self.down:
-            raise ObjectStoreUnavailable("the object store at http://s3.test is unreachable")
-
-    def put_bytes(self, uri: str, data: bytes, content_type: str | None = None) -> None:
-        self._check()
-        self.objects[uri] = data
-
-    def get_bytes(self, uri: str) -> bytes:
-        from maestro.storage.objectstore import ObjectNotFound
-
-        self._check()
-        if uri not in self.objects:
-            raise ObjectNotFound(uri)
-        return self.objects[uri]
-
-    def list(self, prefix_uri: str) -> list[Any]:
-        from maestro.storage.objectstore import ObjectInfo
-
-        self._check()
-        return [
-            ObjectInfo(uri, len(data), datetime.now(UTC), f"etag-{hash(data)}")
-            for uri, data in sorted(self.objects.items())
-            if uri.startswith(prefix_uri)
-        ]
-
-    def download_file(self, uri: str, path: str | Path) -> None:
-        self.downloads.append(uri)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(self.get_bytes(uri))
-
-
-def test_s3_reference_cached_beside_it(
-    capsys: pytest.CaptureFixture[str],
-    files: dict[str, Path],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from maestro.storage import objectstore
-
-    store = FakeObjectStore()
-    monkeypatch.setattr(
-        objectstore.ObjectStore, "from_env", classmethod(lambda cls, env=None: store)
-    )
-    store.objects["s3://data/ref.parquet"] = files["reference"].read_bytes()
-    store.objects["s3://data/cur.parquet"] = files["current"].read_bytes()
-    args = ["--reference", "s3://data/ref.parquet", "--current", "s3://data/cur.parquet"]
-    code, first, err = drift(capsys, *args, "--output", "json")
-    assert code == 0, err
-    assert store.downloads == ["s3://data/cur.parquet", "s3://data/ref.parquet"]
-    cached = [u for u in store.objects if u.startswith("s3://data/ref.parquet.maestro-refstats/")]
-    assert len([u for u in cached if u.endswith(".npz")]) == 8
-    code, again, _ = drift(capsys, *args, "--output", "json")
-    assert code == 0 and json.loads(again) == json.loads(first)
-    assert store.downloads.count("s3://data/ref.parquet") == 1  # the cache served
-    store.down = True
-    code, out, err = drift(capsys, *args, "--output", "json")
-    assert code == 3 and json.loads(out)["reason"] == "ServiceUnavailable"
-    store.down = False
-    code, _, err = drift(capsys, "--reference", "s3://data/nope.parquet", "--current", args[3])
-    assert code == 2 and "ReferenceUnreadable" in err
-
-
-def test_run_artifact_and_training_dataset_uris(
-    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mlflow.artifacts
-
-    monkeypatch.setenv("MAESTRO_REFSTATS_DIR", str(tmp_path / "refstats"))
-    asked: list[str] = []
-
-    def download(artifact_uri: str, dst_path: str, **_: Any) -> str:
-        asked.append(artifact_uri)
-        target = Path(dst_path) / "reference.parquet"
-        target.write_bytes(files["reference"].read_bytes())
-        return str(target)
-
-    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
-    uri = "runs:/0123abcd/data/reference.parquet"
-    first = run_check(uri, str(files["current"]))
-    again = run_check(uri, str(files["current"]))
-    assert first == again and asked == [uri]  # the second run read the cache only
-    assert first.drifted_columns == list(SHIFTED)
-    assert list((tmp_path / "refstats").rglob("manifest.json"))
+def test_a_training_dataset_uri_is_a_reference() -> None:
+    # s3:// and runs:/ references are tested against the real object store and MLflow
+    # (tests/integration/test_objectstore.py, tests/integration/test_drift_runs.py).
     iris = run_check("sklearn://iris", "sklearn://iris", use_cache=False)
     assert iris.drift_share == 0 and len(iris.columns) == 5
 

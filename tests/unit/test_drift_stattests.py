@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from maestro.monitoring import datasets, stattests
+from maestro.monitoring.column_types import ColumnType, infer_column_type
 from maestro.monitoring.drift import check
 from maestro.monitoring.errors import DriftInputError
 from maestro.monitoring.reference_cache import dump_stats, load_stats
-from maestro.monitoring.stattests import ColumnType, evaluate, infer_column_type, reference_stats
+from maestro.monitoring.stattests import evaluate, reference_stats
 from tests.unit.drift_cases import SHIFTED, evidently_drift, shifted_frames
 
 pytestmark = [pytest.mark.unit, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
