@@ -115,7 +115,7 @@ test: install binaries upstream-crds services lint ## all set-up, then the whole
 test-fault: install binaries upstream-crds services ## long fault runs: a crash storm of 50 ModelDeployments, then `make down`'s teardown (about 3 minutes)
 	$(VENV)/bin/pytest -m fault $(PYTEST_ARGS)
 
-test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, counting failed requests (about 3.5 minutes; left out of `make test`)
+test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, and a canary at 10% holding the stable's floor, counting failed requests (about 7 minutes; left out of `make test`)
 	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)

@@ -9,6 +9,12 @@ load start to the first new replica Ready and to all 3 Ready, the time from load
 trickle of 2 requests a second continues) back to 1 replica, and the requests that failed
 during each phase. Metrics arrive every 10 s (metrics-server's resolution: two scrapes
 before a new pod has a CPU figure) and the HPA controller runs every 5 s.
+
+The third test runs a canary under the CPU test's load, split 90/10 between the stable's and
+the candidate's Services as the mesh would split it, the candidate holding its 10% step: the
+time until the stable's HPA has a second replica Ready, the floor the operator then held for
+the stable (its HPA's minReplicas, kept for 45 s after the load stopped, longer than the
+scale-down window), and the requests that failed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ REPO = Path(__file__).resolve().parents[2]
 TESTS = (
     "tests/cluster/test_autoscaling.py::test_cpu_target_scales_up_under_load_and_back_down",
     "tests/cluster/test_autoscaling.py::test_requests_per_second_target_scales_through_the_adapter",
+    "tests/cluster/test_autoscaling.py::"
+    "test_a_canary_at_10_percent_under_load_keeps_the_stable_floor_while_it_scales_up",
 )
 
 
@@ -76,6 +84,30 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sum(r['down_failed'] for r in mine)} of {sum(r['down_requests'] for r in mine)}",
             ]
         )
+    canary = [r for r in runs if r["label"] == "canary"]
+    canary_table = (
+        "\n\n"
+        + table(
+            [
+                "canary at 10% under load",
+                "runs",
+                "load start to 2nd stable replica Ready (median, range)",
+                "stable floor held",
+                "failed requests",
+            ],
+            [
+                [
+                    "CPU 40%, 90/10 split",
+                    str(len(canary)),
+                    median(canary, "stable_second_replica_ready_s"),
+                    ", ".join(str(r["held_floor"]) for r in canary),
+                    f"{sum(r['failed'] for r in canary)} of {sum(r['requests'] for r in canary)}",
+                ]
+            ],
+        )
+        if canary
+        else ""
+    )
     body = (
         "## Autoscaling on the local platform (`make bench-autoscaling`)\n\n"
         + (__doc__ or "").split("\n\n", 1)[1].strip()
@@ -92,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             rows,
         )
+        + canary_table
     )
     write_section("bench-autoscaling", body)
     print(body)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from mlflow import MlflowClient
 
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
@@ -129,10 +130,17 @@ class Load:
     new replicas take traffic as their endpoints turn ready); every answer is counted."""
 
     def __init__(
-        self, url: str, rows: list[dict[str, Any]], clients: int, per_client_rps: float = 0
+        self,
+        url: str | list[str],
+        rows: list[dict[str, Any]],
+        clients: int,
+        per_client_rps: float = 0,
     ) -> None:
-        """`per_client_rps`: each client's pace (0: as fast as answers come)."""
-        self.url, self.rows = url, rows
+        """`per_client_rps`: each client's pace (0: as fast as answers come). Several URLs
+        take turns, so a list splits traffic by how often each appears in it (the way a
+        mesh splits by weight)."""
+        self.urls = [url] if isinstance(url, str) else url
+        self.rows = rows
         self.pause = 1 / per_client_rps if per_client_rps else 0.0
         self.ok = 0
         self.failed: list[str] = []
@@ -152,7 +160,7 @@ class Load:
                 i += 1
                 try:
                     answer = http.post(
-                        f"{self.url}/invocations",
+                        f"{self.urls[i % len(self.urls)]}/invocations",
                         json={"dataframe_records": [self.rows[i % len(self.rows)]]},
                     )
                     if answer.status_code == 200:
@@ -214,10 +222,12 @@ def hpa_status(cluster: Cluster, namespace: str) -> dict[str, Any]:
     return (hpas[0].get("status") or {}) if hpas else {}
 
 
-def ready_pods(cluster: Cluster, namespace: str) -> int:
+def ready_pods(
+    cluster: Cluster, namespace: str, selector: str = "mlops.maestro.dev/deployment=md"
+) -> int:
     return sum(
         1
-        for p in items(cluster, namespace, "pods", "mlops.maestro.dev/deployment=md")
+        for p in items(cluster, namespace, "pods", selector)
         if not p["metadata"].get("deletionTimestamp")
         and any(
             c["type"] == "Ready" and c["status"] == "True"
@@ -226,9 +236,9 @@ def ready_pods(cluster: Cluster, namespace: str) -> int:
     )
 
 
-def service_url(cluster: Cluster, namespace: str) -> str:
-    svc = get(cluster, namespace, "service", "md")
-    assert svc is not None, "the ModelDeployment's Service md is missing"
+def service_url(cluster: Cluster, namespace: str, name: str = "md") -> str:
+    svc = get(cluster, namespace, "service", name)
+    assert svc is not None, f"the ModelDeployment's Service {name} is missing"
     return f"http://{svc['spec']['clusterIP']}:80"
 
 
@@ -370,3 +380,150 @@ def test_requests_per_second_target_scales_through_the_adapter(
         got = eventually(rate, timeout=90, interval=2, what="maestro_requests_per_second > 1")
         print(f"\nmaestro_requests_per_second (custom.metrics.k8s.io): {got:.1f}")
     scale_up_and_down(cluster, namespace, rows, "rps", clients=2, per_client_rps=10)
+
+
+# ---- A canary under load: the stable's floor holds while its HPA scales it up
+
+
+def revision_ready(cluster: Cluster, namespace: str, revision: str) -> int:
+    return ready_pods(cluster, namespace, f"mlops.maestro.dev/revision={revision}")
+
+
+def hpa_floor(cluster: Cluster, namespace: str, revision: str) -> int | None:
+    hpa = get(cluster, namespace, "hpa", f"md-{revision}")
+    return int(hpa["spec"]["minReplicas"]) if hpa else None
+
+
+class Watch:
+    """A sample a second of the stable's and the canary's replicas, the stable HPA's
+    floor (minReplicas, which the operator holds) and the rollout's weight."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.cluster, self.namespace = cluster, namespace
+        self.samples: list[dict[str, Any]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.started = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stop.wait(1):
+            status = (get(self.cluster, self.namespace, "modeldeployment", "md") or {}).get(
+                "status"
+            ) or {}
+            stable = get(self.cluster, self.namespace, "deployment", "md-v1") or {}
+            canary = get(self.cluster, self.namespace, "deployment", "md-v2") or {}
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - self.started, 1),
+                    "stable_ready": (stable.get("status") or {}).get("readyReplicas", 0),
+                    "stable_wanted": (stable.get("spec") or {}).get("replicas"),
+                    "stable_floor": hpa_floor(self.cluster, self.namespace, "v1"),
+                    "canary_wanted": (canary.get("spec") or {}).get("replicas"),
+                    "weight": status.get("canaryWeight"),
+                    "phase": status.get("phase"),
+                }
+            )
+
+    def __enter__(self) -> Watch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.mark.scale
+def test_a_canary_at_10_percent_under_load_keeps_the_stable_floor_while_it_scales_up(
+    deployed_operator: ClusterConfig,
+    cluster: Cluster,
+    namespace: str,
+    registered: tuple[str, Any],
+    mlflow_url: str,
+) -> None:
+    """The candidate holds 10% for the whole test (a 30-minute step); the load is split
+    90/10 between the revisions' Services, as the mesh would. The stable's HPA scales it
+    up; the operator raises its floor to what it runs, so once the load stops it does not
+    scale back down while the canary could still be rolled back."""
+    model, features = registered
+    md = scaling_deployment(model, targetCPUUtilization=40)
+    md["spec"]["strategy"] = {
+        "type": "Canary",
+        "canary": {
+            "steps": [10, 100],
+            "stepDuration": "30m",
+            # Generous gates: the test is about replicas, not about the canary's verdict.
+            "analysis": {
+                "interval": "10s",
+                "maxErrorRate": 0.2,
+                "maxLatencyP95Ms": 20000,
+                "minRequests": 1,
+                "maxFailedChecks": 5,
+            },
+        },
+    }
+    apply(cluster, namespace, md)
+    wait_status(
+        cluster, namespace, "md", "md Available on v1", lambda s: s.get("phase") == "Available"
+    )
+    eventually(lambda: revision_ready(cluster, namespace, "v1") == 1, timeout=60, what="one v1 pod")
+    MlflowClient(mlflow_url, mlflow_url).set_registered_model_alias(model, ALIAS, "2")
+    wait_status(
+        cluster,
+        namespace,
+        "md",
+        "the canary v2 at 10%",
+        lambda s: s.get("canaryRevision") == "v2" and s.get("canaryWeight") == 10,
+        timeout=120,
+    )
+    stable, canary = (service_url(cluster, namespace, f"md-{r}") for r in ("v1", "v2"))
+    rows = features.head(40).to_dict(orient="records")
+    for url in (stable, canary):
+        eventually(lambda u=url: answers(u, rows[0]), timeout=30, what=f"an answer from {url}")
+    with Watch(cluster, namespace) as watch:
+        # 200 requests a second, as in the CPU test: 180 to the stable, 20 to the canary.
+        with Load([canary] + [stable] * 9, rows, clients=4, per_client_rps=50) as load:
+            started = time.monotonic()
+            eventually(
+                lambda: revision_ready(cluster, namespace, "v1") >= 2,
+                timeout=180,
+                interval=1,
+                what="a second ready stable replica under load",
+                why=lambda: f"hpa: {get(cluster, namespace, 'hpa', 'md-v1')}\n{watch.samples[-3:]}",
+            )
+            scaled_up_s = time.monotonic() - started
+            # The operator holds what the HPA added as the stable's floor.
+            eventually(
+                lambda: (hpa_floor(cluster, namespace, "v1") or 0) >= 2,
+                timeout=30,
+                what="the stable HPA's minReplicas raised to what it runs",
+                why=lambda: str(watch.samples[-3:]),
+            )
+            time.sleep(10)
+        held = max(s["stable_floor"] or 0 for s in watch.samples)
+        # Longer than the scale-down window and period (15 s each): an HPA left at
+        # minReplicas 1 would have removed a stable replica by now.
+        time.sleep(45)
+    figures = {
+        "label": "canary",
+        "stable_second_replica_ready_s": round(scaled_up_s, 1),
+        "held_floor": held,
+        "requests": load.ok + len(load.failed),
+        "failed": len(load.failed),
+        "samples": len(watch.samples),
+    }
+    print(f"\n[canary] {json.dumps(figures)}")
+    if os.environ.get(BENCH_OUT):
+        with open(os.environ[BENCH_OUT], "a") as out:
+            out.write(json.dumps(figures) + "\n")
+    assert not load.failed, f"{len(load.failed)} requests failed: {load.failed[:5]}"
+    after = [s for s in watch.samples if (s["stable_floor"] or 0) >= 2]
+    assert after, watch.samples
+    # From the moment the floor was raised: the stable never wanted or ran fewer replicas
+    # than it, the floor never went down, the canary stayed at one replica and 10%.
+    floors = [s["stable_floor"] for s in after]
+    assert floors == sorted(floors), after
+    assert all(s["stable_wanted"] >= s["stable_floor"] for s in after), after
+    assert after[-1]["stable_ready"] >= held, after[-5:]
+    assert all(s["canary_wanted"] == 1 and s["weight"] == 10 for s in after), after
+    assert all(s["phase"] == "Progressing" for s in after), {s["phase"] for s in after}
