@@ -10,6 +10,9 @@ UV := .maestro/uv/venv/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 BIN := .maestro/bin
+# mypy's cache is kept per user, as the built binaries are: it checks each entry against the
+# file's hash, so a fresh clone reuses it instead of checking every module cold (~45 s).
+MYPY_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/maestro-ml/mypy
 KUBECONFIG_LOCAL := .maestro/kubeconfig
 KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
@@ -101,7 +104,7 @@ lint: install $(BIN)/actionlint ## ruff, mypy (strict, on the packages; tests ex
 	$(VENV)/bin/ruff format --check .
 	mkdir -p .maestro/typecheck/maestro
 	for area in $(AREAS); do ln -sfn ../../../$$area .maestro/typecheck/maestro/$$area; done
-	MYPYPATH=.maestro/typecheck $(VENV)/bin/mypy $(addprefix -p maestro.,$(AREAS))
+	MYPYPATH=.maestro/typecheck $(VENV)/bin/mypy --cache-dir $(MYPY_CACHE) $(addprefix -p maestro.,$(AREAS))
 	$(VENV)/bin/lint-imports
 	@# A secret not in .secrets.baseline (the local platform's development credentials and
 	@# test fixtures, audited) fails; exit 3 only means the baseline's line numbers moved.

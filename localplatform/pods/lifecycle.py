@@ -76,3 +76,20 @@ def termination_grace(pod: Mapping[str, Any]) -> float:
     if grace is None:
         grace = DEFAULT_GRACE
     return max(float(grace), MINIMUM_GRACE)
+
+
+def pre_stop_sleep(container: Mapping[str, Any]) -> float:
+    """Seconds of the container's `lifecycle.preStop.sleep` hook, 0 without one. (The runner
+    runs only this kind of hook: Maestro's serving pods use it to keep answering while
+    Services drop the terminating pod from their endpoints; exec and httpGet hooks are not
+    run.)"""
+    hook = ((container.get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
+    return max(float(hook.get("seconds") or 0), 0.0)
+
+
+def stop_times(pre_stop: float, grace: float) -> tuple[float, float]:
+    """Seconds from the deletion to SIGTERM and to SIGKILL, as the kubelet's killContainer
+    counts them: the preStop hook runs first, inside the grace period, and what is left of
+    it (never under 2 s) separates SIGTERM from SIGKILL."""
+    term = min(pre_stop, grace)
+    return term, term + max(grace - term, MINIMUM_GRACE)

@@ -26,7 +26,9 @@ from maestro.localplatform.pods.env import expand
 from maestro.localplatform.pods.lifecycle import (
     BackOff,
     in_back_off,
+    pre_stop_sleep,
     restarted,
+    stop_times,
     termination_grace,
 )
 from maestro.localplatform.pods.status import ContainerSnapshot, Termination, should_restart
@@ -345,20 +347,33 @@ class Supervisor:
         due = time.monotonic() + grace
         c.kill_at = due if c.kill_at is None else min(c.kill_at, due)
 
-    def stop(self, pods: Iterable[LocalPod], grace: float | None = None) -> None:
+    def stop(
+        self, pods: Iterable[LocalPod], grace: float | None = None, pre_stop: bool = False
+    ) -> None:
         """Stop the pods as the kubelet does: their containers are never stepped again;
-        SIGTERM to every container's process group at once, SIGKILL to each one still
-        running after its pod's grace period (termination_grace) or `grace` seconds.
-        Returns once every process is reaped."""
+        SIGTERM to every container's process group (after its preStop sleep hook when
+        `pre_stop`, as for a deleted pod), SIGKILL to each one still running after its
+        pod's grace period (termination_grace) or `grace` seconds. Returns once every
+        process is reaped."""
         waiting = []
+        hooked: list[tuple[Container, float, float]] = []
+        start = time.monotonic()
         for pod in pods:
             with pod.lock:
                 pod.stopping = True
             seconds = termination_grace(pod.body) if grace is None else grace
             for c in pod.all_containers:
-                if c.proc is not None:
+                if c.proc is None:
+                    continue
+                term, kill = stop_times(pre_stop_sleep(c.spec) if pre_stop else 0.0, seconds)
+                if term > 0:
+                    hooked.append((c, start + term, kill - term))
+                else:
                     self.signal_stop(c, seconds)
-                    waiting.append((pod, c))
+                waiting.append((pod, c))
+        for c, term_at, grace_left in sorted(hooked, key=lambda h: h[1]):
+            time.sleep(max(term_at - time.monotonic(), 0))
+            self.signal_stop(c, grace_left)
         while waiting:
             left = []
             for pod, c in waiting:

@@ -198,7 +198,7 @@ class PodRunner:
         with self.lock:
             pod = self.pods.pop(key, None)
         if pod is not None:
-            self.supervisor.stop([pod], termination_grace(body))
+            self.supervisor.stop([pod], termination_grace(body), pre_stop=True)
             self.addresses.release(pod.ip)
             final: dict[str, Any] | None = self.status(pod, stopped=True)
         elif body["spec"].get("nodeName"):  # run by a runner before this one

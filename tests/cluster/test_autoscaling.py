@@ -489,7 +489,11 @@ def test_a_canary_at_10_percent_under_load_keeps_the_stable_floor_while_it_scale
                 timeout=180,
                 interval=1,
                 what="a second ready stable replica under load",
-                why=lambda: f"hpa: {get(cluster, namespace, 'hpa', 'md-v1')}\n{watch.samples[-3:]}",
+                why=lambda: (
+                    f"hpa: {(get(cluster, namespace, 'hpa', 'md-v1') or {}).get('status')}\n"
+                    f"{watch.samples[-3:]}\n"
+                    + cluster.kubectl("get", "pods,events", "-n", namespace).stdout[-3000:]
+                ),
             )
             scaled_up_s = time.monotonic() - started
             # The operator holds what the HPA added as the stable's floor.

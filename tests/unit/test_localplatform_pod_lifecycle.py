@@ -11,8 +11,10 @@ from maestro.localplatform.pods.lifecycle import (
     BackOff,
     go_duration,
     in_back_off,
+    pre_stop_sleep,
     restart_at,
     restarted,
+    stop_times,
     termination_grace,
 )
 
@@ -85,3 +87,33 @@ def pod(deletion: int | None = None, spec: int | None = None) -> dict[str, Any]:
 )
 def test_termination_grace(body: dict[str, Any], grace: float) -> None:
     assert termination_grace(body) == grace
+
+
+@pytest.mark.parametrize(
+    ("container", "seconds"),
+    [
+        ({"name": "c"}, 0.0),
+        ({"lifecycle": {"preStop": {"sleep": {"seconds": 5}}}}, 5.0),
+        ({"lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}, 0.0),
+        ({"lifecycle": {"postStart": {"sleep": {"seconds": 5}}}}, 0.0),
+    ],
+)
+def test_only_a_pre_stop_sleep_hook_delays_sigterm(
+    container: dict[str, Any], seconds: float
+) -> None:
+    assert pre_stop_sleep(container) == seconds
+
+
+@pytest.mark.parametrize(
+    ("pre_stop", "grace", "times"),
+    [
+        (0, 30, (0, 30)),  # no hook: SIGTERM at once, SIGKILL after the grace period
+        (5, 30, (5, 30)),  # the hook runs inside the grace period
+        (5, 6, (5, 7)),  # what is left of it is never under 2 s
+        (10, 3, (3, 5)),  # a hook longer than the grace period is cut at it
+    ],
+)
+def test_stop_times_count_the_hook_inside_the_grace_period(
+    pre_stop: float, grace: float, times: tuple[float, float]
+) -> None:
+    assert stop_times(pre_stop, grace) == times
