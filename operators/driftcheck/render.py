@@ -10,6 +10,7 @@ from typing import Any
 
 from maestro.monitoring import contract as drift_contract
 from maestro.monitoring.contract import REFSTATS_DIR_ENV
+from maestro.monitoring.metric_names import DRIFT_SHARE
 from maestro.operators.api.common import API_VERSION
 from maestro.operators.api.driftcheck import DriftCheck, DriftCheckSpec
 from maestro.operators.api.trainingrun import TrainingRun
@@ -25,11 +26,6 @@ ANNOTATION_JOB = "mlops.maestro.dev/drift-job"
 # The check's full name on its Jobs (a label value holds at most 63 characters).
 ANNOTATION_CHECK = "mlops.maestro.dev/driftcheck-name"
 CONTAINER = "drift"
-# Metric names the operator exports (operators.driftcheck.metrics) and the rule queries.
-DRIFT_SHARE = "maestro_driftcheck_drift_share"
-COLUMN_SCORE = "maestro_driftcheck_column_score"
-COLUMN_DRIFTED = "maestro_driftcheck_column_drifted"
-SEVERITY = "maestro_driftcheck_severity"
 SEVERITY_LEVEL = {"Ok": 0, "Warning": 1, "Critical": 2}
 
 

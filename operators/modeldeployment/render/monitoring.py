@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from maestro.monitoring import metric_names
 from maestro.operators.api.modeldeployment import (
     CanaryAnalysis,
     ModelDeploymentSpec,
@@ -23,7 +24,6 @@ from maestro.operators.modeldeployment.render.names import (
     base_name,
     pods_selector,
 )
-from maestro.serving import contract
 
 # --- monitoring -----------------------------------------------------------------------------
 
@@ -52,10 +52,10 @@ def _matchers(ids: DeploymentIds, *extra: str) -> str:
 def alert_rules(ids: DeploymentIds, analysis: CanaryAnalysis, runbooks: str) -> list[Manifest]:
     """Alerts on every revision of the ModelDeployment, with the canary gates as limits."""
     w = ALERT_WINDOW
-    requests = f"{contract.counter(contract.REQUESTS)}{_matchers(ids)}"
-    errors = f"{contract.counter(contract.REQUESTS)}{_matchers(ids, SERVER_ERRORS)}"
-    buckets = f"{contract.buckets(contract.REQUEST_DURATION)}{_matchers(ids)}"
-    info = f"{contract.MODEL_INFO}{_matchers(ids)}"
+    requests = f"{metric_names.counter(metric_names.REQUESTS)}{_matchers(ids)}"
+    errors = f"{metric_names.counter(metric_names.REQUESTS)}{_matchers(ids, SERVER_ERRORS)}"
+    buckets = f"{metric_names.buckets(metric_names.REQUEST_DURATION)}{_matchers(ids)}"
+    info = f"{metric_names.MODEL_INFO}{_matchers(ids)}"
     where = f"{ids.namespace}/{ids.name}"
 
     def alert(name: str, expr: str, severity: str, summary: str, description: str) -> Manifest:
