@@ -19,6 +19,24 @@ from __future__ import annotations
 LABELS = ("deployment", "revision", "model", "model_version")
 REQUESTS = "maestro_requests"  # counter, labels LABELS + code + protocol
 REQUEST_DURATION = "maestro_request_duration_seconds"  # histogram
+# Its bucket bounds (seconds), from 0.5 ms (a small sklearn model answers in about 1 ms) to
+# 10 s: a latency SLO's threshold is one of them (the SLI counts requests under a bound).
+REQUEST_DURATION_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BATCH_SIZE = "maestro_batch_size"  # histogram
 MODEL_INFO = "maestro_model_info"  # gauge, 1 per loaded model
 MODEL_LOAD_SECONDS = "maestro_model_load_seconds"  # gauge
@@ -75,11 +93,16 @@ ABTEST_STATUS = "maestro_abtest_status"
 ABTEST_SRM_P_VALUE = "maestro_abtest_srm_p_value"
 
 # --- recorded by the SLO rules (maestro.monitoring.slo) ----------------------------------
-# Prometheus' convention level:metric:operations; labelled namespace and deployment, plus
-# `window` is part of the name (one series per window).
+# Prometheus' naming convention level:metric:operations, labelled namespace and deployment;
+# the window ends the name (slo_series(SLO_AVAILABILITY_ERROR_RATIO, "1h")).
 SLO_AVAILABILITY_ERROR_RATIO = "deployment:maestro_slo_availability_errors:ratio_rate"
 SLO_LATENCY_ERROR_RATIO = "deployment:maestro_slo_latency_errors:ratio_rate"
-SLO_REQUESTS_RATE = "deployment:maestro_requests:rate"
+SLO_REQUESTS = "deployment:maestro_requests:increase"
+
+
+def slo_series(prefix: str, window: str) -> str:
+    """The recorded series of one SLO figure over one window, e.g. ...:ratio_rate1h."""
+    return f"{prefix}{window}"
 
 
 def counter(family: str) -> str:

@@ -13,23 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 from maestro.monitoring import metric_names
 
 LABELS = metric_names.LABELS
-# From 0.5 ms (a small sklearn model answers in about 1 ms) to 10 s.
-DURATION_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+DURATION_BUCKETS = metric_names.REQUEST_DURATION_BUCKETS
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SHADOW_DELTA_BUCKETS = (
     -1.0,

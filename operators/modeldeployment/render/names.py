@@ -44,9 +44,6 @@ TERMINATION_GRACE_SECONDS = 30
 VAULT = "vault.hashicorp.com"
 VAULT_SECRETS_DIR = "/vault/secrets"
 VAULT_TOKEN_VOLUME = "vault-token"
-ALERT_WINDOW = "5m"
-SERVER_ERRORS = 'code=~"5.."'
-ALERT_FOR = "5m"
 ISTIOD_XDS_PORT = 15012
 # Longest base name, so `<base>-<revision>` (revision <= 15) stays a 63-character DNS label.
 _MAX_BASE = 47
