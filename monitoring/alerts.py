@@ -134,7 +134,7 @@ def serving_alerts(
             summary=f"Model server {where} turns requests away (503)",
             description=(
                 f"Revision {{{{ $labels.revision }}}} of {where} answered"
-                f" {{{{ $value | humanize }}}} requests/s with 503 over {w}: its queue is"
+                f' {{{{ $value | printf "%.2f" }}}} requests/s with 503 over {w}: its queue is'
                 " full, or pods are loading or draining."
             ),
             **common,
@@ -261,7 +261,7 @@ def operator_alerts(limits: PlatformLimits, runbooks: str) -> list[Rule]:
             severity="warning",
             summary="Maestro operator: many API writes to {{ $labels.kind }} objects",
             description=(
-                "The operator writes {{ $value | humanize }} {{ $labels.kind }} objects per"
+                'The operator writes {{ $value | printf "%.2f" }} {{ $labels.kind }} objects per'
                 f" second over {w} (limit {limits.api_writes_per_second:g}/s): a write loop,"
                 " or another controller fighting it over the same fields."
             ),

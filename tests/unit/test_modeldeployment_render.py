@@ -382,6 +382,7 @@ def test_slo_becomes_recording_rules_and_burn_rate_alerts() -> None:
     ticket alert per objective; without spec.slo no such group (canary)."""
     rule = only(rendered("rolling"), "PrometheusRule")
     serving, slo = rule["spec"]["groups"]
+    assert serving["name"] == "maestro-serving.ml.iris"
     assert slo["name"] == "maestro-slo.ml.iris"
     records = {r["record"]: r["expr"] for r in slo["rules"] if "record" in r}
     for window in ("5m", "30m", "1h", "6h", "3d"):
