@@ -259,9 +259,9 @@ def operator_alerts(limits: PlatformLimits, runbooks: str) -> list[Rule]:
             f"sum by (kind) (rate({writes}[{w}])) > {limits.api_writes_per_second:g}",
             hold="15m",
             severity="warning",
-            summary="Maestro operator: many API writes to {{ $labels.kind }} objects",
+            summary="Maestro operator: many API writes of {{ $labels.kind }}",
             description=(
-                'The operator writes {{ $value | printf "%.2f" }} {{ $labels.kind }} objects per'
+                'The operator writes {{ $value | printf "%.2f" }} {{ $labels.kind }} per'
                 f" second over {w} (limit {limits.api_writes_per_second:g}/s): a write loop,"
                 " or another controller fighting it over the same fields."
             ),
