@@ -88,7 +88,7 @@ def serving_alerts(
     rejected = f'{requests}{sel[:-1]},code="503"}}'
     buckets = names.buckets(names.REQUEST_DURATION)
     where = f"{namespace}/{deployment}"
-    common = {"hold": SERVING_FOR, "runbooks": runbooks, "labels": {"deployment": deployment}}
+    labels = {"deployment": deployment}
     return [
         alert(
             "MaestroModelErrorRateHigh",
@@ -101,7 +101,9 @@ def serving_alerts(
                 f" {{{{ $value | humanizePercentage }}}} 5xx responses over {w}, above the"
                 f" {limits.max_error_rate:.2%} limit."
             ),
-            **common,
+            hold=SERVING_FOR,
+            runbooks=runbooks,
+            labels=labels,
         ),
         alert(
             "MaestroModelLatencyP95High",
@@ -114,7 +116,9 @@ def serving_alerts(
                 f" {{{{ $value | humanizeDuration }}}} over {w}, above"
                 f" {limits.max_latency_p95_ms} ms."
             ),
-            **common,
+            hold=SERVING_FOR,
+            runbooks=runbooks,
+            labels=labels,
         ),
         alert(
             "MaestroModelNotReady",
@@ -125,7 +129,9 @@ def serving_alerts(
                 f"No serving pod of {where} has reported a loaded model for {SERVING_FOR}:"
                 " the model cannot be loaded or no pod is running."
             ),
-            **common,
+            hold=SERVING_FOR,
+            runbooks=runbooks,
+            labels=labels,
         ),
         alert(
             "MaestroModelOverloaded",
@@ -137,7 +143,9 @@ def serving_alerts(
                 f' {{{{ $value | printf "%.2f" }}}} requests/s with 503 over {w}: its queue is'
                 " full, or pods are loading or draining."
             ),
-            **common,
+            hold=SERVING_FOR,
+            runbooks=runbooks,
+            labels=labels,
         ),
         alert(
             "MaestroModelQueueSaturated",
@@ -150,7 +158,9 @@ def serving_alerts(
                 f" {{{{ $value | humanizePercentage }}}} of its request queue in use (limit"
                 f" {limits.max_queue_fill:.0%}): latency grows, and a full queue answers 503."
             ),
-            **common,
+            hold=SERVING_FOR,
+            runbooks=runbooks,
+            labels=labels,
         ),
     ]
 

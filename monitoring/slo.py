@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client.utils import floatToGoString
-
 from maestro.monitoring import metric_names as names
 from maestro.monitoring.alerts import SERVER_ERRORS, Group, Rule, alert, selector
 
@@ -67,6 +65,12 @@ def _budget(percent: float) -> str:
     return f"{round(1 - percent / 100, 12):g}"
 
 
+def le_label(seconds: float) -> str:
+    """A bucket bound as prometheus_client writes it in `le` (Python's repr of the float:
+    0.25 -> "0.25", 1 -> "1.0"), which the SLI's matcher must equal."""
+    return repr(float(seconds))
+
+
 def _sum(expr: str, window: str) -> str:
     return f"sum by ({BY}) (rate({expr}[{window}]))"
 
@@ -95,7 +99,7 @@ def recording_rules(namespace: str, deployment: str, slo: Objectives) -> list[Ru
                 }
             )
     if slo.latency is not None:
-        le = floatToGoString(slo.latency.threshold_seconds)
+        le = le_label(slo.latency.threshold_seconds)
         fast = f'{names.buckets(names.REQUEST_DURATION)}{sel[:-1]},le="{le}"}}'
         count = f"{names.count(names.REQUEST_DURATION)}{sel}"
         for w in WINDOWS:

@@ -1,10 +1,11 @@
-"""Generate manifests/monitoring/rules (`make manifests`): the platform's alert rules and the
-rules the operator renders for the example ModelDeployment and DriftCheck
-(manifests/examples), as plain Prometheus rule files, so anyone can run
+"""Generate the rule files of manifests/monitoring (`make manifests`): in rules/, the
+platform's alert rules and the rules the operator renders for the example ModelDeployment
+and DriftCheck (manifests/examples), as plain Prometheus rule files, so anyone can run
 `promtool check rules` and `promtool test rules` on them (the `*.test.yaml` files beside
-them are written by hand).
+them are written by hand); and prometheusrule.yaml, the platform's rules as the
+PrometheusRule that `kubectl apply -k manifests/monitoring` installs.
 
-    python -m maestro.operators.rulegen manifests/monitoring/rules [--check]
+    python -m maestro.operators.rulegen manifests/monitoring [--check]
 
 Output is deterministic; a test regenerates into a temporary folder and compares byte for
 byte with the committed files, as for manifests/crds. Lives in the operators package (not
@@ -35,7 +36,9 @@ from maestro.operators.modeldeployment.render import (
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "manifests" / "examples"
-DEFAULT_OUT = Path("manifests/monitoring/rules")
+DEFAULT_OUT = Path("manifests/monitoring")
+RULES = "rules"
+PROMETHEUS_RULE = "prometheusrule.yaml"
 # `kubectl apply -n <namespace> -k manifests/examples`: the files show namespace "default".
 EXAMPLE_NAMESPACE = "default"
 EXAMPLE_UID = "00000000-0000-0000-0000-000000000000"
@@ -78,19 +81,34 @@ def dump(what: str, document: Any) -> str:
     )
 
 
-def render() -> dict[str, str]:
-    """File name -> YAML text of the generated rule files."""
+def platform_prometheus_rule() -> dict[str, Any]:
+    """The platform's rules as a PrometheusRule (for the Prometheus Operator). Its
+    ruleSelector must select it: add the labels your Prometheus selects on in an overlay."""
     return {
-        f"platform{SUFFIX}": dump(
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "maestro-platform"},
+        "spec": {"groups": platform_groups(runbooks())},
+    }
+
+
+def render() -> dict[str, str]:
+    """Path (relative to manifests/monitoring) -> YAML text of the generated files."""
+    return {
+        PROMETHEUS_RULE: dump(
+            "The platform's alerts as a PrometheusRule (rules/platform.rules.yaml as a file).",
+            platform_prometheus_rule(),
+        ),
+        f"{RULES}/platform{SUFFIX}": dump(
             "The platform's alerts: operator, training, drift schedule, A/B tests.",
             {"groups": platform_groups(runbooks())},
         ),
-        f"modeldeployment-example{SUFFIX}": dump(
+        f"{RULES}/modeldeployment-example{SUFFIX}": dump(
             "The PrometheusRule the operator renders for manifests/examples/modeldeployment.yaml"
             f" in namespace {EXAMPLE_NAMESPACE!r}: serving alerts and its SLO.",
             modeldeployment_rules(),
         ),
-        f"driftcheck-example{SUFFIX}": dump(
+        f"{RULES}/driftcheck-example{SUFFIX}": dump(
             "The PrometheusRule the operator renders for manifests/examples/driftcheck.yaml"
             f" in namespace {EXAMPLE_NAMESPACE!r}.",
             driftcheck_rules(),
@@ -98,12 +116,17 @@ def render() -> dict[str, str]:
     }
 
 
+def _present(out: Path) -> set[str]:
+    """The generated files that exist under `out` (relative paths)."""
+    found = {f"{RULES}/{p.name}" for p in (out / RULES).glob(f"*{SUFFIX}")}
+    return found | ({PROMETHEUS_RULE} if (out / PROMETHEUS_RULE).exists() else set())
+
+
 def write(out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    (out / RULES).mkdir(parents=True, exist_ok=True)
     files = render()
-    for stale in sorted(out.glob(f"*{SUFFIX}")):
-        if stale.name not in files:
-            stale.unlink()
+    for stale in sorted(_present(out) - files.keys()):
+        (out / stale).unlink()
     written = []
     for name, text in files.items():
         path = out / name
@@ -116,7 +139,7 @@ def write(out: Path) -> list[Path]:
 def diff(out: Path) -> str:
     """Unified diff between the committed folder and a fresh render; empty when up to date."""
     files = render()
-    present = {p.name for p in out.glob(f"*{SUFFIX}")} if out.is_dir() else set()
+    present = _present(out)
     chunks: list[str] = []
     for name in sorted(present | set(files)):
         old = (out / name).read_text() if name in present else ""

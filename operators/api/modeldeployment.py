@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from maestro.monitoring.metric_names import REQUEST_DURATION_BUCKETS
 from maestro.operators.api.access import Caller
@@ -330,7 +330,7 @@ class LatencyObjective(SpecModel):
             "Latency threshold in milliseconds; one of the serving histogram's bucket bounds:"
             f" {', '.join(str(t) for t in LATENCY_THRESHOLDS_MS)}."
         ),
-        json_schema_extra={"enum": LATENCY_THRESHOLDS_MS},
+        json_schema_extra={"enum": list[JsonValue](LATENCY_THRESHOLDS_MS)},
     )
     percent: float = Field(
         gt=0, lt=100, description="Percent of requests within the threshold, e.g. 99."
