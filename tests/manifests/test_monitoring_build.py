@@ -1,4 +1,5 @@
-"""manifests/monitoring builds (`kubectl kustomize`): the platform's PrometheusRule and one
+"""manifests/monitoring builds (`kubectl kustomize`): the platform's PrometheusRule, a
+ServiceMonitor for the operator's metrics (keeping the objects' namespace label), and one
 ConfigMap per dashboard, labelled for Grafana's dashboard sidecar, holding the dashboard."""
 
 from __future__ import annotations
@@ -38,4 +39,7 @@ def test_monitoring_builds_rules_and_sidecar_dashboards(kubectl_bin: Path) -> No
         ((_, text),) = cm["data"].items()
         uids.add(json.loads(text)["uid"])
     assert uids == {d.uid for d in dashboards.dashboards()}
-    assert len(objs) == 1 + len(maps)
+    (monitor,) = [o for o in objs if o["kind"] == "ServiceMonitor"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "http-metrics" and endpoint["honorLabels"] is True
+    assert len(objs) == 2 + len(maps)
