@@ -4,10 +4,16 @@ next one, gone with the object."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry
 
 from maestro.operators.abtest.metrics import ABTestStatusMetrics
+from maestro.operators.api.common import Reason
+from maestro.operators.core.runtime import Runtime
+from maestro.operators.core.verdict import Verdict
 from maestro.operators.driftcheck.controller import schedule_interval
 from maestro.operators.driftcheck.metrics import DriftMetrics
 from maestro.operators.driftcheck.schedule import ScheduleError, longest_gap_seconds
@@ -132,3 +138,94 @@ def test_longest_gap_of_a_schedule(schedule: str, gap: float) -> None:
 def test_unreadable_schedules(schedule: str) -> None:
     with pytest.raises(ScheduleError):
         longest_gap_seconds(schedule)
+
+
+class FakeKube:
+    """What a controller's status write and deletion touch: a recorded /status patch."""
+
+    def __init__(self) -> None:
+        self.patches: list[dict[str, Any]] = []
+
+    def patch_status(self, api_version: str, plural: str, ns: str, name: str, patch: Any) -> None:
+        self.patches.append(dict(patch))
+
+    def list_runs(self, namespace: str) -> list[Any]:
+        return []
+
+
+def obj_of(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "mlops.maestro.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"namespace": "ns", "name": "x", "uid": "u", "generation": 1},
+        "spec": spec,
+        "status": {},
+    }
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Runtime:
+    monkeypatch.setattr("kopf.event", lambda *args, **kwargs: None)  # no operator to post to
+    return Runtime(clock=lambda: datetime(2026, 1, 1, tzinfo=UTC), request_timeout=5.0)
+
+
+def test_a_trainingrun_status_write_sets_its_gauges_and_deletion_drops_them(
+    runtime: Runtime,
+) -> None:
+    from maestro.operators.trainingrun.controller import Controller, _Step
+
+    controller = Controller(runtime=runtime, config=runtime.config)
+    kube = FakeKube()
+    controller._kube = kube  # type: ignore[assignment]
+    obj = obj_of("TrainingRun", {})
+    _Step(controller, obj).write(
+        Verdict(ready=False, reason=Reason.JOB_FAILED, message="boom", phase="Failed"),
+        {"trials": {"total": 4, "running": 0, "completed": 3, "pruned": 0, "failed": 1}},
+    )
+    assert kube.patches and kube.patches[0]["phase"] == "Failed"
+    get = runtime.metrics.get_sample_value
+    run = {"namespace": "ns", "trainingrun": "x"}
+    assert get("maestro_trainingrun_phase", {**run, "phase": "Failed"}) == 1
+    assert get("maestro_trainingrun_trials", {**run, "state": "completed"}) == 3
+    controller.deleted({"metadata": {"namespace": "ns", "name": "x"}, "status": {}})
+    assert get("maestro_trainingrun_phase", {**run, "phase": "Failed"}) is None
+
+
+def test_an_abtest_status_write_sets_its_gauges(runtime: Runtime) -> None:
+    from maestro.operators.abtest.controller import Controller, _Step
+    from maestro.operators.abtest.decide import Outcome
+
+    controller = Controller(runtime)
+    kube = FakeKube()
+    runtime._kube = kube  # type: ignore[assignment]
+    verdict = Verdict(
+        ready=False, reason=Reason.SAMPLE_RATIO_MISMATCH, message="split", phase="Running"
+    )
+    step = _Step(controller, obj_of("ABTest", {"deployment": "iris"}))
+    step.write(Outcome(verdict, {"srmPValue": 1e-5}, requeue_after=None))
+    labels = {"namespace": "ns", "abtest": "x", "deployment": "iris"}
+    get = runtime.metrics.get_sample_value
+    status = {**labels, "phase": "Running", "reason": "SampleRatioMismatch"}
+    assert get("maestro_abtest_status", status) == 1
+    assert get("maestro_abtest_srm_p_value", labels) == pytest.approx(1e-5)
+
+
+def test_a_driftcheck_status_write_sets_when_it_ran_and_its_schedule(runtime: Runtime) -> None:
+    from maestro.operators.driftcheck.controller import _Step, build
+    from maestro.operators.driftcheck.decide import Outcome
+
+    controller = build(runtime, DriftMetrics(runtime.metrics))
+    runtime._kube = FakeKube()  # type: ignore[assignment]
+    obj = obj_of("DriftCheck", {"deployment": "iris", "schedule": "*/30 * * * *"})
+    verdict = Verdict(ready=False, reason=Reason.CHECK_RUN_FAILED, message="no", phase="Active")
+    ran = "2026-01-01T00:00:00+00:00"
+    _Step(controller, obj).write(
+        Outcome(verdict, {"lastRunTime": ran, "lastRunReason": Reason.CHECK_RUN_FAILED.value})
+    )
+    labels = {"namespace": "ns", "driftcheck": "x", "deployment": "iris"}
+    get = runtime.metrics.get_sample_value
+    assert get("maestro_driftcheck_last_run_timestamp_seconds", labels) == (
+        datetime.fromisoformat(ran).timestamp()
+    )
+    assert get("maestro_driftcheck_last_run_failed", labels) == 1
+    assert get("maestro_driftcheck_schedule_interval_seconds", labels) == 1800
