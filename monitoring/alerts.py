@@ -32,6 +32,7 @@ Group = dict[str, Any]
 SERVING_WINDOW = "5m"
 SERVING_FOR = "5m"
 SERVER_ERRORS = 'code=~"5.."'
+REJECTED = 'code="503"'  # the queue is full, or the server loads or drains
 
 
 def alert(
@@ -58,9 +59,10 @@ def alert(
     }
 
 
-def selector(**labels: str) -> str:
-    """PromQL label matchers, values quoted as PromQL string literals."""
-    return "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in labels.items()) + "}"
+def selector(*more: str, **labels: str) -> str:
+    """PromQL label matchers: `labels` equal to their values (quoted as PromQL string
+    literals), then the matchers in `more` as written (e.g. 'code=~"5.."')."""
+    return "{" + ",".join([*(f"{k}={json.dumps(v)}" for k, v in labels.items()), *more]) + "}"
 
 
 # --- serving, per ModelDeployment ---------------------------------------------------------
@@ -84,8 +86,8 @@ def serving_alerts(
     md = {"namespace": namespace, "deployment": deployment}
     sel = selector(**md)
     requests = names.counter(names.REQUESTS)
-    errors = f"{requests}{sel[:-1]},{SERVER_ERRORS}}}"
-    rejected = f'{requests}{sel[:-1]},code="503"}}'
+    errors = f"{requests}{selector(SERVER_ERRORS, **md)}"
+    rejected = f"{requests}{selector(REJECTED, **md)}"
     buckets = names.buckets(names.REQUEST_DURATION)
     where = f"{namespace}/{deployment}"
     labels = {"deployment": deployment}

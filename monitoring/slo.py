@@ -77,7 +77,8 @@ def _sum(expr: str, window: str) -> str:
 
 def recording_rules(namespace: str, deployment: str, slo: Objectives) -> list[Rule]:
     """The SLIs' error ratios and the request counts over every window."""
-    sel = selector(namespace=namespace, deployment=deployment)
+    md = {"namespace": namespace, "deployment": deployment}
+    sel = selector(**md)
     requests = names.counter(names.REQUESTS)
     rules: list[Rule] = []
     for w in LONG_WINDOWS:
@@ -88,7 +89,7 @@ def recording_rules(namespace: str, deployment: str, slo: Objectives) -> list[Ru
             }
         )
     if slo.availability is not None:
-        errors = f"{requests}{sel[:-1]},{SERVER_ERRORS}}}"
+        errors = f"{requests}{selector(SERVER_ERRORS, **md)}"
         for w in WINDOWS:
             total = _sum(f"{requests}{sel}", w)
             rules.append(
@@ -100,7 +101,8 @@ def recording_rules(namespace: str, deployment: str, slo: Objectives) -> list[Ru
             )
     if slo.latency is not None:
         le = le_label(slo.latency.threshold_seconds)
-        fast = f'{names.buckets(names.REQUEST_DURATION)}{sel[:-1]},le="{le}"}}'
+        bound = selector(f'le="{le}"', **md)
+        fast = f"{names.buckets(names.REQUEST_DURATION)}{bound}"
         count = f"{names.count(names.REQUEST_DURATION)}{sel}"
         for w in WINDOWS:
             rules.append(
