@@ -49,3 +49,33 @@ def test_page_and_ticket_thresholds_are_burn_rates_of_the_budget(
     assert page.count(">= 7") == 2 and ticket.count(">= 7") == 1
     # No latency objective: no latency rules.
     assert not any("latency" in (r.get("record") or r["alert"]).lower() for r in group["rules"])
+
+
+def test_the_crd_validates_spec_slo() -> None:
+    from maestro.operators.api.crdgen import crd_for
+    from maestro.operators.api.modeldeployment import ModelDeployment
+
+    schema = crd_for(ModelDeployment)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    slo = schema["properties"]["spec"]["properties"]["slo"]
+    rules = [v["rule"] for v in slo["x-kubernetes-validations"]]
+    assert rules == ["has(self.availability) || has(self.latency)"]
+    latency = slo["properties"]["latency"]
+    assert latency["properties"]["thresholdMs"]["enum"] == LATENCY_THRESHOLDS_MS
+    assert set(latency["required"]) == {"thresholdMs", "percent"}
+    for percent in (slo["properties"]["availability"], latency["properties"]["percent"]):
+        assert percent["exclusiveMinimum"] and percent["exclusiveMaximum"]
+        assert (percent["minimum"], percent["maximum"]) == (0, 100)
+
+
+@pytest.mark.parametrize(
+    "slo",
+    [{}, {"availability": 100}, {"latency": {"thresholdMs": 300, "percent": 99}}],
+    ids=["no-objective", "availability-100", "threshold-not-a-bucket"],
+)
+def test_the_model_refuses_what_the_crd_refuses(slo: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from maestro.operators.api.modeldeployment import ModelDeploymentSpec
+
+    with pytest.raises(ValidationError):
+        ModelDeploymentSpec.model_validate({"model": {"uri": "models:/iris/1"}, "slo": slo})
