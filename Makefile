@@ -91,8 +91,10 @@ cluster-up: install binaries upstream-crds ## start the local control plane (kub
 cluster-down: ## stop the local control plane
 	$(PY) -m maestro.localplatform.cluster down
 
-manifests: install ## regenerate manifests/crds from the typed models
+manifests: install ## regenerate manifests/crds from the typed models, and manifests/monitoring's rule files and dashboards from monitoring/
 	$(PY) -m maestro.operators.api.crdgen manifests/crds
+	$(PY) -m maestro.operators.rulegen manifests/monitoring
+	$(PY) -m maestro.monitoring.dashboards manifests/monitoring/dashboards
 
 AREAS := operators serving training governance monitoring security localplatform storage
 

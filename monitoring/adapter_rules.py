@@ -1,6 +1,6 @@
-"""prometheus-adapter's rules, generated from the serving contract: one source for the
-request counter the serving pods export (contract.REQUESTS) and the per-pod request rate
-the HPA asks custom.metrics.k8s.io for (contract.REQUESTS_PER_SECOND). The local platform
+"""prometheus-adapter's rules, generated from the metric names: one source for the
+request counter the serving pods export (metric_names.REQUESTS) and the per-pod request rate
+the HPA asks custom.metrics.k8s.io for (metric_names.REQUESTS_PER_SECOND). The local platform
 writes them for its adapter; manifests/components/prometheus-adapter ships the same rules
 for production (a unit test keeps that copy equal to what is generated here).
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from maestro.serving import contract
+from maestro.monitoring import metric_names
 
 # The rate window: ten samples of the local Prometheus' 1 s scrape (quick to react), four
 # of a production Prometheus' 30 s scrape.
@@ -22,8 +22,8 @@ PRODUCTION_WINDOW = "2m"
 
 def rules(window: str) -> dict[str, Any]:
     """The adapter's `--config`: the per-pod rate of the request counter, per second
-    over `window`, served as contract.REQUESTS_PER_SECOND for pods (and namespaces)."""
-    series = contract.counter(contract.REQUESTS)
+    over `window`, served as metric_names.REQUESTS_PER_SECOND for pods (and namespaces)."""
+    series = metric_names.counter(metric_names.REQUESTS)
     return {
         "rules": [
             {
@@ -34,7 +34,7 @@ def rules(window: str) -> dict[str, Any]:
                         "pod": {"resource": "pod"},
                     }
                 },
-                "name": {"matches": f"^{series}$", "as": contract.REQUESTS_PER_SECOND},
+                "name": {"matches": f"^{series}$", "as": metric_names.REQUESTS_PER_SECOND},
                 "metricsQuery": (
                     f"sum(rate(<<.Series>>{{<<.LabelMatchers>>}}[{window}])) by (<<.GroupBy>>)"
                 ),

@@ -21,7 +21,7 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from maestro.serving import contract
+from maestro.monitoring import metric_names
 from maestro.serving.abtest import (
     VARIANT_HEADER,
     Split,
@@ -60,29 +60,35 @@ class ABTestMetrics:
     def __init__(self, registry: CollectorRegistry, deployment: str, split: Split) -> None:
         bind = {"deployment": deployment, "abtest": split.name, "test_id": split.test_id}
         self._assigned = Counter(
-            contract.ABTEST_ASSIGNMENTS, "Requests assigned, by variant.", LABELS, registry=registry
+            metric_names.ABTEST_ASSIGNMENTS,
+            "Requests assigned, by variant.",
+            LABELS,
+            registry=registry,
         )
         self._expected = Counter(
-            contract.ABTEST_EXPECTED,
+            metric_names.ABTEST_EXPECTED,
             "Sum of each assignment's probability per variant (the split's expected counts).",
             LABELS,
             registry=registry,
         )
         self._outcomes = Counter(
-            contract.ABTEST_OUTCOMES, "Outcomes received, by variant.", LABELS, registry=registry
+            metric_names.ABTEST_OUTCOMES,
+            "Outcomes received, by variant.",
+            LABELS,
+            registry=registry,
         )
         # Gauges: a continuous outcome may be negative, which a counter cannot add.
         self._sum = Gauge(
-            contract.ABTEST_OUTCOME_SUM, "Sum of the outcomes.", LABELS, registry=registry
+            metric_names.ABTEST_OUTCOME_SUM, "Sum of the outcomes.", LABELS, registry=registry
         )
         self._squares = Gauge(
-            contract.ABTEST_OUTCOME_SQUARES,
+            metric_names.ABTEST_OUTCOME_SQUARES,
             "Sum of the squared outcomes.",
             LABELS,
             registry=registry,
         )
         self.unmatched = Counter(
-            contract.ABTEST_UNMATCHED,
+            metric_names.ABTEST_UNMATCHED,
             "Feedback that names no request or user of the test (never attributed).",
             ["deployment", "abtest", "test_id", "reason"],
             registry=registry,

@@ -1,12 +1,10 @@
 """The contract between the ModelDeployment operator and the model server it runs.
 
-Two halves, each defined once and imported by both sides (as `training/contract.py` is
-for trainers), so a renamed variable or metric breaks a test, not a rollout:
-
-- the environment the operator renders into every serving container and `maestro serve`
-  reads through `ServeSettings`;
-- the Prometheus metric names and labels the server exports, which the canary and shadow
-  analysis and the alert rules query.
+The environment the operator renders into every serving container and `maestro serve`
+reads through `ServeSettings`, defined once and imported by both sides (as
+`training/contract.py` is for trainers), so a renamed variable breaks a test, not a
+rollout. The Prometheus metric names and labels the server exports live in
+maestro.monitoring.metric_names, beside every other metric name the alerts query.
 
 Pure: no I/O, no third-party imports.
 """
@@ -50,42 +48,6 @@ DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 POD_NAME = "POD_NAME"  # from the downward API; names the pod's prediction log file
 
 # --- metrics ------------------------------------------------------------------------------
-# Every serving metric carries these labels (Prometheus adds namespace and pod).
-LABELS = ("deployment", "revision", "model", "model_version")
-# Families as registered (prometheus_client appends _total to counters on export).
-REQUESTS = "maestro_requests"
-REQUEST_DURATION = "maestro_request_duration_seconds"
-BATCH_SIZE = "maestro_batch_size"
-MODEL_INFO = "maestro_model_info"
-MODEL_LOAD_SECONDS = "maestro_model_load_seconds"
-SHADOW_REQUESTS = "maestro_shadow_requests"
-SHADOW_AGREEMENTS = "maestro_shadow_agreements"
-SHADOW_LATENCY_DELTA = "maestro_shadow_latency_delta_seconds"
-FEEDBACK = "maestro_feedback"
-FEEDBACK_OUTCOME = "maestro_feedback_outcome"
-# Labelled deployment, revision and env (the variable a secret file feeds), not by model.
-SECRET_RELOADS = "maestro_secret_reloads"
-LABEL_ENV = "env"
-# ABTest families, labelled deployment, abtest and variant (champion | challenger): the
-# operator sums them over every pod of the test.
-ABTEST_ASSIGNMENTS = "maestro_abtest_assignments"  # counter
-ABTEST_EXPECTED = "maestro_abtest_expected_assignments"  # counter: sum of probabilities
-ABTEST_OUTCOMES = "maestro_abtest_outcomes"  # counter: n
-ABTEST_OUTCOME_SUM = "maestro_abtest_outcome_sum"  # gauge
-ABTEST_OUTCOME_SQUARES = "maestro_abtest_outcome_sum_squares"  # gauge
-ABTEST_UNMATCHED = "maestro_abtest_unmatched_feedback"  # counter, labelled reason
-# Extra labels of REQUESTS.
-LABEL_CODE = "code"
-LABEL_PROTOCOL = "protocol"
-# The per-pod request rate the HPA scales on, served by a custom-metrics adapter.
-REQUESTS_PER_SECOND = "maestro_requests_per_second"
-
-
-def counter(family: str) -> str:
-    """The series name of a counter family as Prometheus stores it."""
-    return f"{family}_total"
-
-
-def buckets(family: str) -> str:
-    """The bucket series of a histogram family."""
-    return f"{family}_bucket"
+# The metric names and labels the server exports are defined once, with the operator's and
+# the recorded ones, in maestro.monitoring.metric_names (which the canary, shadow and
+# ABTest analyses, prometheus-adapter's rules, the alert rules and dashboards import).

@@ -1,34 +1,19 @@
-"""Prometheus metrics of the model server, named and labelled by maestro.serving.contract
+"""Prometheus metrics of the model server, named and labelled by maestro.monitoring.metric_names
 (which the canary analysis and the alert rules query). Every metric carries deployment,
 revision, model and model_version; children are bound once per model, so a request costs
 a dict lookup and two observations."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
-from maestro.serving import contract
+from maestro.monitoring import metric_names
 
-LABELS = contract.LABELS
-# From 0.5 ms (a small sklearn model answers in about 1 ms) to 10 s.
-DURATION_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+LABELS = metric_names.LABELS
+DURATION_BUCKETS = metric_names.REQUEST_DURATION_BUCKETS
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SHADOW_DELTA_BUCKETS = (
     -1.0,
@@ -52,71 +37,83 @@ class ServingMetrics:
         self.deployment = deployment
         self.revision = revision
         self.requests = Counter(
-            contract.REQUESTS,
+            metric_names.REQUESTS,
             "Prediction requests by HTTP status code and protocol.",
-            [*LABELS, contract.LABEL_CODE, contract.LABEL_PROTOCOL],
+            [*LABELS, metric_names.LABEL_CODE, metric_names.LABEL_PROTOCOL],
             registry=registry,
         )
         self.duration = Histogram(
-            contract.REQUEST_DURATION,
+            metric_names.REQUEST_DURATION,
             "Prediction request latency, from the first byte read to the response.",
             LABELS,
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
         self.batch_size = Histogram(
-            contract.BATCH_SIZE,
+            metric_names.BATCH_SIZE,
             "Requests merged into one model predict.",
             LABELS,
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
         self.info = Gauge(
-            contract.MODEL_INFO, "Models served (always 1).", LABELS, registry=registry
+            metric_names.MODEL_INFO, "Models served (always 1).", LABELS, registry=registry
         )
         self.load_seconds = Gauge(
-            contract.MODEL_LOAD_SECONDS,
+            metric_names.MODEL_LOAD_SECONDS,
             "Time to resolve, download, load and warm up the model.",
             LABELS,
             registry=registry,
         )
+        self.queue_depth = Gauge(
+            metric_names.QUEUE_DEPTH,
+            "Requests waiting for the model's inference thread (read at scrape time).",
+            LABELS,
+            registry=registry,
+        )
+        self.queue_capacity = Gauge(
+            metric_names.QUEUE_CAPACITY,
+            "Requests that may wait for the model before the server answers 503 (--max-queue).",
+            LABELS,
+            registry=registry,
+        )
         self.shadow_requests = Counter(
-            contract.SHADOW_REQUESTS,
+            metric_names.SHADOW_REQUESTS,
             "Requests mirrored to the shadow model and answered by it.",
             LABELS,
             registry=registry,
         )
         self.shadow_agreements = Counter(
-            contract.SHADOW_AGREEMENTS,
+            metric_names.SHADOW_AGREEMENTS,
             "Mirrored requests where the shadow's answer agreed with the served one.",
             LABELS,
             registry=registry,
         )
         self.shadow_delta = Histogram(
-            contract.SHADOW_LATENCY_DELTA,
+            metric_names.SHADOW_LATENCY_DELTA,
             "Shadow model latency minus served model latency, per mirrored request.",
             LABELS,
             buckets=SHADOW_DELTA_BUCKETS,
             registry=registry,
         )
         self.feedback = Counter(
-            contract.FEEDBACK,
+            metric_names.FEEDBACK,
             "Outcomes received on /feedback.",
             LABELS,
             registry=registry,
         )
         self.outcome = Summary(
-            contract.FEEDBACK_OUTCOME,
+            metric_names.FEEDBACK_OUTCOME,
             "Numeric outcomes received on /feedback (true = 1, false = 0): _sum / _count is"
             " the conversion rate or mean outcome.",
             LABELS,
             registry=registry,
         )
         self.secret_reloads = Counter(
-            contract.SECRET_RELOADS,
+            metric_names.SECRET_RELOADS,
             "Times the value of a secret file (--secret-file ENV=PATH) changed while serving,"
             " by environment variable: a rotated secret reaching the process.",
-            ["deployment", "revision", contract.LABEL_ENV],
+            ["deployment", "revision", metric_names.LABEL_ENV],
             registry=registry,
         )
 
@@ -173,6 +170,12 @@ class ModelMetrics:
             self._requests[(code, protocol)] = counter
         counter.inc()
         self.duration.observe(seconds)
+
+    def queue(self, depth: Callable[[], int], capacity: int) -> None:
+        """Export the model's queue: `depth` is read at every scrape, so the gauge costs a
+        request nothing."""
+        self.families.queue_depth.labels(*self.values).set_function(depth)
+        self.families.queue_capacity.labels(*self.values).set(capacity)
 
     def loaded(self, seconds: float) -> None:
         self.families.info.labels(*self.values).set(1)

@@ -54,6 +54,7 @@ class ServedModel:
         self.version = model.version
         self.metrics = metrics
         self._tracer = tracer
+        self._max_queue = max_queue
         self._batcher: Batcher[Job, Answer] = Batcher(
             self._predict_batch,
             name=model.name,
@@ -67,6 +68,7 @@ class ServedModel:
         (not for a shadow, which shares the served model's labels)."""
         self._batcher.start(loop)
         if report:
+            self.metrics.queue(lambda: self._batcher.queued, self._max_queue)
             self.metrics.loaded(self.model.load_seconds)
 
     def stop(self, timeout: float | None = None) -> None:

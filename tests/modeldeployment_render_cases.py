@@ -44,7 +44,18 @@ SECRETS = [
     {"vaultPath": "secret/data/maestro/db", "key": "password", "env": "DB_PASSWORD"},
 ]
 CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
-    "rolling": ({"model": {"uri": "models:/iris@champion"}}, "steady", SETTINGS),
+    "rolling": (
+        {
+            "model": {"uri": "models:/iris@champion"},
+            "slo": {
+                "availability": 99.5,
+                "latency": {"thresholdMs": 100, "percent": 95},
+                "minRequests": 50,
+            },
+        },
+        "steady",
+        SETTINGS,
+    ),
     "canary": (
         {
             "model": {"uri": "models:/iris@champion", "name": "iris-classifier"},
@@ -88,7 +99,11 @@ CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
         PLAIN,
     ),
     "shadow": (
-        {"model": {"uri": "models:/iris@challenger"}, "strategy": {"type": "Shadow"}},
+        {
+            "model": {"uri": "models:/iris@challenger"},
+            "strategy": {"type": "Shadow"},
+            "slo": {"latency": {"thresholdMs": 250, "percent": 99.9}},
+        },
         "shadow",
         SETTINGS,
     ),

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from maestro.operators.abtest.decide import DeploymentView, Inputs, Outcome, decide, not_promoted
 from maestro.operators.abtest.figures import read_figures
+from maestro.operators.abtest.metrics import ABTestStatusMetrics
 from maestro.operators.abtest.promote import PromotionImpossible, promote
 from maestro.operators.api.abtest import ABTest, ABTestPhase, ABTestSpec, ABTestStatus
 from maestro.operators.api.common import API_VERSION
@@ -38,10 +39,12 @@ PLURAL = ABTest.INFO.plural
 class Controller:
     runtime: Runtime
     queue: WorkQueue = field(init=False)
+    metrics: ABTestStatusMetrics = field(init=False)
     _registry: Registry | None = None
 
     def __post_init__(self) -> None:
         self.queue = self.runtime.queue(ABTest.INFO.kind, self.reconcile)
+        self.metrics = ABTestStatusMetrics(self.runtime.metrics)
 
     @property
     def kube(self) -> Kube:
@@ -170,6 +173,8 @@ class _Step:
             outcome.status,
             self.c.runtime.clock,
         )
+        deployment = str((self.obj.get("spec") or {}).get("deployment") or "")
+        self.c.metrics.show(self.namespace, self.name, deployment, self.stored)
         for kind, reason, message in outcome.events:
             emit(self.obj, kind, reason.value, message)
         if outcome.requeue_after is not None:

@@ -8,6 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from maestro.monitoring import metric_names
 from maestro.operators.abtest.decide import VariantFigures
 from maestro.operators.abtest.statistics import ArmFigures
 from maestro.operators.api.abtest import ABTestStatus
@@ -19,7 +20,6 @@ from maestro.operators.core.prometheus import (
     RevisionMetrics,
     RevisionSelector,
 )
-from maestro.serving import contract
 
 log = logging.getLogger(__name__)
 # Guardrail windows: the test's age, within these bounds (seconds).
@@ -53,10 +53,14 @@ def read_figures(
     # The whole test, and the minutes before its first look when the split already ran.
     lifetime = f"{int(age) + LIFETIME_MARGIN}s"
     try:
-        n = _by_variant(prom, contract.counter(contract.ABTEST_OUTCOMES), matchers, lifetime)
-        sums = _by_variant(prom, contract.ABTEST_OUTCOME_SUM, matchers, lifetime)
-        squares = _by_variant(prom, contract.ABTEST_OUTCOME_SQUARES, matchers, lifetime)
-        expected = _by_variant(prom, contract.counter(contract.ABTEST_EXPECTED), matchers, lifetime)
+        n = _by_variant(
+            prom, metric_names.counter(metric_names.ABTEST_OUTCOMES), matchers, lifetime
+        )
+        sums = _by_variant(prom, metric_names.ABTEST_OUTCOME_SUM, matchers, lifetime)
+        squares = _by_variant(prom, metric_names.ABTEST_OUTCOME_SQUARES, matchers, lifetime)
+        expected = _by_variant(
+            prom, metric_names.counter(metric_names.ABTEST_EXPECTED), matchers, lifetime
+        )
         champion = _revision(prom, deployment, stable, namespace, window)
         challenger = _revision(prom, deployment, split.revision, namespace, window)
     except (PrometheusUnavailable, PrometheusQueryError) as err:

@@ -49,6 +49,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         queue=controller.queue,
         references=refs,
         refs_of=references,
+        deleted=controller.metrics.forget,
     )
     recheck_on_change(
         registry,

@@ -11,8 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, JsonValue, field_validator, model_validator
 
+from maestro.monitoring.metric_names import REQUEST_DURATION_BUCKETS
 from maestro.operators.api.access import Caller
 from maestro.operators.api.common import (
     ENV_NAME_PATTERN,
@@ -314,6 +315,77 @@ class SecretRef(SpecModel):
     )
 
 
+# A latency objective's threshold is one of the request-duration histogram's bucket bounds
+# (the SLI counts the requests in the bucket at that bound), in whole milliseconds.
+LATENCY_THRESHOLDS_MS = [
+    round(b * 1000) for b in REQUEST_DURATION_BUCKETS if b * 1000 == round(b * 1000)
+]
+
+
+class LatencyObjective(SpecModel):
+    """Share of prediction requests answered within a threshold."""
+
+    threshold_ms: int = Field(
+        description=(
+            "Latency threshold in milliseconds; one of the serving histogram's bucket bounds:"
+            f" {', '.join(str(t) for t in LATENCY_THRESHOLDS_MS)}."
+        ),
+        json_schema_extra={"enum": list[JsonValue](LATENCY_THRESHOLDS_MS)},
+    )
+    percent: float = Field(
+        gt=0, lt=100, description="Percent of requests within the threshold, e.g. 99."
+    )
+
+    @field_validator("threshold_ms")
+    @classmethod
+    def _a_bucket_bound(cls, value: int) -> int:
+        if value not in LATENCY_THRESHOLDS_MS:
+            raise ValueError(f"thresholdMs must be one of {LATENCY_THRESHOLDS_MS}")
+        return value
+
+
+class ServiceLevelObjective(SpecModel):
+    """Objectives the deployment is held to, over a rolling 30 days: rendered into SLI
+    recording rules and multi-window multi-burn-rate alerts (page at 14.4x over 1h and 5m
+    or 6x over 6h and 30m; ticket at 1x over 3d and 6h)."""
+
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.availability) || has(self.latency)",
+                    "message": "slo needs an availability or a latency objective",
+                }
+            ],
+        }
+    }
+
+    availability: float | None = Field(
+        default=None,
+        gt=0,
+        lt=100,
+        description="Percent of prediction requests answered without a 5xx, e.g. 99.9.",
+    )
+    latency: LatencyObjective | None = Field(
+        default=None, description="Percent of requests answered within a threshold."
+    )
+    min_requests: int = Field(
+        default=100,
+        ge=0,
+        le=1_000_000_000,
+        description=(
+            "Least requests in an alert's long window (1h, 6h, 3d) for it to fire: with less"
+            " traffic a single error is no reason to page."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _some_objective(self) -> ServiceLevelObjective:
+        if self.availability is None and self.latency is None:
+            raise ValueError("slo needs an availability or a latency objective")
+        return self
+
+
 class ModelDeploymentSpec(SpecModel):
     """Desired state of a ModelDeployment."""
 
@@ -347,6 +419,13 @@ class ModelDeploymentSpec(SpecModel):
         max_length=32,
         description="Vault secrets exposed to the server as environment variables.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["env"]},
+    )
+    slo: ServiceLevelObjective | None = Field(
+        default=None,
+        description=(
+            "Service level objectives: SLI recording rules and burn-rate alerts in the"
+            " deployment's PrometheusRule."
+        ),
     )
     callers: list[Caller] = Field(
         default_factory=list,

@@ -61,9 +61,11 @@ def reconcile_with_references(
     queue: WorkQueue,
     references: References,
     refs_of: Callable[[str, kopf.Spec], set[RefKey]],
+    deleted: Callable[[str, str], None] | None = None,
 ) -> None:
     """Reconcile a kind on its own events, recording the references its spec makes so that
-    `recheck_on_change` can requeue it when one of them changes."""
+    `recheck_on_change` can requeue it when one of them changes; `deleted` is told when an
+    object is gone (to drop its gauges)."""
 
     @kopf.on.event(GROUP, VERSION, plural, id=id, registry=registry)
     def own_event(
@@ -73,6 +75,8 @@ def reconcile_with_references(
         if type == "DELETED":
             references.forget(ns, name)
             queue.forget(ns, name)
+            if deleted is not None:
+                deleted(ns, name)
             return
         references.record(ns, name, refs_of(ns, spec))
         reconcile(ns, name)

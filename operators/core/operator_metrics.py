@@ -6,35 +6,32 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-RECONCILE_SECONDS = "maestro_operator_reconcile_duration_seconds"
-RECONCILE_ERRORS = "maestro_operator_reconcile_errors"  # _total on export
-WORKQUEUE_DEPTH = "maestro_operator_workqueue_depth"
-API_WRITES = "maestro_operator_api_writes"  # _total on export
+from maestro.monitoring import metric_names as names
 
 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.reconcile_seconds = Histogram(
-            RECONCILE_SECONDS,
+            names.OPERATOR_RECONCILE_SECONDS,
             "Time one reconcile of one object took, per kind.",
             ["kind"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.reconcile_errors = Counter(
-            RECONCILE_ERRORS,
+            names.OPERATOR_RECONCILE_ERRORS,
             "Reconciles that failed and were retried with back-off, per kind.",
             ["kind"],
             registry=registry,
         )
         self.workqueue_depth = Gauge(
-            WORKQUEUE_DEPTH,
+            names.OPERATOR_WORKQUEUE_DEPTH,
             "Objects waiting for a delayed re-check or a retry, per kind.",
             ["kind"],
             registry=registry,
         )
         self.api_writes = Counter(
-            API_WRITES,
+            names.OPERATOR_API_WRITES,
             "Writes the operator sent to the API server, per kind of object and verb.",
             ["kind", "verb"],
             registry=registry,

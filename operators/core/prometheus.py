@@ -1,7 +1,7 @@
 """Canary and shadow analysis: PromQL for one revision of one ModelDeployment over a
 window, and a small synchronous client for Prometheus' instant-query API.
 
-The queries follow the serving metrics contract (maestro.serving.contract: requests,
+The queries follow the serving metrics (maestro.monitoring.metric_names: requests,
 request duration, shadow agreement and latency delta, each labelled with deployment and
 revision). "No data" is `None`: no series at all, or NaN, which is what 0/0 gives
 when the revision exists but served nothing in the window. The builders are pure; only
@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from maestro.serving import contract
+from maestro.monitoring import metric_names
 
-REQUESTS = contract.counter(contract.REQUESTS)
-DURATION_BUCKETS = contract.buckets(contract.REQUEST_DURATION)
-SHADOW_REQUESTS = contract.counter(contract.SHADOW_REQUESTS)
-SHADOW_AGREEMENTS = contract.counter(contract.SHADOW_AGREEMENTS)
-SHADOW_DELTA_BUCKETS = contract.buckets(contract.SHADOW_LATENCY_DELTA)
+REQUESTS = metric_names.counter(metric_names.REQUESTS)
+DURATION_BUCKETS = metric_names.buckets(metric_names.REQUEST_DURATION)
+SHADOW_REQUESTS = metric_names.counter(metric_names.SHADOW_REQUESTS)
+SHADOW_AGREEMENTS = metric_names.counter(metric_names.SHADOW_AGREEMENTS)
+SHADOW_DELTA_BUCKETS = metric_names.buckets(metric_names.SHADOW_LATENCY_DELTA)
 
 # Prometheus' duration syntax: one or more <number><unit>, largest unit first.
 _DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")

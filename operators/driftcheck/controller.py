@@ -48,6 +48,7 @@ from maestro.operators.driftcheck.decide import (
     reference_uri,
 )
 from maestro.operators.driftcheck.metrics import DriftMetrics
+from maestro.operators.driftcheck.schedule import ScheduleError, longest_gap_seconds
 
 log = logging.getLogger(__name__)
 PLURAL = DriftCheck.INFO.plural
@@ -278,8 +279,20 @@ class _Step:
         )
         for kind, reason, message in outcome.events:
             emit(self.obj, kind, reason.value, message)
-        deployment = str((self.obj.get("spec") or {}).get("deployment") or "")
+        spec = self.obj.get("spec") or {}
+        deployment = str(spec.get("deployment") or "")
         self.c.metrics.show(self.ids.namespace, self.ids.name, self.stored, deployment)
+        last = _time(self.stored.get("lastRunTime")) or _time(
+            self.obj["metadata"].get("creationTimestamp")
+        )
+        self.c.metrics.show_schedule(
+            self.ids.namespace,
+            self.ids.name,
+            deployment,
+            last_run=last.timestamp() if last else self.c.runtime.clock().timestamp(),
+            failed=self.stored.get("lastRunReason") not in RESULT_REASONS,
+            interval=schedule_interval(spec),
+        )
 
     def report_error(self, err: Exception) -> None:
         emit(self.obj, "Warning", "ReconcileError", one_line(err))
@@ -293,6 +306,22 @@ def _ended(job: Obj) -> tuple[datetime, bool] | None:
             when = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
             return when, cond["type"] == "Complete"
     return None
+
+
+# The reasons of a run that checked (whatever it found); any other one could not check.
+RESULT_REASONS = (None, Reason.NO_DRIFT.value, Reason.DRIFT_DETECTED.value)
+DEFAULT_SCHEDULE = str(DriftCheckSpec.model_fields["schedule"].default)
+
+
+def schedule_interval(spec: Mapping[str, Any]) -> float | None:
+    """The longest wait between two runs of the check's schedule; None while it is
+    suspended (or its schedule cannot be read: the CronJob says why)."""
+    if spec.get("suspend"):
+        return None
+    try:
+        return longest_gap_seconds(str(spec.get("schedule") or DEFAULT_SCHEDULE))
+    except ScheduleError:
+        return None
 
 
 def _time(stamp: Any) -> datetime | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maestro.monitoring import contract as drift_contract
+from maestro.monitoring.alerts import drift_alerts
 from maestro.monitoring.contract import REFSTATS_DIR_ENV
 from maestro.operators.api.common import API_VERSION
 from maestro.operators.api.driftcheck import DriftCheck, DriftCheckSpec
@@ -25,11 +26,6 @@ ANNOTATION_JOB = "mlops.maestro.dev/drift-job"
 # The check's full name on its Jobs (a label value holds at most 63 characters).
 ANNOTATION_CHECK = "mlops.maestro.dev/driftcheck-name"
 CONTAINER = "drift"
-# Metric names the operator exports (operators.driftcheck.metrics) and the rule queries.
-DRIFT_SHARE = "maestro_driftcheck_drift_share"
-COLUMN_SCORE = "maestro_driftcheck_column_score"
-COLUMN_DRIFTED = "maestro_driftcheck_column_drifted"
-SEVERITY = "maestro_driftcheck_severity"
 SEVERITY_LEVEL = {"Ok": 0, "Warning": 1, "Critical": 2}
 
 
@@ -211,29 +207,8 @@ def cron_job(
 
 
 def prometheus_rule(ids: Ids, spec: DriftCheckSpec, settings: DriftSettings) -> dict[str, Any]:
-    """Warning and critical alerts on the drift share of this check's last run."""
-    selector = f'namespace="{ids.namespace}",driftcheck="{ids.name}"'
-    runbook = (
-        f"{settings.runbook_base_url.rstrip('/')}/drift.md" if settings.runbook_base_url else ""
-    )
-
-    def alert(severity: str, threshold: float) -> dict[str, Any]:
-        annotations = {
-            "summary": f"DriftCheck {ids.namespace}/{ids.name}: {severity.lower()} input drift",
-            "description": (
-                f"{{{{ $value | humanizePercentage }}}} of the columns of {spec.deployment}'s"
-                f" inputs drifted in the last check (threshold {threshold:g})."
-            ),
-        }
-        if runbook:
-            annotations["runbook_url"] = runbook
-        return {
-            "alert": f"MaestroDrift{severity}",
-            "expr": f"{DRIFT_SHARE}{{{selector}}} >= {threshold:g}",
-            "labels": {"severity": severity.lower(), "deployment": spec.deployment},
-            "annotations": annotations,
-        }
-
+    """Warning and critical alerts on the drift share of this check's last run (the rules
+    are maestro.monitoring.alerts')."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -242,16 +217,14 @@ def prometheus_rule(ids: Ids, spec: DriftCheckSpec, settings: DriftSettings) -> 
             "groups": [
                 {
                     "name": f"maestro-drift-{ids.namespace}-{ids.name}",
-                    "rules": [
-                        alert("Critical", spec.thresholds.critical),
-                        {
-                            **alert("Warning", spec.thresholds.warning),
-                            "expr": (
-                                f"{DRIFT_SHARE}{{{selector}}} >= {spec.thresholds.warning:g}"
-                                f" and {DRIFT_SHARE}{{{selector}}} < {spec.thresholds.critical:g}"
-                            ),
-                        },
-                    ],
+                    "rules": drift_alerts(
+                        ids.namespace,
+                        ids.name,
+                        spec.deployment,
+                        warning=spec.thresholds.warning,
+                        critical=spec.thresholds.critical,
+                        runbooks=settings.runbook_base_url,
+                    ),
                 }
             ]
         },

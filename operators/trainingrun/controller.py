@@ -61,6 +61,7 @@ from maestro.operators.trainingrun.decide import (
     trials_status,
 )
 from maestro.operators.trainingrun.gather import Kube, run_facts
+from maestro.operators.trainingrun.metrics import TrainingMetrics
 from maestro.operators.trainingrun.render import (
     RunIds,
     TrainerSettings,
@@ -86,6 +87,7 @@ class Controller:
     config: OperatorConfig
     settings: TrainerSettings = field(init=False)
     queue: WorkQueue = field(init=False)
+    metrics: TrainingMetrics = field(init=False)
     _kube: Kube | None = None
     _tracking: Tracking | None = None
     # Runs admitted and being started, whose status does not show it yet.
@@ -94,6 +96,7 @@ class Controller:
     def __post_init__(self) -> None:
         self.settings = TrainerSettings.from_config(self.config)
         self.queue = self.runtime.queue(TrainingRun.INFO.kind, self.reconcile)
+        self.metrics = TrainingMetrics(self.runtime.metrics)
 
     # --- clients -----------------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class Controller:
         meta, status = body["metadata"], body.get("status") or {}
         namespace, name = meta.get("namespace") or "", meta["name"]
         self.queue.forget(namespace, name)
+        self.metrics.forget(namespace, name)
         run_id = status.get("mlflowRunId")
         if run_id and status.get("phase") not in TERMINAL and self.config.mlflow_tracking_uri:
             try:
@@ -190,6 +194,7 @@ class _Step:
             extra,
             self.c.runtime.clock,
         )
+        self.c.metrics.show(self.namespace, self.name, self.status_raw)
 
     def report_error(self, err: Exception) -> None:
         """Say in status why the run does not progress (best effort)."""

@@ -363,6 +363,8 @@ def test_alerts_use_the_analysis_limits_and_link_runbooks() -> None:
         "MaestroModelErrorRateHigh",
         "MaestroModelLatencyP95High",
         "MaestroModelNotReady",
+        "MaestroModelOverloaded",
+        "MaestroModelQueueSaturated",
     }
     assert alerts["MaestroModelErrorRateHigh"]["expr"].endswith("> 0.02")
     assert 'code=~"5.."' in alerts["MaestroModelErrorRateHigh"]["expr"]
@@ -372,6 +374,50 @@ def test_alerts_use_the_analysis_limits_and_link_runbooks() -> None:
         assert {"summary", "description", "runbook_url"} <= alert["annotations"].keys()
         assert alert["annotations"]["runbook_url"].endswith(f"/{name}.md")
         assert 'namespace="ml",deployment="iris"' in alert["expr"]
+
+
+def test_slo_becomes_recording_rules_and_burn_rate_alerts() -> None:
+    """spec.slo of the rolling case (availability 99.5, latency 95% within 100 ms, at least
+    50 requests): one group of SLI recordings over the workbook's windows and a page and a
+    ticket alert per objective; without spec.slo no such group (canary)."""
+    rule = only(rendered("rolling"), "PrometheusRule")
+    serving, slo = rule["spec"]["groups"]
+    assert serving["name"] == "maestro-serving.ml.iris"
+    assert slo["name"] == "maestro-slo.ml.iris"
+    records = {r["record"]: r["expr"] for r in slo["rules"] if "record" in r}
+    for window in ("5m", "30m", "1h", "6h", "3d"):
+        assert (
+            f"[{window}]"
+            in records[f"deployment:maestro_slo_availability_errors:ratio_rate{window}"]
+        )
+        latency = records[f"deployment:maestro_slo_latency_errors:ratio_rate{window}"]
+        assert 'le="0.1"' in latency and f"[{window}]" in latency
+    alerts = {r["alert"]: r for r in slo["rules"] if "alert" in r}
+    assert set(alerts) == {
+        "MaestroModelAvailabilityBudgetBurnPage",
+        "MaestroModelAvailabilityBudgetBurnTicket",
+        "MaestroModelLatencyBudgetBurnPage",
+        "MaestroModelLatencyBudgetBurnTicket",
+    }
+    page = alerts["MaestroModelAvailabilityBudgetBurnPage"]
+    assert page["labels"]["severity"] == "critical"
+    # Budget 0.5%: 14.4x over 1h and 5m, or 6x over 6h and 30m, each with the traffic guard.
+    assert "ratio_rate1h{" in page["expr"] and "ratio_rate5m{" in page["expr"]
+    assert page["expr"].count("> (14.4 * 0.005)") == 2
+    assert page["expr"].count("> (6 * 0.005)") == 2
+    assert "increase1h{" in page["expr"] and "increase6h{" in page["expr"]
+    assert page["expr"].count(">= 50") == 2
+    ticket = alerts["MaestroModelLatencyBudgetBurnTicket"]
+    assert ticket["labels"]["severity"] == "warning"
+    assert ticket["expr"].count("> (1 * 0.05)") == 2
+    assert "ratio_rate3d{" in ticket["expr"] and "increase3d{" in ticket["expr"]
+    assert len(only(rendered("canary"), "PrometheusRule")["spec"]["groups"]) == 1
+    shadow_groups = only(rendered("shadow"), "PrometheusRule")["spec"]["groups"]
+    shadow_alerts = {r.get("alert") for r in shadow_groups[1]["rules"]} - {None}
+    assert shadow_alerts == {
+        "MaestroModelLatencyBudgetBurnPage",
+        "MaestroModelLatencyBudgetBurnTicket",
+    }
 
 
 def test_service_monitor_scrapes_each_revision_service_once() -> None:

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from maestro.localplatform import custom_metrics
-from maestro.monitoring import adapter_rules
-from maestro.serving import contract
+from maestro.monitoring import adapter_rules, metric_names
 
 pytestmark = pytest.mark.unit
 
@@ -21,8 +20,8 @@ SHIPPED = (
 
 def test_the_rule_serves_the_request_rate_the_hpa_asks_for() -> None:
     (rule,) = adapter_rules.rules("10s")["rules"]
-    assert rule["seriesQuery"].startswith(contract.counter(contract.REQUESTS) + "{")
-    assert rule["name"]["as"] == contract.REQUESTS_PER_SECOND
+    assert rule["seriesQuery"].startswith(metric_names.counter(metric_names.REQUESTS) + "{")
+    assert rule["name"]["as"] == metric_names.REQUESTS_PER_SECOND
     assert "[10s]" in rule["metricsQuery"]
     assert rule["resources"]["overrides"]["pod"] == {"resource": "pod"}
 

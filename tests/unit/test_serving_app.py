@@ -276,6 +276,53 @@ def test_metrics_carry_the_contract_labels(
     assert sum(v for _, v in samples(text, "maestro_requests_total")) == 3
 
 
+def test_queue_depth_and_capacity_are_exported(
+    data: Data, client_for: Callable[..., TestClient]
+) -> None:
+    """The saturation the alerts watch: requests waiting for a busy model, against the
+    queue's bound; one more than the bound is answered 503."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow(rows: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return data.linear.predict(rows)
+
+    client = client_for(
+        ModelSet([model(data, "bc", slow)], "bc"),
+        settings=settings(max_queue=2, max_batch_size=1),
+    )
+    body = {"instances": data.frame.iloc[:1].to_numpy().tolist()}
+    labels = {"deployment": "bc", "revision": "v3", "model": "bc", "model_version": "3"}
+    assert (labels, 2.0) in samples(client.get("/metrics").text, "maestro_queue_capacity")
+    codes: list[int] = []
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(client.post("/predict", json=body).status_code)
+        )
+        for _ in range(3)
+    ]
+    try:
+        threads[0].start()
+        assert entered.wait(10)
+        for t in threads[1:]:
+            t.start()
+
+        def depth() -> float:
+            found = samples(client.get("/metrics").text, "maestro_queue_depth")
+            return next(v for s, v in found if s == labels)
+
+        eventually(lambda: depth() == 2.0, timeout=10, what="two requests queued")
+        assert client.post("/predict", json=body).status_code == 503
+    finally:
+        release.set()
+        for t in threads:
+            t.join(10)
+    assert sorted(codes) == [200, 200, 200]
+    assert (labels, 0.0) in samples(client.get("/metrics").text, "maestro_queue_depth")
+
+
 def test_request_ids_and_feedback(
     tmp_path: Path, data: Data, client_for: Callable[..., TestClient]
 ) -> None:

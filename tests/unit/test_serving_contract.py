@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from maestro.monitoring import metric_names
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 from maestro.operators.core import prometheus
 from maestro.operators.modeldeployment.decide import Revision, Role
@@ -90,13 +91,13 @@ def test_the_analysis_queries_the_series_the_server_exports() -> None:
         prometheus.SHADOW_REQUESTS,
         prometheus.SHADOW_AGREEMENTS,
         prometheus.SHADOW_DELTA_BUCKETS,
-        contract.MODEL_INFO,
+        metric_names.MODEL_INFO,
     )
     assert set(queried) <= names, set(queried) - names
     # Every series the analysis and the alert rules select on carries the contract labels.
     for name, labels in series:
         if name in queried:
-            assert set(contract.LABELS) <= set(labels), (name, labels)
+            assert set(metric_names.LABELS) <= set(labels), (name, labels)
 
 
 def test_every_queried_series_exists_at_zero_before_the_first_request() -> None:

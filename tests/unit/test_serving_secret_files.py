@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from maestro.monitoring import metric_names
 from maestro.serving import contract
 from maestro.serving.metrics import ServingMetrics
 from maestro.serving.secret_files import (
@@ -235,6 +236,6 @@ def test_reloads_are_counted_per_variable() -> None:
     metrics.secret_reloads_of("A")
     metrics.secret_reloads_of("B").inc()
     labels = {"deployment": "iris", "revision": "v4"}
-    name = contract.counter(contract.SECRET_RELOADS)
+    name = metric_names.counter(metric_names.SECRET_RELOADS)
     assert registry.get_sample_value(name, {**labels, "env": "A"}) == 0
     assert registry.get_sample_value(name, {**labels, "env": "B"}) == 1

@@ -1,21 +1,19 @@
-"""Prometheus Operator objects: the ServiceMonitor and the alert rules, whose limits are
-the canary analysis gates. Pure."""
+"""Prometheus Operator objects: the ServiceMonitor and the PrometheusRule (the serving alerts,
+whose limits are the canary analysis gates, and the SLO rules of spec.slo). Pure."""
 
 from __future__ import annotations
 
-import json
-
+from maestro.monitoring.alerts import ServingLimits, serving_alerts
+from maestro.monitoring.slo import LatencyObjective, Objectives, slo_group
 from maestro.operators.api.modeldeployment import (
     CanaryAnalysis,
     ModelDeploymentSpec,
+    ServiceLevelObjective,
 )
 from maestro.operators.modeldeployment.render.names import (
-    ALERT_FOR,
-    ALERT_WINDOW,
     LABEL_REVISION,
     METRICS_PATH,
     PORT_NAME,
-    SERVER_ERRORS,
     DeploymentIds,
     Manifest,
     ServingSettings,
@@ -23,7 +21,6 @@ from maestro.operators.modeldeployment.render.names import (
     base_name,
     pods_selector,
 )
-from maestro.serving import contract
 
 # --- monitoring -----------------------------------------------------------------------------
 
@@ -44,69 +41,31 @@ def render_service_monitor(ids: DeploymentIds) -> Manifest:
     }
 
 
-def _matchers(ids: DeploymentIds, *extra: str) -> str:
-    pairs = [f"namespace={json.dumps(ids.namespace)}", f"deployment={json.dumps(ids.name)}"]
-    return "{" + ",".join([*pairs, *extra]) + "}"
-
-
 def alert_rules(ids: DeploymentIds, analysis: CanaryAnalysis, runbooks: str) -> list[Manifest]:
-    """Alerts on every revision of the ModelDeployment, with the canary gates as limits."""
-    w = ALERT_WINDOW
-    requests = f"{contract.counter(contract.REQUESTS)}{_matchers(ids)}"
-    errors = f"{contract.counter(contract.REQUESTS)}{_matchers(ids, SERVER_ERRORS)}"
-    buckets = f"{contract.buckets(contract.REQUEST_DURATION)}{_matchers(ids)}"
-    info = f"{contract.MODEL_INFO}{_matchers(ids)}"
-    where = f"{ids.namespace}/{ids.name}"
+    """Alerts on every revision of the ModelDeployment, with the canary gates as limits
+    (the rules themselves are maestro.monitoring.alerts')."""
+    limits = ServingLimits(
+        max_error_rate=analysis.max_error_rate, max_latency_p95_ms=analysis.max_latency_p95_ms
+    )
+    return serving_alerts(ids.namespace, ids.name, limits, runbooks)
 
-    def alert(name: str, expr: str, severity: str, summary: str, description: str) -> Manifest:
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": ALERT_FOR,
-            "labels": {"severity": severity, "deployment": ids.name},
-            "annotations": {
-                "summary": summary,
-                "description": description,
-                "runbook_url": f"{runbooks.rstrip('/')}/{name}.md",
-            },
-        }
 
-    return [
-        alert(
-            "MaestroModelErrorRateHigh",
-            f"sum by (revision) (rate({errors}[{w}]))"
-            f" / sum by (revision) (rate({requests}[{w}])) > {analysis.max_error_rate:g}",
-            "critical",
-            f"Model server {where} answers with 5xx errors",
-            f"Revision {{{{ $labels.revision }}}} of {where} returned"
-            f" {{{{ $value | humanizePercentage }}}} 5xx responses over {w}, above the"
-            f" {analysis.max_error_rate:.2%} limit.",
+def objectives(slo: ServiceLevelObjective) -> Objectives:
+    latency = slo.latency
+    return Objectives(
+        availability=slo.availability,
+        latency=(
+            LatencyObjective(latency.threshold_ms / 1000, latency.percent) if latency else None
         ),
-        alert(
-            "MaestroModelLatencyP95High",
-            f"histogram_quantile(0.95, sum by (le, revision) (rate({buckets}[{w}])))"
-            f" > {analysis.max_latency_p95_ms / 1000:g}",
-            "warning",
-            f"Model server {where} is slow",
-            f"The p95 latency of revision {{{{ $labels.revision }}}} of {where} is"
-            f" {{{{ $value | humanizeDuration }}}} over {w}, above"
-            f" {analysis.max_latency_p95_ms} ms.",
-        ),
-        alert(
-            "MaestroModelNotReady",
-            f"(sum({info}) or vector(0)) < 1",
-            "critical",
-            f"No model server of {where} has its model loaded",
-            f"No serving pod of {where} has reported a loaded model for {ALERT_FOR}: the"
-            " model cannot be loaded or no pod is running.",
-        ),
-    ]
+        min_requests=slo.min_requests,
+    )
 
 
 def render_prometheus_rule(
     ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
 ) -> Manifest:
     analysis = spec.strategy.canary.analysis if spec.strategy.canary else CanaryAnalysis()
+    runbooks = settings.runbook_base_url
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -116,7 +75,12 @@ def render_prometheus_rule(
                 {
                     "name": f"maestro-serving.{ids.namespace}.{ids.name}",
                     "rules": alert_rules(ids, analysis, settings.runbook_base_url),
-                }
+                },
+                *(
+                    [slo_group(ids.namespace, ids.name, objectives(spec.slo), runbooks)]
+                    if spec.slo
+                    else []
+                ),
             ]
         },
     }

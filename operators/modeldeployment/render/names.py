@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro.monitoring import metric_names
 from maestro.operators.api.modeldeployment import (
     ModelDeployment,
     ModelDeploymentSpec,
@@ -15,7 +16,6 @@ from maestro.operators.core import objects
 from maestro.operators.core.objects import IMAGE_UID, MANAGED_BY, digest, label_value
 from maestro.operators.core.settings import OperatorConfig
 from maestro.operators.modeldeployment.decide import Revision
-from maestro.serving import contract
 
 Manifest = dict[str, Any]
 
@@ -35,7 +35,7 @@ COMMAND = ("maestro", "serve")
 READY_PATH = "/v2/health/ready"
 LIVE_PATH = "/v2/health/live"
 METRICS_PATH = "/metrics"
-REQUESTS_PER_SECOND_METRIC = contract.REQUESTS_PER_SECOND
+REQUESTS_PER_SECOND_METRIC = metric_names.REQUESTS_PER_SECOND
 # Without requests the HPA cannot compute utilisation; used when spec.resources is unset.
 DEFAULT_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
 # Time for endpoints to drop the pod before SIGTERM starts the server's drain.
@@ -44,9 +44,6 @@ TERMINATION_GRACE_SECONDS = 30
 VAULT = "vault.hashicorp.com"
 VAULT_SECRETS_DIR = "/vault/secrets"
 VAULT_TOKEN_VOLUME = "vault-token"
-ALERT_WINDOW = "5m"
-SERVER_ERRORS = 'code=~"5.."'
-ALERT_FOR = "5m"
 ISTIOD_XDS_PORT = 15012
 # Longest base name, so `<base>-<revision>` (revision <= 15) stays a 63-character DNS label.
 _MAX_BASE = 47
