@@ -48,7 +48,17 @@ def serve(tracking_uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(MAESTRO), "serve", "--host", "127.0.0.1", "--port", str(port), *MODEL],
+            [
+                str(MAESTRO),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--grpc-port",
+                "0",
+                *MODEL,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
