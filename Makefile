@@ -15,7 +15,7 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
+.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
         test test-fault test-autoscaling test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
@@ -90,6 +90,9 @@ cluster-down: ## stop the local control plane
 
 manifests: install ## regenerate manifests/crds from the typed models
 	$(PY) -m maestro.operators.api.crdgen manifests/crds
+
+grpc-stubs: install ## regenerate serving/proto's messages from the vendored grpc_predict_v2.proto (committed)
+	$(PY) -m maestro.serving.proto.generate
 
 AREAS := operators serving training governance monitoring security localplatform storage
 

@@ -14,10 +14,10 @@ from maestro.operators.api.modeldeployment import (
 from maestro.operators.core.durations import parse_duration
 from maestro.operators.modeldeployment.decide import Revision, RevisionPlan
 from maestro.operators.modeldeployment.render.names import (
-    ISTIOD_XDS_PORT,
-    LABEL_REVISION,
     GRPC_PORT_NAME,
     GRPC_SERVICE_PORT,
+    ISTIOD_XDS_PORT,
+    LABEL_REVISION,
     METRICS_PATH,
     PORT_NAME,
     REQUESTS_PER_SECOND_METRIC,
