@@ -304,3 +304,55 @@ def test_while_loading_calls_are_unavailable(serve: Callable[..., tuple[TestClie
         timeout=10,
         what="ready",
     )
+
+
+def test_the_drain_refuses_new_calls_and_finishes_those_in_flight(
+    serve: Callable[..., tuple[TestClient, Grpc]],
+) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def slow(rows: Any) -> Any:
+        entered.set()
+        release.wait(10)
+        return weighted_sum(rows)
+
+    loaded = ModelSet([model(slow)], "m")
+    client, channel = serve(lambda _: loaded, drain_seconds=10)
+    try:
+        in_flight = channel.future("ModelInfer", infer_request([1.0], [0.0]))
+        eventually(entered.is_set, timeout=10, what="the call in predict")
+        client.app.state.serving.begin_drain()  # type: ignore[attr-defined]  # as SIGTERM does
+
+        def refused() -> bool:
+            try:
+                channel.call("ServerLive", pb.ServerLiveRequest())
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+                return True
+            return False
+
+        eventually(refused, timeout=10, what="new calls refused")
+        assert not in_flight.done()
+    finally:
+        release.set()
+    answer = in_flight.result()
+    assert np.frombuffer(answer.raw_output_contents[0], dtype="<f8").tolist() == [2.0]
+
+
+def test_a_grpc_port_in_use_is_fatal() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        fatal: list[str] = []
+        app = create_app(
+            ServeSettings(model_uri="models:/m/3", host="127.0.0.1", grpc_port=port),
+            loader=lambda _: ModelSet([model()], "m"),
+            freeze_gc=False,
+            serve_grpc=True,
+            on_fatal=fatal.append,
+        )
+        with TestClient(app, raise_server_exceptions=False):
+            eventually(lambda: bool(fatal), timeout=10, what="the fatal error")
+    assert fatal[0].startswith(f"cannot listen for gRPC on 127.0.0.1:{port}"), fatal
