@@ -266,3 +266,19 @@ def test_the_messages_are_the_protocols_own() -> None:
     from google.protobuf import descriptor_pool
 
     assert pb.DESCRIPTOR.pool is not descriptor_pool.Default()
+
+
+def test_the_grpc_port_is_a_setting_with_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from maestro.serving import contract
+    from maestro.serving.settings import ServeSettings
+
+    assert ServeSettings(model_uri="models:/m/1").grpc_port == 8081
+    monkeypatch.setenv(contract.GRPC_PORT, "9001")
+    assert ServeSettings(model_uri="models:/m/1").grpc_port == 9001
+    assert ServeSettings(model_uri="models:/m/1", grpc_port=0).grpc_port == 0  # off
+    with pytest.raises(ValidationError, match="grpc_port: 9001 is the HTTP port too"):
+        ServeSettings(model_uri="models:/m/1", port=9001)
