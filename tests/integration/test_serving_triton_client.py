@@ -330,9 +330,10 @@ def test_grpc_malformed_raw_contents_are_invalid_argument_naming_the_tensor(
                 stub.ModelInfer(message)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value
             assert expected in caught.value.details(), caught.value.details()
-    # and the server keeps serving, over both protocols
+    # and the server keeps serving, over both protocols, having logged no crash
     test_grpc_infer_equals_the_models_own_predict(served)
     test_infer_equals_the_models_own_predict(served, binary=True)
+    assert "Traceback" not in served.log.read_text(errors="replace")
 
 
 def test_grpc_unknown_model_or_version_is_not_found(served: Served) -> None:
