@@ -24,7 +24,7 @@ import grpc
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
-from maestro.serving import grpc_tensors, protocols
+from maestro.serving import grpc_tensors
 from maestro.serving.auth import Check, accepted, bearer_token
 from maestro.serving.binary_tensors import EXTENSION
 from maestro.serving.errors import ServingError, Unavailable
@@ -147,7 +147,7 @@ class InferenceService:
         state = self.state
         served = versioned(state.served(request.model_name), request.model_version or None)
         call.metrics = served.metrics
-        payload, _ = protocols.parse_v2(grpc_tensors.request_document(request))
+        payload, _ = grpc_tensors.request_payload(request)
         names = grpc_tensors.requested_outputs(request)
         started = time.perf_counter()
         answer = await served.infer(payload)

@@ -96,6 +96,38 @@ def test_raw_contents_decode_to_the_v2_document_and_parse_as_columns() -> None:
     assert payload.data["c"].dtype == np.int64 and payload.data["b"].dtype == np.float32
 
 
+@pytest.mark.parametrize(
+    ("datatype", "shape"),
+    [("FP64", [3, 1]), ("FP32", [3]), ("INT64", [3, 1]), ("BOOL", [3])],
+    ids=["fp64-n1", "fp32-n", "int64", "bool"],
+)
+def test_the_column_fast_path_gives_parse_v2s_payload(datatype: str, shape: list[int]) -> None:
+    dtype = {"FP64": "<f8", "FP32": "<f4", "INT64": "<i8", "BOOL": "?"}[datatype]
+    columns = {
+        name: np.array(values, dtype=dtype)
+        for name, values in (("a", [1, 0, 3]), ("b", [0, 5, 6]), ("c", [7, 1, 0]))
+    }
+    request = raw_request(*((n, datatype, shape, v.tobytes()) for n, v in columns.items()))
+    fast, request_id = grpc_tensors.request_payload(request)
+    general, _ = protocols.parse_v2(grpc_tensors.request_document(request))
+    assert request_id == "r1"
+    assert isinstance(fast, Columns) and isinstance(general, Columns)
+    assert fast.fields == general.fields == {"a": "inputs[0]", "b": "inputs[1]", "c": "inputs[2]"}
+    for name, values in columns.items():
+        assert fast.data[name].dtype == general.data[name].dtype == values.dtype
+        assert fast.data[name].tolist() == general.data[name].tolist() == values.tolist()
+
+
+def test_what_the_fast_path_does_not_take_is_still_named() -> None:
+    ok = np.zeros(2).tobytes()
+    request = raw_request(("a", "FP64", [2, 1], ok), ("b", "FP64", [2, 1], ok[:8]))
+    with pytest.raises(MalformedBody, match=r"inputs\[1\] \('b'\): 8 bytes of raw data"):
+        grpc_tensors.request_payload(request)
+    twice = raw_request(("a", "FP64", [2, 1], ok), ("a", "FP64", [2, 1], ok))
+    with pytest.raises(InputError, match="'a' is given twice"):
+        grpc_tensors.request_payload(twice)
+
+
 def test_typed_contents_decode_like_raw_ones() -> None:
     request = pb.ModelInferRequest(model_name="m")
     a = request.inputs.add(name="a", datatype="FP64", shape=[2])
