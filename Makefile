@@ -18,7 +18,7 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests lint \
+.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
         test test-fault test-autoscaling test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
@@ -47,6 +47,11 @@ $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
 	touch $@
 
 actionlint: $(BIN)/actionlint ## build actionlint (the GitHub Actions workflow linter) from its Go module
+
+# The load generator of bench-serving's gRPC rows (wrk speaks no HTTP/2).
+$(BIN)/ghz: tools/ghz/go.mod tools/ghz/go.sum tools/build-ghz.sh
+	BIN=$(abspath $(BIN)) tools/build-ghz.sh
+	touch $@
 
 $(BIN)/vault: tools/vault/go.mod tools/vault/go.sum $(wildcard tools/vault/sdk-compat/*) tools/build-vault.sh
 	BIN=$(abspath $(BIN)) tools/build-vault.sh
@@ -96,6 +101,9 @@ manifests: install ## regenerate manifests/crds from the typed models, and manif
 	$(PY) -m maestro.operators.rulegen manifests/monitoring
 	$(PY) -m maestro.monitoring.dashboards manifests/monitoring/dashboards
 
+grpc-stubs: install ## regenerate serving/proto's messages from the vendored grpc_predict_v2.proto (committed)
+	$(PY) -m maestro.serving.proto.generate
+
 AREAS := operators serving training governance monitoring security localplatform storage
 
 # mypy cannot follow the editable install's import hook that maps each folder to
@@ -138,7 +146,7 @@ bench-operator: install binaries upstream-crds services ## registry requests/s a
 bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HPA on CPU and on requests/s under load: time to new replicas, back down, failed requests -> docs/benchmarks.md
 	$(PY) -m tests.bench.autoscaling
 
-bench-serving: install ## maestro serve vs mlflow models serve and MLServer (wrk) -> docs/benchmarks.md
+bench-serving: install $(BIN)/ghz ## maestro serve vs mlflow models serve and MLServer (wrk; ghz for gRPC) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh
 	$(PY) -m tests.bench.serving
 

@@ -60,7 +60,10 @@ ABTEST_OUTCOMES = "maestro_abtest_outcomes"  # counter: n
 ABTEST_OUTCOME_SUM = "maestro_abtest_outcome_sum"  # gauge
 ABTEST_OUTCOME_SQUARES = "maestro_abtest_outcome_sum_squares"  # gauge
 ABTEST_UNMATCHED = "maestro_abtest_unmatched_feedback"  # counter, labelled reason
-# Extra labels of REQUESTS.
+# Extra labels of REQUESTS. `code` is the HTTP status; a gRPC request (protocol "grpc") is
+# counted with the HTTP status its outcome has over HTTP (OK 200, INVALID_ARGUMENT 400 or
+# 422, NOT_FOUND 404, RESOURCE_EXHAUSTED/UNAVAILABLE 503, INTERNAL 500), so the error-rate
+# alerts and the canary analysis count both protocols alike.
 LABEL_CODE = "code"
 LABEL_PROTOCOL = "protocol"
 # The per-pod request rate the HPA scales on, served by prometheus-adapter (not a series).

@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         "shadow_model_uri": args.shadow_model_uri,
         "host": args.host,
         "port": args.port,
+        "grpc_port": args.grpc_port,
         "max_batch_size": args.max_batch_size,
         "max_batch_wait_ms": args.max_batch_wait_ms,
         "max_queue": args.max_queue,
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve MLflow models over HTTP (Open Inference Protocol v2, MLflow scoring)",
+        help="serve MLflow models over HTTP and gRPC (Open Inference Protocol v2, MLflow scoring)",
         description=(
             "Serve one or more MLflow models as a ModelDeployment pod does: adaptive"
             " micro-batching on one inference thread per model, input checked against the"
@@ -248,6 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to bind (default: MAESTRO_BIND_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="port (default: 8080)")
+    serve.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="port of the Open Inference Protocol's gRPC service, GRPCInferenceService"
+        " (default: 8081; 0 turns gRPC off)",
+    )
     serve.add_argument(
         "--max-batch-size", type=int, metavar="N", help="requests per predict (default: 64)"
     )

@@ -27,6 +27,7 @@ environment (flags override; set by the ModelDeployment operator):
   MAESTRO_SERVE_ENSEMBLE           --ensemble (mean | vote)
   MAESTRO_SERVE_SHADOW_MODEL_URI   --shadow-model-uri
   MAESTRO_SERVE_HOST, MAESTRO_SERVE_PORT                      --host, --port (8080)
+  MAESTRO_SERVE_GRPC_PORT          --grpc-port: the v2 protocol over gRPC (8081; 0: off)
   MAESTRO_SERVE_MAX_BATCH_SIZE, MAESTRO_SERVE_MAX_BATCH_WAIT_MS  batching (64, 1.0 ms)
   MAESTRO_SERVE_MAX_QUEUE          queued requests per model before 503 (1024)
   MAESTRO_SERVE_MAX_BODY_BYTES     larger bodies get 413 (16 MiB)

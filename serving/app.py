@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.metadata
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -29,16 +28,11 @@ from maestro.serving import binary_tensors, protocols
 from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
 from maestro.serving.binary_tensors import EXTENSION, OutputRequest
-from maestro.serving.errors import (
-    BodyTooLarge,
-    ModelNotFound,
-    ServingError,
-    Unavailable,
-)
+from maestro.serving.errors import BodyTooLarge, ServingError, Unavailable
 from maestro.serving.feedback import count_for_variant, feedback_fields
 from maestro.serving.metrics import ServingMetrics
 from maestro.serving.middleware import RequestContext, RequestMiddleware
-from maestro.serving.outputs import V2_BY_COLUMN_TYPE, v2_datatype
+from maestro.serving.model_metadata import SERVER_NAME, metadata, server_version, versioned
 from maestro.serving.predlog import PredictionLog
 from maestro.serving.predlog_shipper import prediction_shipper
 from maestro.serving.runtime import Answer, ServedModel
@@ -95,47 +89,6 @@ def mlflow_error(err: ServingError) -> Response:
     return _json({"error_code": code, "message": err.message}, err.status, headers)
 
 
-def metadata(served: ServedModel, state: ServerState) -> dict[str, Any]:
-    """The v2 model metadata, with the concrete registry version it serves."""
-    model = served.model
-    schema = model.schema
-    if schema.columns:
-        inputs = [
-            {"name": c.name, "datatype": V2_BY_COLUMN_TYPE.get(c.type, "BYTES"), "shape": [-1, 1]}
-            for c in schema.columns
-        ]
-    elif schema.tensor is not None:
-        t = schema.tensor
-        inputs = [
-            {"name": t.name or "input", "datatype": v2_datatype(t.dtype), "shape": list(t.shape)}
-        ]
-    else:
-        inputs = []
-    return {
-        "name": model.name,
-        "versions": [model.version] if model.version else [],
-        "platform": f"mlflow-{model.flavor}",
-        "inputs": inputs,
-        "outputs": [
-            {"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in model.outputs
-        ]
-        or [{"name": model.output_name, "datatype": "BYTES", "shape": [-1]}],
-        "parameters": {
-            "uri": model.uri,
-            "model_version": model.version,
-            "flavor": model.flavor,
-            "convention": model.convention,
-            "deployment": state.settings.deployment,
-            "revision": state.settings.revision,
-            "load_seconds": round(model.load_seconds, 3),
-            "warmup_error": model.warmup_error,
-            "shadow": state.shadow.model.uri
-            if state.shadow and model.name == state.default
-            else "",
-        },
-    }
-
-
 # --- the app ----------------------------------------------------------------------------------
 
 
@@ -147,11 +100,14 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
     on_fatal: Callable[[str], None] | None = None,
     freeze_gc: bool = True,
+    serve_grpc: bool = False,
 ) -> FastAPI:
     """The server app. `loader` runs in a thread at start-up; `on_fatal` is told when it
     fails (the CLI then exits 1, so the pod restarts and shows the error). `freeze_gc`
     moves everything alive after loading out of the collector's reach (off for apps
-    embedded in a longer-lived process, such as a test run)."""
+    embedded in a longer-lived process, such as a test run). `serve_grpc` starts the gRPC
+    service on settings.grpc_port (unless 0) with the app and stops it before the models:
+    the CLI's server does, apps embedded in tests do not."""
     provider = tracer_provider or trace.NoOpTracerProvider()
     metrics = ServingMetrics(
         registry or CollectorRegistry(), deployment=settings.deployment, revision=settings.revision
@@ -199,12 +155,34 @@ def create_app(
                 },
             )
 
+    checks = checks_from(settings)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        grpc_server = None
+        if serve_grpc and settings.grpc_port:
+            from maestro.serving import grpc_server as grpc_service
+
+            try:
+                grpc_server = await grpc_service.start(
+                    state, checks, settings.listen_host, settings.grpc_port
+                )
+            except RuntimeError as err:
+                log.error("%s", err)
+                if on_fatal is not None:
+                    on_fatal(str(err))
+            else:
+                state.drain_hooks.append(
+                    grpc_service.stop_on_drain(grpc_server, settings.drain_seconds)
+                )
         loading = asyncio.get_running_loop().create_task(load())
         yield
         if not loading.done():
             loading.cancel()
+        if grpc_server is not None:
+            # Stopping since the drain began (or now): in-flight calls finish, new ones are
+            # refused; stop is idempotent, this waits for the same shutdown.
+            await grpc_server.stop(settings.drain_seconds)
         await state.shutdown()
 
     app = FastAPI(
@@ -212,7 +190,7 @@ def create_app(
         # own would duplicate them and costs an environment lookup per request.
         telemetry={"tracing": False, "metrics": False},
         title="Maestro model server",
-        version=_version(),
+        version=server_version(),
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -220,7 +198,6 @@ def create_app(
     )
     app.state.serving = state
     # Inside the request middleware, so refused requests are counted and traced too.
-    checks = checks_from(settings)
     if checks:
         app.add_middleware(AuthMiddleware, checks=checks)
     app.add_middleware(RequestMiddleware, state=state)
@@ -260,13 +237,13 @@ def create_app(
 
     @app.get("/v2")
     async def server_metadata() -> Response:
-        return _json({"name": "maestro-serving", "version": _version(), "extensions": [EXTENSION]})
+        return _json({"name": SERVER_NAME, "version": server_version(), "extensions": [EXTENSION]})
 
     @app.get("/v2/models/{name}")
     @app.get("/v2/models/{name}/versions/{version}")
     async def model_metadata(name: str, version: str | None = None) -> Response:
         try:
-            served = _versioned(state.served(name), version)
+            served = versioned(state.served(name), version)
         except ServingError as err:
             return v2_error(err)
         return _json(metadata(served, state))
@@ -275,7 +252,7 @@ def create_app(
     @app.get("/v2/models/{name}/versions/{version}/ready")
     async def model_ready(name: str, version: str | None = None) -> Response:
         try:
-            _versioned(state.served(name), version)
+            versioned(state.served(name), version)
         except ServingError as err:
             return v2_error(err)
         ok = state.ready and not state.draining
@@ -298,7 +275,7 @@ def create_app(
         version = request.path_params.get("version")
         if version is not None:
             try:
-                _versioned(state.served(name), version)
+                versioned(state.served(name), version)
             except ServingError as err:
                 return v2_error(err)
         result = await predict(request, name, parse_v2)
@@ -386,18 +363,3 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-def _versioned(served: ServedModel, version: str | None) -> ServedModel:
-    if version is not None and version != served.version:
-        raise ModelNotFound(
-            f"model {served.name!r} serves version {served.version or '(none)'}, not {version!r}"
-        )
-    return served
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("maestro-ml")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"

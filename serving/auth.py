@@ -88,14 +88,27 @@ class JwtCheck:
         return True
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value (HTTP header or gRPC metadata)."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def accepted(checks: Sequence[Check], token: str) -> bool:
+    """Whether any check accepts the token; each runs in a thread (a JWKS fetch or a file
+    read must not stall the event loop)."""
+    for check in checks:
+        if await run_in_threadpool(check, token):
+            return True
+    return False
+
+
 def _bearer(scope: Scope) -> str | None:
     for key, value in scope["headers"]:
         if key == b"authorization":
-            header: str = value.decode("latin-1")
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-            return None
+            return bearer_token(value.decode("latin-1"))
     return None
 
 
@@ -123,11 +136,9 @@ class AuthMiddleware:
         if token is None:
             await _refuse(send, 401, "send Authorization: Bearer <token>")
             return
-        for check in self.checks:
-            # A JWKS fetch or a file read must not stall the event loop.
-            if await run_in_threadpool(check, token):
-                await self.app(scope, receive, send)
-                return
+        if await accepted(self.checks, token):
+            await self.app(scope, receive, send)
+            return
         await _refuse(send, 403, "the bearer token is not accepted")
 
 

@@ -48,9 +48,18 @@ NUMERIC: dict[str, np.dtype[Any]] = {
 _LENGTH = struct.Struct("<I")
 
 
-def _tensor_label(field: str, item: dict[str, Any]) -> str:
+def tensor_label(field: str, item: dict[str, Any]) -> str:
+    """How errors name a tensor: `inputs[0] ('a')`."""
     name = item.get("name")
-    return f"{field} ({name!r})" if isinstance(name, str) else field
+    return f"{field} ({name!r})" if isinstance(name, str) and name else field
+
+
+def element_value(element: bytes) -> str | bytes:
+    """A BYTES element as text when it is UTF-8, else as the bytes themselves."""
+    try:
+        return element.decode()
+    except UnicodeDecodeError:
+        return element
 
 
 def parse_request(body: bytes, header_length: str) -> Any:
@@ -81,7 +90,7 @@ def parse_request(body: bytes, header_length: str) -> Any:
         parameters = item.get("parameters")
         if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
             continue
-        label = _tensor_label(field, item)
+        label = tensor_label(field, item)
         size = parameters["binary_data_size"]
         if type(size) is not int or size < 0:
             raise MalformedBody(f"{label}: binary_data_size must be a non-negative integer")
@@ -112,11 +121,17 @@ def _shape(item: dict[str, Any], label: str) -> list[int]:
 
 
 def decode(raw: memoryview | bytes, item: dict[str, Any], label: str) -> np.ndarray[Any, Any]:
-    """One tensor's raw bytes as an array of its shape and datatype."""
+    """One tensor's raw bytes as an array of its shape and datatype: the layout of the
+    HTTP extension's binary data and of gRPC's `raw_input_contents` alike."""
     shape = _shape(item, label)
     datatype = item.get("datatype")
     count = math.prod(shape)
     if datatype == "BYTES":
+        if count * _LENGTH.size > len(raw):  # before allocating `count` elements
+            raise MalformedBody(
+                f"{label}: shape {shape} of BYTES needs at least {count * _LENGTH.size} bytes"
+                f" of length prefixes, the raw data has {len(raw)}"
+            )
         return _decode_bytes(raw, count, label).reshape(shape)
     dtype = NUMERIC.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
@@ -124,8 +139,7 @@ def decode(raw: memoryview | bytes, item: dict[str, Any], label: str) -> np.ndar
     expected = count * dtype.itemsize
     if len(raw) != expected:
         raise MalformedBody(
-            f"{label}: binary_data_size is {len(raw)} bytes, shape {shape} of {datatype} "
-            f"needs {expected}"
+            f"{label}: {len(raw)} bytes of raw data, shape {shape} of {datatype} needs {expected}"
         )
     return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
 
@@ -140,12 +154,8 @@ def _decode_bytes(raw: memoryview | bytes, count: int, label: str) -> np.ndarray
         offset += 4
         if offset + size > end:
             raise MalformedBody(f"{label}: BYTES element {i} of {size} bytes goes past its data")
-        element = bytes(raw[offset : offset + size])
+        values[i] = element_value(bytes(raw[offset : offset + size]))
         offset += size
-        try:
-            values[i] = element.decode()
-        except UnicodeDecodeError:
-            values[i] = element
     if offset != end:
         raise MalformedBody(
             f"{label}: {end - offset} bytes left after the shape's {count} BYTES elements"
@@ -222,24 +232,30 @@ def encode(array: np.ndarray[Any, Any]) -> tuple[str, bytes]:
     return datatype, b"".join(parts)
 
 
+def chosen(outputs: Outputs, names: tuple[str, ...]) -> list[tuple[str, np.ndarray[Any, Any]]]:
+    """The outputs a request asks for, in its order (all, in the model's order, when it
+    names none); an unknown name is an InputError naming the requested output."""
+    named = list(zip(outputs.names, outputs.arrays, strict=True))
+    if not names:
+        return named
+    by_name = dict(named)
+    for i, name in enumerate(names):
+        if name not in by_name:
+            raise InputError(
+                f"outputs[{i}].name",
+                f"the model has no output {name!r} (it has {', '.join(by_name)})",
+            )
+    return [(name, by_name[name]) for name in names]
+
+
 def encode_response(
     head: dict[str, Any], outputs: Outputs, wanted: OutputRequest
 ) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when any output is binary (None:
     the body is plain JSON). `head` holds model_name, model_version and id."""
-    chosen = list(zip(outputs.names, outputs.arrays, strict=True))
-    if wanted.names:
-        by_name = dict(chosen)
-        for i, name in enumerate(wanted.names):
-            if name not in by_name:
-                raise InputError(
-                    f"outputs[{i}].name",
-                    f"the model has no output {name!r} (it has {', '.join(by_name)})",
-                )
-        chosen = [(name, by_name[name]) for name in wanted.names]
     tensors: list[dict[str, Any]] = []
     raw: list[bytes] = []
-    for name, array in chosen:
+    for name, array in chosen(outputs, wanted.names):
         if wanted.is_binary(name):
             datatype, data = encode(array)
             tensors.append(

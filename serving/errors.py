@@ -51,6 +51,11 @@ class Unavailable(ServingError):
         self.retry_after = retry_after
 
 
+class Overloaded(Unavailable):
+    """The model's queue is full (503 over HTTP; RESOURCE_EXHAUSTED over gRPC, where
+    UNAVAILABLE says the server is loading or shutting down)."""
+
+
 class PredictError(ServingError):
     """The model itself raised: a 500 carrying its message (a broken version shows as errors)."""
 

@@ -45,6 +45,21 @@ def _route(method: str, path: str, protocol: str) -> str:
     return f"{method} {path}"
 
 
+class RequestIds:
+    """Request ids: the caller's (x-request-id) when it has a usable one, else a random
+    per-process prefix and a counter (32 hex digits, like a uuid4). uuid4 per request reads
+    os.urandom, a syscall that showed up at ~5% of the request path under load."""
+
+    def __init__(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count()
+
+    def __call__(self, given: str = "") -> str:
+        if given and len(given) <= MAX_REQUEST_ID:
+            return given
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 class RequestMiddleware:
     """Request id (x-request-id, kept from the request or made), the request span, and the
     request metrics (prediction paths only; /metrics and health are not counted)."""
@@ -52,14 +67,7 @@ class RequestMiddleware:
     def __init__(self, app: ASGIApp, state: ServerState) -> None:
         self.app = app
         self.state = state
-        # Request ids: a random per-process prefix and a counter (32 hex digits, like a
-        # uuid4). uuid4 per request reads os.urandom, a syscall that showed up at ~5% of
-        # the request path under load.
-        self._prefix = uuid.uuid4().hex[:16]
-        self._counter = itertools.count()
-
-    def _new_id(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
+        self._ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,8 +80,7 @@ class RequestMiddleware:
                 request_id = value.decode("latin-1")
             elif key == b"traceparent":
                 traced = True
-        if not request_id or len(request_id) > MAX_REQUEST_ID:
-            request_id = self._new_id()
+        request_id = self._ids(request_id)
         context = RequestContext(request_id)
         scope["maestro"] = context
         header = (b"x-request-id", request_id.encode("latin-1"))

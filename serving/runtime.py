@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, Tracer
 
 from maestro.serving.batching import Batcher, QueueFull, Stopped
-from maestro.serving.errors import PredictError, ServingError, Unavailable
+from maestro.serving.errors import Overloaded, PredictError, ServingError, Unavailable
 from maestro.serving.loader import LoadedModel
 from maestro.serving.metrics import ModelMetrics
 from maestro.serving.outputs import OutputError, Outputs, normalise
@@ -79,7 +79,7 @@ class ServedModel:
         try:
             future = self._batcher.submit(Job(payload, span))
         except QueueFull:
-            raise Unavailable(f"model {self.name!r} is overloaded: its queue is full") from None
+            raise Overloaded(f"model {self.name!r} is overloaded: its queue is full") from None
         except Stopped:
             raise Unavailable("the server is shutting down") from None
         return await future

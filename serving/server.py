@@ -35,7 +35,7 @@ class _Server(uvicorn.Server):
         self._state = state
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._state.draining = True
+        self._state.begin_drain()
         super().handle_exit(sig, frame)
 
 
@@ -77,7 +77,7 @@ def run(settings: ServeSettings) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = create_app(settings, tracer_provider=provider, on_fatal=fatal)
+    app = create_app(settings, tracer_provider=provider, on_fatal=fatal, serve_grpc=True)
     config = uvicorn.Config(
         app,
         host=settings.listen_host,
@@ -108,6 +108,7 @@ def run(settings: ServeSettings) -> int:
             extra={
                 "host": settings.listen_host,
                 "port": settings.port,
+                "grpc_port": settings.grpc_port,
                 "models": settings.named_uris(),
                 "deployment": settings.deployment,
                 "revision": settings.revision,

@@ -55,6 +55,13 @@ class ServeSettings(BaseSettings):
     # --- where ----------------------------------------------------------------------------
     host: str = Field("", description="address to bind (default: MAESTRO_BIND_HOST or 0.0.0.0)")
     port: int = Field(8080, ge=0, le=65535, description="port to listen on")
+    grpc_port: int = Field(
+        8081,
+        ge=0,
+        le=65535,
+        description="port of the Open Inference Protocol's gRPC service (GRPCInferenceService),"
+        " served by the same process and batcher as HTTP; 0 turns gRPC off",
+    )
 
     # --- batching and limits --------------------------------------------------------------
     max_batch_size: int = Field(64, ge=1, description="most requests merged into one predict")
@@ -189,6 +196,12 @@ class ServeSettings(BaseSettings):
         named = self.named_uris()
         if self.ensemble and len(named) < 2:
             raise ValueError("ensemble: needs at least two models (--model-uri and --model)")
+        return self
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ServeSettings:
+        if self.grpc_port and self.grpc_port == self.port:
+            raise ValueError(f"grpc_port: {self.grpc_port} is the HTTP port too")
         return self
 
     @model_validator(mode="after")

@@ -76,9 +76,19 @@ class ServerState:
     draining: bool = False
     load_error: str = ""
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    # Called once when the drain starts (SIGTERM), from the signal handler: e.g. the gRPC
+    # server stops taking new calls while HTTP drains.
+    drain_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.unknown = unknown_model(self.metrics)
+
+    def begin_drain(self) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        for hook in self.drain_hooks:
+            hook()
 
     def served(self, name: str) -> ServedModel:
         model = self.models.get(name)

@@ -389,6 +389,17 @@ class ServiceLevelObjective(SpecModel):
 class ModelDeploymentSpec(SpecModel):
     """Desired state of a ModelDeployment."""
 
+    model_config = SpecModel.model_config | {
+        "json_schema_extra": {
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.grpcPort != self.port",
+                    "message": "grpcPort must differ from port",
+                }
+            ]
+        }
+    }
+
     model: ModelRef = Field(description="The model to serve.")
     image: str | None = Field(
         default=None,
@@ -396,6 +407,13 @@ class ModelDeploymentSpec(SpecModel):
         description="Serving image; defaults to the operator's configured Maestro serving image.",
     )
     port: int = Field(default=8080, ge=1, le=65535, description="Container port of the server.")
+    grpc_port: int = Field(
+        default=8081,
+        ge=1,
+        le=65535,
+        description="Container port of the server's gRPC endpoint (the Open Inference Protocol's"
+        " GRPCInferenceService); the Service exposes it on port 8081, named grpc.",
+    )
     strategy: Strategy = Field(
         default_factory=Strategy, description="How new model revisions are rolled out."
     )

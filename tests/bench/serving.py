@@ -6,7 +6,8 @@ StandardScaler + LogisticRegression pipeline on scikit-learn's breast-cancer dat
 .maestro/bench/):
 
 - **maestro serve**: MLflow scoring protocol (`/invocations`, dataframe_split) and Open
-  Inference Protocol v2 (`/v2/models/<name>/infer`);
+  Inference Protocol v2 (`/v2/models/<name>/infer`, JSON; and its gRPC ModelInfer with
+  raw_input_contents, driven by ghz, built from its Go module by tools/build-ghz.sh);
 - **mlflow models serve** (`--env-manager local --workers 1`, the project's .venv):
   `/invocations`, dataframe_split;
 - **MLServer** with `mlserver_mlflow.MLflowRuntime` (`parallel_workers: 0`, its own venv made
@@ -37,6 +38,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench.ghz import GHZ, run_ghz
 from tests.bench.report import table, write_section
 from tests.bench.serving_cases import (
     CELLS,
@@ -46,10 +48,12 @@ from tests.bench.serving_cases import (
     Cell,
     Data,
     body,
+    grpc_message,
     path,
     save_model,
 )
 from tests.bench.serving_servers import (
+    MAESTRO_GRPC_PORT,
     MLSERVER_VENV,
     REPO,
     WORK,
@@ -87,9 +91,24 @@ class Result:
         return self.ok / self.seconds
 
 
-def measure(
+def load(
     server: Server, protocol: str, cell: Cell, data: Data, args: argparse.Namespace
-) -> Result:
+) -> dict[str, float]:
+    """A warm-up run, then the measured one: wrk for HTTP, ghz for gRPC."""
+    if protocol != "grpc":
+        return http_load(server, protocol, cell, data, args)
+    message_file = WORK / "bodies" / f"grpc-{cell.rows}.bin"
+    if not message_file.exists():
+        message_file.parent.mkdir(parents=True, exist_ok=True)
+        message_file.write_bytes(grpc_message(data, cell.rows))
+    target = f"127.0.0.1:{MAESTRO_GRPC_PORT}"
+    run_ghz(target, message_file, cell.clients, args.warmup)
+    return run_ghz(target, message_file, cell.clients, args.duration)
+
+
+def http_load(
+    server: Server, protocol: str, cell: Cell, data: Data, args: argparse.Namespace
+) -> dict[str, float]:
     body_file = WORK / "bodies" / f"{protocol}-{cell.rows}.json"
     if not body_file.exists():
         body_file.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +118,13 @@ def measure(
     # wrk stops without waiting for its last requests; a server may still be working through
     # them. One answered request (queued behind them) means the measured run starts clean.
     httpx.post(url, content=body_file.read_bytes(), headers=JSON, timeout=120)
-    raw = run_wrk(url, body_file, cell.clients, args.duration, args.threads)
+    return run_wrk(url, body_file, cell.clients, args.duration, args.threads)
+
+
+def measure(
+    server: Server, protocol: str, cell: Cell, data: Data, args: argparse.Namespace
+) -> Result:
+    raw = load(server, protocol, cell, data, args)
     errors = int(
         raw["errors_status"]
         + raw["errors_connect"]
@@ -171,6 +196,18 @@ def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
                 f"{ms(theirs.p99_ms)} ms" + (f"; {ours.errors} errors" if ours.errors else ""),
             )
         )
+    if any(r.protocol == "grpc" for r in results):
+        grpc = find(results, "maestro", "grpc", GOAL_CELL)
+        json_v2 = find(results, "maestro", "v2", GOAL_CELL)
+        out.append(
+            Goal(
+                f"{GOAL_CELL.label}: `{path('grpc')}` at least the throughput of "
+                f"`{path('v2')}` (JSON), both Maestro",
+                grpc.errors == 0 and grpc.rps >= json_v2.rps,
+                f"{ratio(grpc.rps / json_v2.rps)}; p99 {ms(grpc.p99_ms)} ms vs "
+                f"{ms(json_v2.p99_ms)} ms" + (f"; {grpc.errors} errors" if grpc.errors else ""),
+            )
+        )
     floor = find(results, "floor", "invocations", FLOOR_CELL)
     for protocol in ("invocations", "v2"):
         ours = find(results, "maestro", protocol, FLOOR_CELL)
@@ -236,7 +273,9 @@ def render(
         f"last is answered; per cell a {args.warmup} s warm-up, then {args.duration} s "
         "measured. Bodies: `/invocations` gets `dataframe_split`; `/v2/models/<name>/infer` "
         "gets one FP64 input per column (what MLServer's MLflow runtime decodes for a column "
-        "signature). Every server's answers were checked against the native pipeline's "
+        "signature); Maestro's gRPC rows send the same inputs as one ModelInferRequest with "
+        "raw_input_contents, from ghz (one connection per client, one call in flight each, "
+        "as wrk). Every server's answers were checked against the native pipeline's "
         "predictions before it was measured. req/s counts 2xx answers only; errors are "
         "non-2xx answers plus socket errors and timeouts (30 s)."
     )
@@ -312,12 +351,15 @@ def versions(venv_bin: Path) -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "MLServer": mlserver,
         "wrk": wrk[1] if len(wrk) > 1 else "missing",
+        "ghz": out([str(GHZ), "--version"]) or "missing",
     }
 
 
 def preflight(chosen: Sequence[Server], venv_bin: Path) -> None:
     if shutil.which("wrk") is None:
         raise BenchError(f"wrk is missing: run {PEERS_SCRIPT} (or make bench-serving)")
+    if not GHZ.exists() and any(s.key == "maestro" for s in chosen):
+        raise BenchError("ghz is missing: run tools/build-ghz.sh (or make bench-serving)")
     if not (MLSERVER_VENV / "bin" / "mlserver").exists() and any(
         s.key == "mlserver" for s in chosen
     ):

@@ -100,7 +100,38 @@ def body(protocol: str, data: Data, rows: int) -> dict[str, Any]:
     raise ValueError(f"protocol: unknown {protocol!r} (invocations or v2)")
 
 
+def grpc_message(data: Data, rows: int) -> bytes:
+    """The gRPC ModelInferRequest of the v2 body: one FP64 input per column, its values in
+    raw_input_contents (as Triton's client sends them), serialized."""
+    import numpy as np
+
+    from maestro.serving.proto import grpc_predict_v2_pb2 as pb
+
+    chosen = np.asarray(data.rows[:rows], dtype="<f8")
+    request = pb.ModelInferRequest(model_name=MODEL_NAME)
+    for i, name in enumerate(data.columns):
+        request.inputs.add(name=name, datatype="FP64", shape=[rows, 1])
+        request.raw_input_contents.append(np.ascontiguousarray(chosen[:, i]).tobytes())
+    message: bytes = request.SerializeToString()
+    return message
+
+
+def grpc_predictions(message: bytes) -> list[int]:
+    """The predicted labels of a serialized ModelInferResponse (its first raw output)."""
+    import numpy as np
+
+    from maestro.serving.binary_tensors import NUMERIC
+    from maestro.serving.proto import grpc_predict_v2_pb2 as pb
+
+    response = pb.ModelInferResponse.FromString(message)
+    dtype = NUMERIC[response.outputs[0].datatype]
+    return [int(v) for v in np.frombuffer(response.raw_output_contents[0], dtype=dtype)]
+
+
 def path(protocol: str) -> str:
+    """The endpoint, as the tables name it."""
+    if protocol == "grpc":
+        return "gRPC ModelInfer"
     return "/invocations" if protocol == "invocations" else f"/v2/models/{MODEL_NAME}/infer"
 
 

@@ -17,13 +17,24 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.serving_cases import CELLS, MODEL_NAME, BenchError, Data, body, path, predictions
+from tests.bench.serving_cases import (
+    CELLS,
+    MODEL_NAME,
+    BenchError,
+    Data,
+    body,
+    grpc_message,
+    grpc_predictions,
+    path,
+    predictions,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".maestro" / "bench"
 MLSERVER_VENV = WORK / "mlserver-venv"
 PORTS = {"floor": 18201, "maestro": 18202, "mlflow": 18203, "mlserver": 18204}
 MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT = 18205, 18206
+MAESTRO_GRPC_PORT = 18207
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,12 @@ class Server:
     @property
     def port(self) -> int:
         return PORTS[self.key]
+
+    @property
+    def extra_ports(self) -> tuple[int, ...]:
+        if self.key == "mlserver":
+            return (MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT)
+        return (MAESTRO_GRPC_PORT,) if self.key == "maestro" else ()
 
 
 def servers(venv_bin: Path, model_dir: Path) -> dict[str, Server]:
@@ -68,8 +85,10 @@ def servers(venv_bin: Path, model_dir: Path) -> dict[str, Server]:
                 "127.0.0.1",
                 "--port",
                 str(PORTS["maestro"]),
+                "--grpc-port",
+                str(MAESTRO_GRPC_PORT),
             ],
-            ("invocations", "v2"),
+            ("invocations", "v2", "grpc"),
             # The labels its metrics carry; no prediction log, as no peer writes one.
             {
                 "MAESTRO_DEPLOYMENT": "bench",
@@ -134,10 +153,7 @@ def port_in_use(port: int) -> bool:
 @contextmanager
 def running(server: Server, log_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The server as a process group of its own, stopped (TERM, then KILL) on the way out."""
-    for port in (
-        server.port,
-        *((MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT) if server.key == "mlserver" else ()),
-    ):
+    for port in (server.port, *server.extra_ports):
         if port_in_use(port):
             raise BenchError(
                 f"{server.label}: port {port} is already taken; stop what listens there "
@@ -215,6 +231,9 @@ def check_answers(server: Server, data: Data) -> None:
     """Every protocol, one row and 100 rows: the same labels as the native pipeline."""
     with httpx.Client(timeout=30) as client:
         for protocol in server.protocols:
+            if protocol == "grpc":
+                check_grpc_answers(server, data)
+                continue
             for rows in sorted({c.rows for c in CELLS}):
                 url = f"http://127.0.0.1:{server.port}{path(protocol)}"
                 answer = client.post(url, json=body(protocol, data, rows))
@@ -235,3 +254,26 @@ def check_answers(server: Server, data: Data) -> None:
                         f"{server.label} ({protocol}, {rows} rows) predicted {got[:10]}..., "
                         f"the native pipeline {data.expected[:10]}..."
                     )
+
+
+def check_grpc_answers(server: Server, data: Data) -> None:
+    """The gRPC endpoint, one row and 100 rows, as check_answers does for HTTP."""
+    import grpc
+
+    target = f"127.0.0.1:{MAESTRO_GRPC_PORT}"
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        for rows in sorted({c.rows for c in CELLS}):
+            try:
+                answer = call(grpc_message(data, rows), timeout=30)
+            except grpc.RpcError as err:
+                raise BenchError(
+                    f"{server.label} (grpc, {rows} rows): {err.code()} from {target}: "
+                    f"{err.details()}"
+                ) from None
+            got = grpc_predictions(answer)
+            if got != data.expected[:rows]:
+                raise BenchError(
+                    f"{server.label} (grpc, {rows} rows) predicted {got[:10]}..., "
+                    f"the native pipeline {data.expected[:10]}..."
+                )

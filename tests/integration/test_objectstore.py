@@ -239,7 +239,7 @@ def test_a_serving_pod_ships_its_whole_prediction_log_on_a_graceful_stop(
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(REPO / ".venv" / "bin" / "maestro"), "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--model-uri", model_dir.as_uri()],
+             "--port", str(port), "--grpc-port", "0", "--model-uri", model_dir.as_uri()],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

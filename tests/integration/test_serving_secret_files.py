@@ -89,7 +89,7 @@ def served(model: Path, tmp_path: Path) -> Iterator[tuple[str, Path, Path]]:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(MAESTRO), "serve", "--host", "127.0.0.1", "--port", str(port),
+            [str(MAESTRO), "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", "0",
              "--model-uri", model.as_uri(), "--secret-file", f"{ENV}={secret}"],
             stdout=out, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip

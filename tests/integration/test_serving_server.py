@@ -185,7 +185,17 @@ def start(args: list[str], port: int, folder: Path, mlflow_url: str, **env: str)
     log = folder / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(MAESTRO), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            [
+                str(MAESTRO),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--grpc-port",
+                "0",
+                *args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=environment,

@@ -1,7 +1,7 @@
-"""`maestro serve` stops on SIGTERM in every state, as a real process: while its model load
-hangs on an MLflow that never answers, and while MLflow refuses connections (MLflow's
-client retries for minutes). A pod that outlives its grace period is killed by the kubelet;
-on the local platform it was left behind."""
+"""`maestro serve` (HTTP and gRPC) stops on SIGTERM in every state, as a real process: while
+its model load hangs on an MLflow that never answers, and while MLflow refuses connections
+(MLflow's client retries for minutes). A pod that outlives its grace period is killed by the
+kubelet; on the local platform it was left behind."""
 
 from __future__ import annotations
 
@@ -42,18 +42,46 @@ def refusing_mlflow() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
-def serve(tracking_uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def serve(tracking_uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    port, grpc_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAESTRO_", "MLFLOW_"))}
     env["MLFLOW_TRACKING_URI"] = tracking_uri
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(MAESTRO), "serve", "--host", "127.0.0.1", "--port", str(port), *MODEL],
+            [
+                str(MAESTRO),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--grpc-port",
+                str(grpc_port),
+                *MODEL,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
         )
-    return proc, f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
+
+
+def grpc_ready(target: str) -> bool | None:
+    """ServerReady over gRPC; None while it does not answer."""
+    import grpc
+
+    from maestro.serving.proto import grpc_predict_v2_pb2 as pb
+
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/inference.GRPCInferenceService/ServerReady",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.ServerReadyResponse.FromString,
+        )
+        try:
+            return bool(call(pb.ServerReadyRequest(), timeout=1).ready)
+        except grpc.RpcError:
+            return None
 
 
 @pytest.mark.parametrize("mlflow_state", ["silent_mlflow", "refusing_mlflow"])
@@ -62,7 +90,7 @@ def test_sigterm_while_the_model_loads_stops_the_server(
 ) -> None:
     tracking_uri = request.getfixturevalue(mlflow_state)
     log = tmp_path / "serve.log"
-    proc, url = serve(tracking_uri, log)
+    proc, url, grpc_target = serve(tracking_uri, log)
     try:
 
         def loading() -> bool:
@@ -72,7 +100,8 @@ def test_sigterm_while_the_model_loads_stops_the_server(
                 ready = httpx.get(f"{url}/v2/health/ready", timeout=1).status_code
             except httpx.HTTPError:
                 return False
-            return live and ready == 503
+            # and the gRPC service, on its own port, says the same
+            return live and ready == 503 and grpc_ready(grpc_target) is False
 
         # Alive, not ready: the load is under way (hanging or retrying).
         eventually(loading, timeout=60, what="the server loading its model")

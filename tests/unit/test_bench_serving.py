@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import numpy as np
 import pytest
 
+from tests.bench.ghz import parse_ghz
 from tests.bench.serving import Result, goals, render
 from tests.bench.serving_cases import (
     CELLS,
@@ -16,6 +18,8 @@ from tests.bench.serving_cases import (
     Cell,
     Data,
     body,
+    grpc_message,
+    grpc_predictions,
     predictions,
 )
 from tests.bench.wrk import parse_wrk
@@ -158,3 +162,56 @@ def test_render_prints_ratios_and_goals_only_with_a_maestro_row() -> None:
     assert (
         f"| {GOAL_CELL.label} | MLServer (`/v2/models/breast-cancer/infer`) | 100 |" in peers_only
     )
+
+
+GHZ_REPORT: dict[str, Any] = {
+    "count": 40013,
+    "total": 8_000_123_000,
+    "rps": 5001.6,
+    "latencyDistribution": [
+        {"percentage": 50, "latency": 4_900_000},
+        {"percentage": 99, "latency": 9_800_000},
+    ],
+    "statusCodeDistribution": {"OK": 40000, "ResourceExhausted": 13},
+    "errorDistribution": {"rpc error: code = ResourceExhausted": 13},
+}
+
+
+def test_parse_ghz_gives_wrks_figures() -> None:
+    got = parse_ghz(GHZ_REPORT)
+    assert got["requests"] == 40013 and got["errors_status"] == 13
+    assert got["duration_us"] == 8_000_123
+    assert (got["p50_us"], got["p99_us"]) == (4900, 9800)
+
+
+def test_parse_ghz_without_percentiles_fails_showing_the_report() -> None:
+    with pytest.raises(BenchError, match="no p50/p99"):
+        parse_ghz({"count": 0, "total": 0, "latencyDistribution": None})
+
+
+def test_grpc_message_has_one_fp64_raw_input_per_column() -> None:
+    from maestro.serving.proto import grpc_predict_v2_pb2 as pb
+
+    request = pb.ModelInferRequest.FromString(grpc_message(DATA, 2))
+    assert request.model_name == "breast-cancer"
+    assert [(i.name, i.datatype, list(i.shape)) for i in request.inputs] == [
+        ("mean radius", "FP64", [2, 1]),
+        ("mean texture", "FP64", [2, 1]),
+    ]
+    assert [np.frombuffer(raw, "<f8").tolist() for raw in request.raw_input_contents] == [
+        [1.5, 3.0],
+        [2.25, 4.125],
+    ]
+    response = pb.ModelInferResponse()
+    response.outputs.add(name="predict", datatype="INT64", shape=[2])
+    response.raw_output_contents.append(np.array([1, 0], dtype="<i8").tobytes())
+    assert grpc_predictions(response.SerializeToString()) == [1, 0]
+
+
+@pytest.mark.parametrize(("grpc_rps", "met"), [(1600, True), (1400, False)], ids=["met", "not"])
+def test_the_grpc_goal_is_at_least_v2_jsons_throughput(grpc_rps: float, met: bool) -> None:
+    run = full_run(maestro_rps=1500, maestro_p99=20, maestro_p50_1=0.9)
+    run += [result("maestro", "grpc", cell, grpc_rps, 4.0, 15) for cell in CELLS]
+    found = [g for g in goals(run, LABELS) if "gRPC ModelInfer" in g.text]
+    assert len(found) == 1 and found[0].met is met
+    assert found[0].figures.startswith(f"{grpc_rps / 1500:.2f}x")

@@ -133,6 +133,8 @@ def test_the_server_gets_the_contract_env_and_args() -> None:
         "iris-classifier",
         "--port",
         "8080",
+        "--grpc-port",
+        "8081",
         "--secret-file",
         "FS_TOKEN=/vault/secrets/fs_token",
         "--secret-file",
@@ -147,6 +149,7 @@ def test_the_server_gets_the_contract_env_and_args() -> None:
         "MAESTRO_SERVE_MODEL_URI": V4,
         "MAESTRO_SERVE_MODEL_NAME": "iris-classifier",
         "MAESTRO_SERVE_PORT": "8080",
+        "MAESTRO_SERVE_GRPC_PORT": "8081",
         "MAESTRO_SERVE_PREDICTION_LOG": (
             "/var/log/maestro/predictions/ml/iris/v4/$(POD_NAME).jsonl"
         ),
@@ -291,7 +294,10 @@ def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
         "app.kubernetes.io/instance": "iris",
     }
     (ingress,) = policy["ingress"]
-    assert ingress["ports"] == [{"protocol": "TCP", "port": 8080}]
+    assert ingress["ports"] == [
+        {"protocol": "TCP", "port": 8080},
+        {"protocol": "TCP", "port": 8081},
+    ]
     namespaces = {
         p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
         for p in ingress["from"]
@@ -518,3 +524,47 @@ def test_hpa_behavior_follows_the_spec() -> None:
     assert behavior["scaleDown"]["policies"][0] == {
         "type": "Percent", "value": 50, "periodSeconds": 60,
     }  # fmt: skip
+
+
+def test_the_grpc_port_is_a_named_container_port_and_a_service_port_routed_like_http() -> None:
+    """gRPC (the Open Inference Protocol's GRPCInferenceService) beside HTTP: the container
+    port `grpc` (spec.grpcPort), the Services' port 8081 with appProtocol grpc, probes left
+    on HTTP, and Istio routes, policies and the NetworkPolicy listing it as they list HTTP."""
+    spec = ModelDeploymentSpec.model_validate(
+        {"model": {"uri": "models:/iris@champion"}, "grpcPort": 9000}
+    )
+    objects = render(IDS, spec, PLANS["canary"], SETTINGS)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 9000, "protocol": "TCP"},
+    ]
+    assert container["readinessProbe"]["httpGet"]["port"] == "http"
+    assert container["livenessProbe"]["httpGet"]["port"] == "http"
+    assert env_of(container)["MAESTRO_SERVE_GRPC_PORT"] == "9000"
+    for service in (o for o in objects if o["kind"] == "Service"):
+        assert service["spec"]["ports"][1] == {
+            "name": "grpc",
+            "port": 8081,
+            "targetPort": "grpc",
+            "protocol": "TCP",
+            "appProtocol": "grpc",
+        }
+    (ingress,) = only(objects, "NetworkPolicy")["spec"]["ingress"]
+    assert {"protocol": "TCP", "port": 9000} in ingress["ports"]
+    (to,) = only(objects, "AuthorizationPolicy")["spec"]["rules"][0]["to"]
+    assert to["operation"]["ports"] == ["8080", "9000"]
+    model, grpc = only(objects, "VirtualService")["spec"]["http"]
+    assert (model["name"], model["match"], grpc["name"], grpc["match"]) == (
+        "model",
+        [{"port": 80}],
+        "grpc",
+        [{"port": 8081}],
+    )
+    assert [
+        (d["destination"]["subset"], d["destination"]["port"], d["weight"]) for d in grpc["route"]
+    ] == [
+        ("v3", {"number": 8081}, 90),
+        ("v4", {"number": 8081}, 10),
+    ]

@@ -55,6 +55,8 @@ from maestro.operators.modeldeployment.render.monitoring import (
 from maestro.operators.modeldeployment.render.names import (
     APP_NAME,
     CONTAINER,
+    GRPC_PORT_NAME,
+    GRPC_SERVICE_PORT,
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
     LABEL_NAME,
@@ -172,6 +174,8 @@ def stale(
 __all__ = [
     "APP_NAME",
     "CONTAINER",
+    "GRPC_PORT_NAME",
+    "GRPC_SERVICE_PORT",
     "LABEL_DEPLOYMENT",
     "LABEL_INSTANCE",
     "LABEL_NAME",

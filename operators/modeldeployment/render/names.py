@@ -30,6 +30,10 @@ COMPONENT = {"app.kubernetes.io/component": "model-server"}
 SERVER_UID = IMAGE_UID
 SERVICE_PORT = 80
 PORT_NAME = "http"
+# The Open Inference Protocol over gRPC: the container's spec.grpcPort, named so, and the
+# Service's port of the same name (a fixed number, as HTTP's 80 is).
+GRPC_PORT_NAME = "grpc"
+GRPC_SERVICE_PORT = 8081
 CONTAINER = "server"
 COMMAND = ("maestro", "serve")
 READY_PATH = "/v2/health/ready"

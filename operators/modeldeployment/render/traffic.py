@@ -14,6 +14,8 @@ from maestro.operators.api.modeldeployment import (
 from maestro.operators.core.durations import parse_duration
 from maestro.operators.modeldeployment.decide import Revision, RevisionPlan
 from maestro.operators.modeldeployment.render.names import (
+    GRPC_PORT_NAME,
+    GRPC_SERVICE_PORT,
     ISTIOD_XDS_PORT,
     LABEL_REVISION,
     METRICS_PATH,
@@ -52,7 +54,14 @@ def _service(
                     "targetPort": PORT_NAME,
                     "protocol": "TCP",
                     "appProtocol": "http",
-                }
+                },
+                {
+                    "name": GRPC_PORT_NAME,
+                    "port": GRPC_SERVICE_PORT,
+                    "targetPort": GRPC_PORT_NAME,
+                    "protocol": "TCP",
+                    "appProtocol": "grpc",
+                },
             ],
         },
     }
@@ -217,8 +226,8 @@ def _principal(namespace: str, service_account: str, settings: ServingSettings) 
 def render_authorization_policy(
     ids: DeploymentIds, spec: ModelDeploymentSpec, settings: ServingSettings
 ) -> Manifest:
-    """ALLOW only the callers (by mTLS identity) on the model's port, and the monitoring
-    namespace on GET /metrics; Istio denies everything else to the selected pods."""
+    """ALLOW only the callers (by mTLS identity) on the model's ports (HTTP and gRPC), and the
+    monitoring namespace on GET /metrics; Istio denies everything else to the selected pods."""
     named = sorted(
         _principal(c.namespace, c.service_account, settings)
         for c in spec.callers
@@ -241,7 +250,10 @@ def render_authorization_policy(
             "selector": {"matchLabels": pods_selector(ids)},
             "action": "ALLOW",
             "rules": [
-                {"from": sources, "to": [{"operation": {"ports": [port]}}]},
+                {
+                    "from": sources,
+                    "to": [{"operation": {"ports": [port, str(spec.grpc_port)]}}],
+                },
                 {
                     "from": [{"source": {"namespaces": [settings.monitoring_namespace]}}],
                     "to": [
@@ -296,7 +308,7 @@ def render_network_policy(
                         _namespace_peer(settings.istio_namespace),
                         _namespace_peer(settings.monitoring_namespace),
                     ],
-                    "ports": [_tcp(spec.port)],
+                    "ports": [_tcp(spec.port), _tcp(spec.grpc_port)],
                 }
             ],
             "egress": egress,
@@ -304,11 +316,13 @@ def render_network_policy(
     }
 
 
-def _destination(ids: DeploymentIds, settings: ServingSettings, revision: str) -> dict[str, Any]:
+def _destination(
+    ids: DeploymentIds, settings: ServingSettings, revision: str, port: int
+) -> dict[str, Any]:
     return {
         "host": service_host(ids, settings),
         "subset": revision,
-        "port": {"number": SERVICE_PORT},
+        "port": {"number": port},
     }
 
 
@@ -331,19 +345,29 @@ def render_destination_rule(
 def render_virtual_service(
     ids: DeploymentIds, plan: RevisionPlan, settings: ServingSettings
 ) -> Manifest:
-    route: dict[str, Any] = {
-        "name": "model",
-        "route": [
-            {"destination": _destination(ids, settings, name), "weight": weight}
-            for name, weight in plan.weights.items()
-        ],
-    }
-    if plan.mirror is not None:
-        route["mirror"] = _destination(ids, settings, plan.mirror.revision)
-        route["mirrorPercentage"] = {"value": float(plan.mirror.percent)}
+    """One route per Service port, HTTP (`model`) and gRPC (`grpc`), with the same weights
+    and mirror: a gRPC call stays on the gRPC port of the revision it is sent to."""
+
+    def route(name: str, port: int) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "name": name,
+            "match": [{"port": port}],
+            "route": [
+                {"destination": _destination(ids, settings, revision, port), "weight": weight}
+                for revision, weight in plan.weights.items()
+            ],
+        }
+        if plan.mirror is not None:
+            found["mirror"] = _destination(ids, settings, plan.mirror.revision, port)
+            found["mirrorPercentage"] = {"value": float(plan.mirror.percent)}
+        return found
+
     return {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
         "metadata": _metadata(ids, base_name(ids.name)),
-        "spec": {"hosts": [service_host(ids, settings)], "http": [route]},
+        "spec": {
+            "hosts": [service_host(ids, settings)],
+            "http": [route("model", SERVICE_PORT), route("grpc", GRPC_SERVICE_PORT)],
+        },
     }

@@ -17,6 +17,7 @@ from maestro.operators.modeldeployment.render.names import (
     COMMAND,
     CONTAINER,
     DEFAULT_REQUESTS,
+    GRPC_PORT_NAME,
     LABEL_REVISION,
     LIVE_PATH,
     METRICS_PATH,
@@ -58,6 +59,7 @@ def server_env(
         env_value(contract.MODEL_URI, revision.model_uri),
         env_value(contract.MODEL_NAME, served_name(ids, spec)),
         env_value(contract.PORT, str(spec.port)),
+        env_value(contract.GRPC_PORT, str(spec.grpc_port)),
     ]
     if settings.prediction_log_dir:
         env += [
@@ -108,6 +110,8 @@ def server_args(ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revisio
         served_name(ids, spec),
         "--port",
         str(spec.port),
+        "--grpc-port",
+        str(spec.grpc_port),
     ]
     if revision.shadow_model_uri:
         args += ["--shadow-model-uri", revision.shadow_model_uri]
@@ -209,7 +213,10 @@ def render_deployment(
         "image": spec.image or settings.image,
         "command": list(COMMAND),
         "args": server_args(ids, spec, revision),
-        "ports": [{"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"},
+            {"name": GRPC_PORT_NAME, "containerPort": spec.grpc_port, "protocol": "TCP"},
+        ],
         "env": server_env(ids, spec, revision, settings),
         **objects.env_from_secret(settings.object_store_secret),
         "resources": _resources(spec),
