@@ -5,6 +5,7 @@ case where it fires and one where it must not."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,8 +34,10 @@ def alerts_of(path: Path) -> list[str]:
     return [r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r]
 
 
+@functools.cache
 def cases() -> list[tuple[str, dict[str, Any]]]:
-    """(rule file, alert_rule_test case) of every test file."""
+    """(rule file, alert_rule_test case) of every test file (parsed once: the files are
+    long, and every alert's test reads them)."""
     found = []
     for path in TEST_FILES:
         doc = yaml.safe_load(path.read_text())
