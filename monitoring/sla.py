@@ -384,12 +384,14 @@ def _where(report: Report) -> str:
 
 
 def _budget_rows(b: Budget, what: str) -> list[tuple[str, str]]:
+    # The availability budget is the report's main one; the latency one says whose it is.
+    of = "" if what == "availability" else f"{what} "
     return [
         (f"{what} objective", f"{b.objective_percent:g}% ({_verdict(b.met)})"),
         (f"{what} error budget", f"{_pct(b.allowed_ratio, 3)} = {_count(b.allowed)} requests"),
-        ("budget consumed", f"{_pct(b.consumed, 2)} ({_count(b.failed)} requests)"),
-        ("budget left", f"{_pct(b.left, 2)} ({_count(b.left_requests)} requests)"),
-        ("burn rate", _times(b.burn_rate)),
+        (f"{of}budget consumed", f"{_pct(b.consumed, 2)} ({_count(b.failed)} requests)"),
+        (f"{of}budget left", f"{_pct(b.left, 2)} ({_count(b.left_requests)} requests)"),
+        (f"{of}burn rate", _times(b.burn_rate)),
     ]
 
 
@@ -421,12 +423,16 @@ def render_text(report: Report) -> str:
     lines = [f"SLA report of {_where(report)}"]
     lines += [f"  {name.ljust(width)}  {value}" for name, value in table]
     if report.revisions:
+        header = ("revision", "requests", "errors (5xx)", "availability")
+        cells = [
+            (r.name, _count(r.requests), _count(r.errors), _pct(r.availability))
+            for r in report.revisions
+        ]
+        widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
         lines.append("")
-        lines.append("  revision  requests  errors (5xx)  availability")
-        for r in report.revisions:
-            lines.append(
-                f"  {r.name}  {_count(r.requests)}  {_count(r.errors)}  {_pct(r.availability)}"
-            )
+        for row in [header, *cells]:
+            figures = (cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True))
+            lines.append("  " + row[0].ljust(widths[0]) + "  " + "  ".join(figures))
     if report.no_traffic:
         lines.append("")
         lines.append(f"  {no_traffic_message(report)}")

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,14 @@ def _report_command(args: argparse.Namespace) -> int:
         results = gather(base_url, target, end, args.timeout)
     except PrometheusUnavailable as err:
         return _fail(EXIT_UNAVAILABLE, str(err))
+    if target.namespace is None:
+        found = sla.namespaces_with_traffic(results)
+        if len(found) > 1:
+            return _fail(
+                EXIT_BAD_INPUT,
+                f"--namespace: deployment {target.deployment!r} served requests in several"
+                f" namespaces ({', '.join(found)}); pick one with --namespace",
+            )
     return write(
         sla.build_report(
             target,
@@ -266,26 +274,13 @@ def _report_command(args: argparse.Namespace) -> int:
             objective=args.objective,
             latency_objective=args.latency_objective,
         ),
-        results,
         args.format,
         args.output,
     )
 
 
-def write(
-    report: sla.Report,
-    results: Mapping[str, list[sla.Sample]],
-    fmt: str,
-    output: Path | None,
-) -> int:
-    if report.namespace is None:
-        found = sla.namespaces_with_traffic(results)
-        if len(found) > 1:
-            return _fail(
-                EXIT_BAD_INPUT,
-                f"--namespace: deployment {report.deployment!r} served requests in several"
-                f" namespaces ({', '.join(found)}); pick one with --namespace",
-            )
+def write(report: sla.Report, fmt: str, output: Path | None) -> int:
+    """Render the report to stdout or `output`; the exit status (no traffic: 4)."""
     text = sla.RENDERERS[fmt](report)
     if output is None:
         sys.stdout.write(text)
