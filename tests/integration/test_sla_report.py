@@ -2,7 +2,8 @@
 
 The series are written as OpenMetrics text with known request counts per 5-minute step
 (two revisions of `iris` in namespace `ml`: 200, 400, 500 and 503 over HTTP, 200 and 503
-over gRPC, the second revision starting 10 days before the end) and a known latency
+over gRPC, the second revision starting 10 days before the end, the first one restarting
+15 days before it, so its counters reset) and a known latency
 distribution over the request-duration histogram's buckets, plus decoys the report must
 leave out (the same name in another namespace, another deployment). promtool backfills them
 into a temporary TSDB; a `prometheus` of this test serves it on a free loopback port.
@@ -42,6 +43,7 @@ SPAN_DAYS = 31  # of data, ending at END
 WINDOW = "30d"
 WINDOW_SECONDS = 30 * DAY
 CANARY_DAYS = 10  # v2 serves for the last 10 days only
+RESTART_DAYS = 15  # v1's server restarts this long before the end: its counters reset
 OBJECTIVE = 99.8
 LATENCY_THRESHOLD_MS = 100
 LATENCY_OBJECTIVE = 99.5
@@ -141,6 +143,13 @@ def openmetrics(end: int) -> Iterator[str]:
     def times(revision: str) -> range:
         return range(canary_start if revision == "v2" else start, end + 1, STEP)
 
+    restart = (SPAN_DAYS - RESTART_DAYS) * DAY // STEP
+
+    def steps(revision: str, i: int) -> int:
+        """Steps counted by the sample `i` of a revision's series: v1's counters start again
+        from 0 at its restart, which has counted one step when it is first scraped."""
+        return i - restart + 1 if revision == "v1" and i >= restart else i
+
     yield "# TYPE maestro_requests counter\n"
     for (ns, md, revision, protocol, code), per_step in REQUESTS_PER_STEP.items():
         series = "maestro_requests_total" + labels(
@@ -155,7 +164,7 @@ def openmetrics(end: int) -> Iterator[str]:
         )
         # Counters start at 0, as a new pod exports them.
         for i, t in enumerate(times(revision)):
-            yield f"{series} {i * per_step} {t}\n"
+            yield f"{series} {steps(revision, i) * per_step} {t}\n"
     yield "# TYPE maestro_request_duration_seconds histogram\n"
     for revision, per_step in LATENCY_PER_STEP.items():
         common = {
@@ -173,13 +182,14 @@ def openmetrics(end: int) -> Iterator[str]:
             inc = sum(c for b, c in per_step.items() if b <= bound)
             series = "maestro_request_duration_seconds_bucket" + labels(**common, le=le)
             for i, t in enumerate(times(revision)):
-                yield f"{series} {i * inc} {t}\n"
+                yield f"{series} {steps(revision, i) * inc} {t}\n"
         count = "maestro_request_duration_seconds_count" + labels(**common)
         for i, t in enumerate(times(revision)):
-            yield f"{count} {i * total} {t}\n"
+            yield f"{count} {steps(revision, i) * total} {t}\n"
         total_seconds = "maestro_request_duration_seconds_sum" + labels(**common)
+        mean = MIDPOINT_SECONDS[revision]
         for i, t in enumerate(times(revision)):
-            yield f"{total_seconds} {i * total * MIDPOINT_SECONDS[revision]:.6f} {t}\n"
+            yield f"{total_seconds} {steps(revision, i) * total * mean:.6f} {t}\n"
     yield "# EOF\n"
 
 
@@ -434,8 +444,11 @@ def test_every_figure_matches_direct_promql_and_the_known_traffic(
         if relative(value, direct[name]) > TOLERANCE or relative(value, expected[name]) > TOLERANCE
     }
     assert not mismatched, mismatched
-    # The known traffic makes a report worth having: errors, and a budget partly spent.
+    # The known traffic makes a report worth having: errors, and a budget partly spent; and
+    # v1's counters did reset in the window (its restart), which increase() must see through.
     assert expected["errors"] > 0 and 0 < expected["burnRate"] < 1
+    resets = f'sum(resets(maestro_requests_total{{{SEL},revision="v1",code="200"}}[{WINDOW}]))'
+    assert prometheus.value(resets) == 1
 
 
 def test_budget_and_revisions_follow_from_the_figures(json_report: dict[str, Any]) -> None:
