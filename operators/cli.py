@@ -361,6 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     from maestro.monitoring.cli import add_commands as add_drift_commands
 
     drift_job.add_parser(add_drift_commands(commands))
+
+    from maestro.monitoring.sla_cli import add_commands as add_sla_commands
+
+    add_sla_commands(commands)
     return parser
 
 
