@@ -12,7 +12,6 @@ names only metrics defined here.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro.monitoring import metric_names as n
+from maestro.operators.api.generated_files import diff_files, write_files
 
 Json = dict[str, Any]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -559,38 +559,16 @@ def render() -> dict[str, str]:
     }
 
 
+def _generated(out: Path) -> set[str]:
+    return {p.name for p in out.glob("maestro-*.json")} if out.is_dir() else set()
+
+
 def write(out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = render()
-    for stale in sorted(out.glob("maestro-*.json")):
-        if stale.name not in files:
-            stale.unlink()
-    written = []
-    for name, text in files.items():
-        path = out / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        written.append(path)
-    return written
+    return write_files(out, render(), _generated(out))
 
 
 def diff(out: Path) -> str:
-    files = render()
-    present = {p.name for p in out.glob("maestro-*.json")} if out.is_dir() else set()
-    chunks: list[str] = []
-    for name in sorted(present | set(files)):
-        old = (out / name).read_text() if name in present else ""
-        new = files.get(name, "")
-        if old != new:
-            chunks.extend(
-                difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    fromfile=f"{out / name} (committed)",
-                    tofile=f"{out / name} (generated)",
-                )
-            )
-    return "".join(chunks)
+    return diff_files(out, render(), _generated(out))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,6 @@ in maestro.monitoring) because the example rules are what the kinds' renderers m
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ import yaml
 
 from maestro.monitoring.alerts import platform_groups
 from maestro.operators.api.driftcheck import DriftCheck
+from maestro.operators.api.generated_files import diff_files, write_files
 from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core.settings import OperatorConfig
 from maestro.operators.driftcheck.render import DriftSettings, Ids, prometheus_rule
@@ -123,37 +123,12 @@ def _present(out: Path) -> set[str]:
 
 
 def write(out: Path) -> list[Path]:
-    (out / RULES).mkdir(parents=True, exist_ok=True)
-    files = render()
-    for stale in sorted(_present(out) - files.keys()):
-        (out / stale).unlink()
-    written = []
-    for name, text in files.items():
-        path = out / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        written.append(path)
-    return written
+    return write_files(out, render(), _present(out))
 
 
 def diff(out: Path) -> str:
     """Unified diff between the committed folder and a fresh render; empty when up to date."""
-    files = render()
-    present = _present(out)
-    chunks: list[str] = []
-    for name in sorted(present | set(files)):
-        old = (out / name).read_text() if name in present else ""
-        new = files.get(name, "")
-        if old != new:
-            chunks.extend(
-                difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    fromfile=f"{out / name} (committed)",
-                    tofile=f"{out / name} (generated)",
-                )
-            )
-    return "".join(chunks)
+    return diff_files(out, render(), _present(out))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,6 @@ folder and compare byte for byte with the committed YAML.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from maestro.operators.api import CATEGORY, GROUP, KINDS, VERSION, Resource
+from maestro.operators.api.generated_files import diff_files, write_files
 from maestro.operators.api.schema import JsonObject, model_schema
 
 HEADER = (
@@ -154,41 +154,19 @@ def render() -> dict[str, str]:
     return files
 
 
+def _generated(out: Path) -> set[str]:
+    """The CRD files of the folder (its kustomization and any other file are left alone)."""
+    found = out.glob("*.yaml") if out.is_dir() else []
+    return {p.name for p in found if p.name.startswith(GENERATED_PREFIXES)}
+
+
 def write(out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = render()
-    for stale in sorted(out.glob("*.yaml")):
-        if stale.name.startswith(GENERATED_PREFIXES) and stale.name not in files:
-            stale.unlink()
-    written = []
-    for name, text in files.items():
-        path = out / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-        written.append(path)
-    return written
+    return write_files(out, render(), _generated(out))
 
 
 def diff(out: Path) -> str:
     """Unified diff between the committed folder and a fresh render; empty when up to date."""
-    files = render()
-    chunks: list[str] = []
-    present = {p.name for p in out.glob("*.yaml")} if out.is_dir() else set()
-    for name in sorted(present | set(files)):
-        if name not in files and not name.startswith(GENERATED_PREFIXES):
-            continue
-        old = (out / name).read_text() if name in present else ""
-        new = files.get(name, "")
-        if old != new:
-            chunks.extend(
-                difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new.splitlines(keepends=True),
-                    fromfile=f"{out / name} (committed)",
-                    tofile=f"{out / name} (generated)",
-                )
-            )
-    return "".join(chunks)
+    return diff_files(out, render(), _generated(out))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
