@@ -35,6 +35,7 @@ from maestro.serving.state import ServerState
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # what a cancelled call is counted as (no HTTP status says it)
 PROTOCOL = "grpc"  # the requests metric's protocol label
 Method = Callable[[Any, RequestContext], Awaitable[Any]]
 
@@ -103,7 +104,15 @@ class InferenceService:
                     if isinstance(err, Unavailable):
                         trailers.append(("retry-after", str(err.retry_after)))
                     await context.abort(code, err.message, tuple(trailers))
+                except asyncio.CancelledError:
+                    # The client went away or its deadline passed: not the server's error
+                    # (nginx's 499), so neither the error-rate alerts nor a canary's gate
+                    # count it as a 5xx.
+                    status, code = CLIENT_CLOSED, grpc.StatusCode.CANCELLED
+                    raise
                 finally:
+                    if context.cancelled():  # answered after the client's deadline, or not
+                        status, code = CLIENT_CLOSED, grpc.StatusCode.CANCELLED
                     if counted:
                         metrics = call.metrics or self.state.unknown
                         metrics.request(status, PROTOCOL, time.perf_counter() - started)

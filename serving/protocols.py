@@ -105,7 +105,9 @@ def _v2_numeric_columns(inputs: list[Any]) -> Columns | None:
             return None
         name, shape, data = item.get("name"), item.get("shape"), item.get("data")
         kind = item.get("datatype")
-        if kind == "BYTES" or kind not in V2_DATATYPES or (datatype not in (None, kind)):
+        if not isinstance(kind, str) or kind == "BYTES" or kind not in V2_DATATYPES:
+            return None
+        if datatype not in (None, kind):
             return None
         if not isinstance(name, str) or not name or not isinstance(data, list):
             return None
@@ -143,7 +145,8 @@ def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:
     ):
         raise InputError(f"{field}.shape", "required list of non-negative integers")
     datatype = item.get("datatype")
-    if datatype not in V2_DATATYPES:
+    # A client may send anything there, a list too (unhashable: no dictionary lookup).
+    if not isinstance(datatype, str) or datatype not in V2_DATATYPES:
         raise InputError(
             f"{field}.datatype", f"{datatype!r} is not one of {', '.join(V2_DATATYPES)}"
         )

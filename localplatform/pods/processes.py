@@ -185,6 +185,9 @@ class Supervisor:
     def __init__(self, container_env: EnvResolver, platform: Mapping[str, str] | None = None):
         self.container_env = container_env
         self.platform = dict(platform or {})
+        # Set when the runner shuts down: preStop hooks still waiting are cut short, so
+        # every pod being deleted then gets its SIGTERM before the runner exits.
+        self.hooks_cut = threading.Event()
 
     def start(self, pod: LocalPod, c: Container) -> None:
         try:
@@ -372,7 +375,7 @@ class Supervisor:
                     self.signal_stop(c, seconds)
                 waiting.append((pod, c))
         for c, term_at, grace_left in sorted(hooked, key=lambda h: h[1]):
-            time.sleep(max(term_at - time.monotonic(), 0))
+            self.hooks_cut.wait(max(term_at - time.monotonic(), 0))
             self.signal_stop(c, grace_left)
         while waiting:
             left = []

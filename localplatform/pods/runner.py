@@ -57,6 +57,7 @@ class PodRunner:
         self.lock = threading.Lock()
         self.addresses = AddressPool(choose_pod_network(pod_cidr))
         self.terminating: set[str] = set()
+        self.terminations: list[threading.Thread] = []  # pods being deleted, each a thread
         self.stopping = threading.Event()
         self.supervisor = Supervisor(self.container_env, platform)
         self.services = ServiceProxy() if route_service_range() else None
@@ -277,7 +278,9 @@ class PodRunner:
                 if meta["uid"] in self.terminating:
                     return
                 self.terminating.add(meta["uid"])
-            threading.Thread(target=self.terminate, args=(body,), daemon=True).start()
+            thread = threading.Thread(target=self.terminate, args=(body,), daemon=True)
+            self.terminations = [t for t in self.terminations if t.is_alive()] + [thread]
+            thread.start()
             return
         key = f"{meta['namespace']}/{meta['name']}"
         with self.lock:
@@ -370,4 +373,10 @@ class PodRunner:
             time.sleep(TICK)
         with self.lock:
             pods = list(self.pods.values())
+        # Pods being deleted are out of the table: their preStop hooks are cut short and
+        # their threads given the same grace, so none is left running unsignalled.
+        self.supervisor.hooks_cut.set()
         self.supervisor.stop(pods, grace=SHUTDOWN_GRACE)
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for thread in self.terminations:
+            thread.join(timeout=max(deadline - time.monotonic(), 0))

@@ -414,6 +414,18 @@ class ModelDeploymentSpec(SpecModel):
         description="Container port of the server's gRPC endpoint (the Open Inference Protocol's"
         " GRPCInferenceService); the Service exposes it on port 8081, named grpc.",
     )
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> ModelDeploymentSpec:
+        # The CRD's CEL rule refuses new objects; this also catches one stored before
+        # grpcPort existed with port 8081 (the default grpcPort), whose pods would otherwise
+        # crash-loop on a port clash instead of the object saying what to fix.
+        if self.grpc_port == self.port:
+            raise ValueError(
+                f"grpcPort must differ from port (both {self.port}): set spec.grpcPort"
+            )
+        return self
+
     strategy: Strategy = Field(
         default_factory=Strategy, description="How new model revisions are rolled out."
     )

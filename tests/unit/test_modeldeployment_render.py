@@ -568,3 +568,18 @@ def test_the_grpc_port_is_a_named_container_port_and_a_service_port_routed_like_
         ("v3", {"number": 8081}, 90),
         ("v4", {"number": 8081}, 10),
     ]
+
+
+def test_an_object_stored_with_port_8081_is_refused_naming_grpc_port() -> None:
+    """The CRD's rule refuses new objects whose grpcPort equals port; one stored before
+    grpcPort existed, with port 8081, gets the default grpcPort 8081 when read: the model
+    refuses it too (the operator then says Ready=False InvalidSpec) rather than rendering
+    two containerPorts 8081 whose server crash-loops."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="grpcPort must differ from port"):
+        ModelDeploymentSpec.model_validate({"model": {"uri": "models:/iris/1"}, "port": 8081})
+    moved = ModelDeploymentSpec.model_validate(
+        {"model": {"uri": "models:/iris/1"}, "port": 8081, "grpcPort": 9000}
+    )
+    assert (moved.port, moved.grpc_port) == (8081, 9000)

@@ -278,6 +278,33 @@ def test_a_full_queue_is_resource_exhausted_with_retry_after(
     assert requests_total(client)[("grpc", "503", "m")] == 1
 
 
+def test_a_call_whose_deadline_passes_is_not_counted_as_a_server_error(
+    serve: Callable[..., tuple[TestClient, Grpc]],
+) -> None:
+    """A client that gives up (deadline, cancel) is counted as 499, like nginx's client
+    closed request: a 500 would feed the error-rate alerts and a canary's gate."""
+    release = threading.Event()
+
+    def slow(rows: Any) -> Any:
+        release.wait(10)
+        return weighted_sum(rows)
+
+    loaded = ModelSet([model(slow)], "m")
+    client, channel = serve(lambda _: loaded)
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            channel.call("ModelInfer", infer_request([1.0], [0.0]), timeout=0.5)
+    finally:
+        release.set()
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    counted = eventually(
+        lambda: {k: v for k, v in requests_total(client).items() if k[0] == "grpc"} or None,
+        timeout=10,
+        what="the cancelled call counted",
+    )
+    assert counted == {("grpc", "499", "m"): 1}, counted
+
+
 def test_while_loading_calls_are_unavailable(serve: Callable[..., tuple[TestClient, Grpc]]) -> None:
     loaded = threading.Event()
 
