@@ -18,6 +18,7 @@ MODEL_URI = SERVE_PREFIX + "MODEL_URI"
 MODEL_NAME = SERVE_PREFIX + "MODEL_NAME"
 PORT = SERVE_PREFIX + "PORT"
 GRPC_PORT = SERVE_PREFIX + "GRPC_PORT"  # the Open Inference Protocol over gRPC; 0: off
+DRAIN_SECONDS = SERVE_PREFIX + "DRAIN_SECONDS"  # on SIGTERM, how long in-flight requests get
 PREDICTION_LOG = SERVE_PREFIX + "PREDICTION_LOG"
 PREDICTION_LOG_SAMPLE = SERVE_PREFIX + "PREDICTION_LOG_SAMPLE"
 # Object-store prefix the pods ship the log to (predlog_layout.deployment_root).

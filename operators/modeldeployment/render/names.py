@@ -45,6 +45,9 @@ DEFAULT_REQUESTS = {"cpu": "250m", "memory": "512Mi"}
 # Time for endpoints to drop the pod before SIGTERM starts the server's drain.
 PRESTOP_SLEEP_SECONDS = 5
 TERMINATION_GRACE_SECONDS = 30
+# The server's drain after SIGTERM must end inside what the preStop sleep leaves of the grace
+# period, with a margin, or the kubelet's SIGKILL cuts long requests short.
+DRAIN_SECONDS = TERMINATION_GRACE_SECONDS - PRESTOP_SLEEP_SECONDS - 5
 VAULT = "vault.hashicorp.com"
 VAULT_SECRETS_DIR = "/vault/secrets"
 VAULT_TOKEN_VOLUME = "vault-token"

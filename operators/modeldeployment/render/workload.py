@@ -17,6 +17,7 @@ from maestro.operators.modeldeployment.render.names import (
     COMMAND,
     CONTAINER,
     DEFAULT_REQUESTS,
+    DRAIN_SECONDS,
     GRPC_PORT_NAME,
     LABEL_REVISION,
     LIVE_PATH,
@@ -60,6 +61,7 @@ def server_env(
         env_value(contract.MODEL_NAME, served_name(ids, spec)),
         env_value(contract.PORT, str(spec.port)),
         env_value(contract.GRPC_PORT, str(spec.grpc_port)),
+        env_value(contract.DRAIN_SECONDS, str(DRAIN_SECONDS)),
     ]
     if settings.prediction_log_dir:
         env += [
