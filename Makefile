@@ -19,7 +19,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
-        test test-fault test-autoscaling test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-autoscaling fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -130,6 +130,9 @@ test-fault: install binaries upstream-crds services ## long fault runs: a crash 
 
 test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, and a canary at 10% holding the stable's floor, counting failed requests (about 7 minutes; left out of `make test`)
 	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
+
+fuzz: install ## hypothesis fuzzing of maestro serve's requests and the spec models, 3,000 fresh examples per property (about 5 minutes; make test runs a fixed 150-300)
+	MAESTRO_FUZZ_EXAMPLES=$${MAESTRO_FUZZ_EXAMPLES:-3000} $(VENV)/bin/pytest tests/unit/test_serving_fuzz.py tests/unit/test_spec_fuzz.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from maestro.localplatform.wait import eventually
@@ -25,15 +25,12 @@ from maestro.serving.proto import grpc_predict_v2_pb2 as pb
 from maestro.serving.schema import Column, InputSchema, Rows
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import ModelSet
+from tests.unit.fuzzing import fuzz
 
 pytestmark = pytest.mark.unit
 
 COLUMNS = ("a", "b", "c")
-FUZZ = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+FUZZ = fuzz(150)
 
 
 def _sum(rows: Any) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -20,6 +20,7 @@ from maestro.operators.api.abtest import ABTestSpec
 from maestro.operators.api.driftcheck import DriftCheckSpec
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 from maestro.operators.api.trainingrun import TrainingRunSpec
+from tests.unit.fuzzing import fuzz
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +62,7 @@ def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@settings(max_examples=300, deadline=None)
+@fuzz(300)
 @given(data=st.data(), example=st.sampled_from(sorted(MODELS)))
 def test_a_mutated_example_validates_or_is_refused_naming_the_field(
     data: st.DataObject, example: str
@@ -84,7 +85,7 @@ def test_a_mutated_example_validates_or_is_refused_naming_the_field(
         assert all(e["loc"] or e["msg"] for e in err.errors()), err
 
 
-@settings(max_examples=200, deadline=None)
+@fuzz(200)
 @given(model=st.sampled_from(sorted(MODELS)), document=JSON)
 def test_any_document_validates_or_is_refused(model: str, document: Any) -> None:
     with contextlib.suppress(ValidationError):
