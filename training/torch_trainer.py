@@ -19,7 +19,7 @@ together to see that every replica agrees.
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
 import logging
 import math
@@ -31,15 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as torch_dist
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DistributedSampler, TensorDataset
 
-from maestro.training import contract, torch_model
+from maestro.training import contract, ddp, torch_model
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import Split, Task
+from maestro.training.ddp import parameters_sha256
 from maestro.training.errors import TrainingError
 from maestro.training.run import Prepared, log_training_data, prepare
 from maestro.training.torch_model import TabularNet, TabularNetPyfunc, build_mlp
@@ -69,6 +68,8 @@ DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_WEIGHT_DECAY = 0.0
 TAG_WORLD_SIZE = "maestro.world_size"
+TAG_DEVICE = "maestro.torch.device"  # cpu, or cuda:N (then the process group is NCCL's)
+CPU = ddp.Placement("gloo", "cpu")
 # The SHA-256 of the final weights, the same on every replica (checked before logging).
 TAG_PARAMETERS_SHA256 = "maestro.torch.parameters_sha256"
 METRIC_TRAIN_LOSS = "train_loss"
@@ -228,19 +229,11 @@ def batches_per_epoch(rows: int, world_size: int, batch_size: int) -> int:
 def make_sampler(
     dataset: TensorDataset, dist: DistributedEnvironment, seed: int
 ) -> DistributedSampler[Any]:
-    """This replica's shard, reshuffled every epoch (set_epoch) from the seed."""
+    """This replica's shard, reshuffled every epoch (set_epoch) from the seed: the sampler
+    ddp.train uses."""
     return DistributedSampler(
         dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed
     )
-
-
-def parameters_sha256(net: nn.Module) -> str:
-    """A digest of the weights, to show replicas ended identical (and runs reproduce)."""
-    digest = hashlib.sha256()
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -266,16 +259,19 @@ def fit_torch(
     seed: int,
     dist: DistributedEnvironment,
     on_step: StepCallback | None = None,
+    where: ddp.Placement = CPU,
 ) -> TrainedTorch:
-    """Train the MLP; in a process group when `dist.distributed` (which must be initialised).
+    """Train the MLP (ddp.train) on `where`; in a process group when `dist.distributed`
+    (which must be initialised).
 
     `on_step(epoch, metrics)` gets the epoch's train loss (over all replicas) and the
     held-out metrics; pass it on rank 0 only, as evaluating costs a pass over the test split.
     """
     # Same seed on every replica: the same initial weights (DDP broadcasts rank 0's anyway)
-    # and, with the seeded sampler, the same run twice.
+    # and, with the seeded sampler, the same run twice. (On a GPU, cuBLAS would need a
+    # workspace setting for determinism; the CPU is where reproducibility is checked.)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(not where.cuda)
     features = [str(c) for c in data.x_train.columns]
     x_train = data.x_train.to_numpy(dtype=np.float32)
     gaps = np.isnan(x_train).any(axis=0) | data.x_test.isna().any(axis=0).to_numpy()
@@ -304,53 +300,47 @@ def fit_torch(
         n_outputs = 1
     x = torch.from_numpy((x_train - x_mean) / x_scale)
     net = build_mlp(len(features), spec.hidden_sizes, n_outputs)
-    model: nn.Module = DistributedDataParallel(net) if dist.distributed else net
-    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    dataset = TensorDataset(x, y)
-    sampler = make_sampler(dataset, dist, seed)
-    loader = DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler)
-    tabular = TabularNet(
-        net,
-        task=spec.task.value,
-        features=features,
-        x_mean=x_mean,
-        x_scale=x_scale,
-        classes=classes,
-        y_mean=y_mean,
-        y_scale=y_scale,
-    )
-    for epoch in range(spec.epochs):
-        sampler.set_epoch(epoch)
-        model.train()
-        totals = torch.zeros(2, dtype=torch.float64)  # sum of losses, rows
-        for xb, yb in loader:
-            optimiser.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()  # DDP all-reduces (averages) the gradients here
-            optimiser.step()
-            totals += torch.tensor([loss.item() * len(xb), len(xb)], dtype=torch.float64)
-        if dist.distributed:
-            torch_dist.all_reduce(totals)
-        net.eval()
+
+    def tabular(module: nn.Module) -> TabularNet:
+        return TabularNet(
+            module,
+            task=spec.task.value,
+            features=features,
+            x_mean=x_mean,
+            x_scale=x_scale,
+            classes=classes,
+            y_mean=y_mean,
+            y_scale=y_scale,
+        )
+
+    def record(epoch: int, train_loss: float) -> None:
         if on_step is not None:
-            train_loss = float(totals[0] / totals[1])
-            on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular, data)})
+            # Evaluated on the CPU: a copy of the weights when they live on a GPU.
+            module = copy.deepcopy(net).to("cpu") if where.cuda else net
+            on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular(module), data)})
+
+    rows = ddp.train(
+        net,
+        loss_fn,
+        TensorDataset(x, y),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        weight_decay=spec.weight_decay,
+        seed=seed,
+        world=ddp.World(dist.world_size, dist.rank),
+        where=where,
+        on_epoch=record,
+    )
     digest = parameters_sha256(net)
     if dist.distributed:
-        _check_replicas_agree(digest, dist.world_size)
-    return TrainedTorch(tabular, _evaluate(tabular, data), digest, len(sampler))
+        ddp.check_replicas_agree(digest, dist.world_size)
+    model = tabular(net)
+    return TrainedTorch(model, _evaluate(model, data), digest, rows)
 
 
 def _evaluate(model: TabularNet, data: Split) -> dict[str, float]:
     return evaluate(model, data.x_test, data.y_test, data)
-
-
-def _check_replicas_agree(digest: str, world_size: int) -> None:
-    """DDP keeps replicas in step; a difference would mean the model logged is not theirs."""
-    digests: list[Any] = [None] * world_size
-    torch_dist.all_gather_object(digests, digest)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"replicas ended with different weights: {digests}")
 
 
 @dataclass
@@ -374,19 +364,22 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
     # Validate before joining the group: every replica fails fast on the same bad input.
     prepared = prepare(env, env.params)
     spec = resolve_torch(env.params, prepared.data.task)
+    where = ddp.detect_placement()
     if dist.distributed:
-        torch_dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://{dist.master_addr}:{dist.master_port}",
+        assert dist.master_addr is not None and dist.master_port is not None
+        ddp.init_group(
+            where,
+            master_addr=dist.master_addr,
+            master_port=dist.master_port,
             world_size=dist.world_size,
             rank=dist.rank,
             timeout=RENDEZVOUS_TIMEOUT,
         )
     try:
         if dist.is_main:
-            outcome = _train_and_log(env, dist, prepared, spec)
+            outcome = _train_and_log(env, dist, prepared, spec, where)
         else:
-            trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist)
+            trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, where=where)
             outcome = TorchOutcome(
                 dist.rank,
                 dist.world_size,
@@ -397,7 +390,7 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
     finally:
         # Closing the group also tells the other replicas when this one fails.
         if dist.distributed:
-            torch_dist.destroy_process_group()
+            ddp.leave_group()
     log.info(
         "rank %d of %d trained on %d rows per epoch; parameters sha256 %s",
         outcome.rank,
@@ -409,7 +402,11 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
 
 
 def _train_and_log(
-    env: TrainerEnvironment, dist: DistributedEnvironment, prepared: Prepared, spec: TorchSpec
+    env: TrainerEnvironment,
+    dist: DistributedEnvironment,
+    prepared: Prepared,
+    spec: TorchSpec,
+    where: ddp.Placement,
 ) -> TorchOutcome:
     from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 
@@ -419,6 +416,7 @@ def _train_and_log(
         **lineage_tags(env),
         "maestro.framework": env.framework,
         TAG_WORLD_SIZE: str(dist.world_size),
+        TAG_DEVICE: where.device,
     }
     existing: dict[str, str] = {}
     if env.parent_run_id:
@@ -439,7 +437,9 @@ def _train_and_log(
         log_training_data(tracker, run_id, env, prepared)
         steps = StepRecorder(tracker, run_id)
         started = time.process_time()
-        trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps)
+        trained = fit_torch(
+            spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps, where=where
+        )
         cost = time.process_time() - started
         model_uri = log_torch_model(run_id, trained.model, prepared.data)
         metrics = {**trained.metrics, contract.METRIC_COST: cost}

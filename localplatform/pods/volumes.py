@@ -32,6 +32,9 @@ ConfigMapSource = Callable[[str], Mapping[str, str]]
 class Mount:
     source: Path
     target: str
+    # A file bound over a file that exists (the pod's resolv.conf over /etc/resolv.conf),
+    # rather than a folder made at its mountPath if need be.
+    file: bool = False
 
 
 API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -118,8 +121,8 @@ def in_mount_namespace(argv: Sequence[str], planned: Sequence[Mount]) -> list[st
     if not planned:
         return list(argv)
     steps = [
-        f"mkdir -p {shlex.quote(m.target)} && mount --bind {shlex.quote(str(m.source))} "
-        f"{shlex.quote(m.target)}"
+        ("" if m.file else f"mkdir -p {shlex.quote(m.target)} && ")
+        + f"mount --bind {shlex.quote(str(m.source))} {shlex.quote(m.target)}"
         for m in planned
     ]
     script = " && ".join([*steps, 'exec "$@"'])

@@ -337,19 +337,31 @@ def render_batch_job(spec: TrainingRunSpec, settings: TrainerSettings, ids: RunI
     }
 
 
+def kubeflow_restart_policy(spec: TrainingRunSpec) -> str:
+    """The replicas' restartPolicy. Maestro's trainer exits with EXIT_BAD_INPUT when the spec
+    cannot work and 1 when training failed, neither of which a retry mends: Kubeflow's
+    `ExitCode` fails the job at once on such exits (as the batch Job's podFailurePolicy does
+    on EXIT_BAD_INPUT) and retries only replicas killed by a signal. Another command keeps
+    `OnFailure`: the training operator restarts its failed replicas in place, counting the
+    restarts against runPolicy.backoffLimit."""
+    return "ExitCode" if spec.command is None else "OnFailure"
+
+
 def render_kubeflow_job(
     kind: JobKind, spec: TrainingRunSpec, settings: TrainerSettings, ids: RunIds
 ) -> Manifest:
     assert kind.replica_specs is not None and kind.leader is not None
     container = _container(kind.container, spec, settings, ids)
-    # OnFailure: the training operator restarts failed replicas in place and counts the
-    # restarts against runPolicy.backoffLimit.
-    template = _pod_template(container, settings, ids, "OnFailure")
-    replicas = {kind.leader: {"replicas": 1, "restartPolicy": "OnFailure", "template": template}}
+    policy = kubeflow_restart_policy(spec)
+    # ExitCode: pods restart Never and the training operator itself decides: exit codes 1-127
+    # fail the job at once, 128 and above (a signal: OOM kill, eviction) recreate the pod,
+    # counted against runPolicy.backoffLimit.
+    template = _pod_template(container, settings, ids, "Never" if policy == "ExitCode" else policy)
+    replicas = {kind.leader: {"replicas": 1, "restartPolicy": policy, "template": template}}
     if spec.workers > 1:
         replicas["Worker"] = {
             "replicas": spec.workers - 1,
-            "restartPolicy": "OnFailure",
+            "restartPolicy": policy,
             "template": copy.deepcopy(template),
         }
     run_policy: dict[str, Any] = {"backoffLimit": spec.backoff_limit, "cleanPodPolicy": "None"}
