@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 from torch.utils.data import DistributedSampler, TensorDataset
 
@@ -39,6 +38,7 @@ from maestro.training import contract, ddp, torch_model
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import Split, Task
 from maestro.training.ddp import parameters_sha256
+from maestro.training.distributed import DistributedEnvironment
 from maestro.training.errors import TrainingError
 from maestro.training.run import Prepared, log_training_data, prepare
 from maestro.training.torch_model import TabularNet, TabularNetPyfunc, build_mlp
@@ -173,44 +173,6 @@ def _number(
         bound = f">= {minimum}" if inclusive else f"> {minimum}"
         raise TrainingError(f"params.{name} must be a number {bound}, got {value!r}")
     return float(value)
-
-
-class DistributedEnvironment(BaseModel):
-    """Where this replica sits in the job: the variables Kubeflow's PyTorchJob injects."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    world_size: int = Field(default=1, ge=1, alias="WORLD_SIZE")
-    rank: int = Field(default=0, ge=0, alias="RANK")
-    master_addr: str | None = Field(default=None, min_length=1, alias="MASTER_ADDR")
-    master_port: int | None = Field(default=None, ge=1, le=65535, alias="MASTER_PORT")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DistributedEnvironment:
-        if self.rank >= self.world_size:
-            raise ValueError(f"RANK {self.rank} must be below WORLD_SIZE {self.world_size}")
-        if self.world_size > 1 and (self.master_addr is None or self.master_port is None):
-            raise ValueError("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT")
-        return self
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DistributedEnvironment:
-        names = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
-        try:
-            return cls.model_validate({n: env[n] for n in names if env.get(n)})
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'environment'}: {e['msg']}" for e in err.errors()
-            )
-            raise TrainingError(f"bad distributed environment: {problems}") from err
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
 
 
 def shard_rows(rows: int, world_size: int) -> int:
