@@ -16,7 +16,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator upstream-crds services cluster-up cluster-down manifests lint \
-        test test-fault test-autoscaling test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-autoscaling test-distributed test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -132,14 +132,18 @@ test-fault: install binaries upstream-crds services ## long fault runs: a crash 
 test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, counting failed requests (about 3.5 minutes; left out of `make test`)
 	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
 
+test-distributed: install binaries upstream-crds services ## PyTorch DDP and XGBoost TrainingRuns across 2 pods through Kubeflow's training operator, a failing worker, bad input (left out of `make test`)
+	$(VENV)/bin/pytest -m distributed tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
+
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 e2e: install ## the e2e suite against KUBECONFIG (any cluster)
 	$(VENV)/bin/pytest tests/e2e --kubeconfig "$${KUBECONFIG:?set KUBECONFIG to the cluster to test}" $(PYTEST_ARGS)
 
-bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone -> docs/benchmarks.md
+bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone; PyTorch DDP with 1 vs 2 workers through the training operator -> docs/benchmarks.md
 	$(PY) -m tests.bench.training
+	$(PY) -m tests.bench.distributed
 
 bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
 	$(PY) -m tests.bench.operator

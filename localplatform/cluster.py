@@ -37,8 +37,8 @@ from maestro.localplatform.clusterconfig import (
 from maestro.localplatform.components import (
     BINARIES,
     COMPONENTS,
+    TRAINING_OPERATOR_CERTS,
     TRAINING_OPERATOR_NAMESPACE,
-    TRAINING_OPERATOR_SECRET,
     apiserver_argv,
     controller_manager_argv,
     coredns_argv,
@@ -253,7 +253,7 @@ def sync_training_operator_certs(cfg: ClusterConfig) -> bool:
         cfg,
         "get",
         "secret",
-        TRAINING_OPERATOR_SECRET,
+        TRAINING_OPERATOR_CERTS,
         "-n",
         TRAINING_OPERATOR_NAMESPACE,
         "-o",

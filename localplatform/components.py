@@ -469,7 +469,7 @@ TRAINING_OPERATOR_SERVICE = "training-operator"
 # rotator keeps the webhook's CA and serving certificate in, the webhook configuration it
 # injects the CA into, and the folder its webhook server reads the certificate from (in a
 # pod, the Secret mounted there).
-TRAINING_OPERATOR_SECRET = "training-operator-webhook-cert"
+TRAINING_OPERATOR_CERTS = "training-operator-webhook-cert"
 TRAINING_OPERATOR_WEBHOOK_CONFIGURATION = "validator.training-operator.kubeflow.org"
 TRAINING_OPERATOR_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
 # The kinds the platform installs CRDs for (tools/fetch-upstream-crds.sh); a scheme without
@@ -539,7 +539,7 @@ def training_operator_argv(cfg: ClusterConfig) -> list[str]:
         f"--health-probe-bind-address=127.0.0.1:{cfg.training_operator_health_port}",
         f"--webhook-server-port={cfg.training_operator_webhook_port}",
         f"--webhook-service-name={TRAINING_OPERATOR_SERVICE}",
-        f"--webhook-secret-name={TRAINING_OPERATOR_SECRET}",
+        f"--webhook-secret-name={TRAINING_OPERATOR_CERTS}",
         *(f"--enable-scheme={s}" for s in TRAINING_OPERATOR_SCHEMES),
         f"--pytorch-init-container-image={TRAINING_OPERATOR_INIT_IMAGE}",
         f"--pytorch-init-container-template-file={training_operator_dir(cfg) / 'init.yaml'}",
@@ -599,7 +599,7 @@ def training_operator_manifests(cfg: ClusterConfig) -> str:
             "apiVersion": "v1",
             "kind": "Secret",
             "metadata": {
-                "name": TRAINING_OPERATOR_SECRET,
+                "name": TRAINING_OPERATOR_CERTS,
                 "namespace": TRAINING_OPERATOR_NAMESPACE,
             },
         },

@@ -204,6 +204,7 @@ class TrainedTorch:
     metrics: dict[str, float]
     parameters_sha256: str
     shard_rows: int
+    fit_seconds: float = 0.0
 
 
 def _standardise(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -281,6 +282,7 @@ def fit_torch(
             module = copy.deepcopy(net).to("cpu") if where.cuda else net
             on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular(module), data)})
 
+    started = time.perf_counter()
     rows = ddp.train(
         net,
         loss_fn,
@@ -294,11 +296,12 @@ def fit_torch(
         where=where,
         on_epoch=record,
     )
+    fit_seconds = time.perf_counter() - started
     digest = parameters_sha256(net)
     if dist.distributed:
         ddp.check_replicas_agree(digest, dist.world_size)
     model = tabular(net)
-    return TrainedTorch(model, _evaluate(model, data), digest, rows)
+    return TrainedTorch(model, _evaluate(model, data), digest, rows, fit_seconds)
 
 
 def _evaluate(model: TabularNet, data: Split) -> dict[str, float]:
@@ -316,6 +319,7 @@ class TorchOutcome:
     shard_rows: int
     run_id: str | None = None
     model_uri: str | None = None
+    fit_seconds: float = 0.0  # wall time of the training loop (ddp.train) on this replica
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -348,16 +352,18 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
                 trained.metrics,
                 trained.parameters_sha256,
                 trained.shard_rows,
+                fit_seconds=trained.fit_seconds,
             )
     finally:
         # Closing the group also tells the other replicas when this one fails.
         if dist.distributed:
             ddp.leave_group()
     log.info(
-        "rank %d of %d trained on %d rows per epoch; parameters sha256 %s",
+        "rank %d of %d trained on %d rows per epoch in %.2f s; parameters sha256 %s",
         outcome.rank,
         outcome.world_size,
         outcome.shard_rows,
+        outcome.fit_seconds,
         outcome.parameters_sha256,
     )
     return outcome
@@ -424,6 +430,7 @@ def _train_and_log(
         trained.shard_rows,
         run_id=run_id,
         model_uri=model_uri,
+        fit_seconds=trained.fit_seconds,
     )
 
 
