@@ -409,7 +409,9 @@ spec:
 def corefile(cfg: ClusterConfig) -> str:
     """kubeadm's default Corefile (less its Prometheus endpoint), on the kube-dns ClusterIP,
     answering for the cluster's Services and pods from the local API server and forwarding
-    every other name to the host's resolver."""
+    every other name to the host's resolver. One change: a name that does not exist yet is
+    cached 5 s rather than 30, so a replica polling for its Master's Service (which has an
+    address only once the Master's pod is ready) finds it soon after."""
     domain = cfg.cluster_domain
     return f""".:53 {{
     bind {cfg.dns_ip}
@@ -427,7 +429,9 @@ def corefile(cfg: ClusterConfig) -> str:
     forward . /etc/resolv.conf {{
         max_concurrent 1000
     }}
-    cache 30
+    cache 30 {{
+        denial 9984 5
+    }}
     loop
     reload
     loadbalance
