@@ -133,7 +133,7 @@ test-autoscaling: install binaries upstream-crds services ## ModelDeployments sc
 	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
 
 test-distributed: install binaries upstream-crds services ## PyTorch DDP and XGBoost TrainingRuns across 2 pods through Kubeflow's training operator, a failing worker, bad input (left out of `make test`)
-	$(VENV)/bin/pytest -m distributed tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m cluster tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -22,7 +22,10 @@ from tests.cluster.objects import apply, get, items, ready
 from tests.cluster.test_trainingrun import IRIS, owned_job, training_run, wait_phase
 from tests.conftest import Cluster
 
-pytestmark = [pytest.mark.cluster, pytest.mark.distributed]
+# The runs that train take a minute or more each on 2 cores: `make test-distributed`. The
+# bad-input run fails within seconds and stays in `make test` (it is also the session's
+# PyTorchJob for tests/cluster/test_least_privilege.py).
+pytestmark = pytest.mark.cluster
 
 KUBEFLOW_JOB = "training.kubeflow.org/job-name"
 
@@ -43,6 +46,7 @@ def log_of(pod: dict[str, Any], container: str) -> str:
     return ClusterConfig().pod_log(pod, container).read_text()
 
 
+@pytest.mark.distributed
 def test_pytorch_ddp_across_two_pods_through_the_training_operator(
     deployed_operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
 ) -> None:
@@ -105,6 +109,7 @@ def test_pytorch_ddp_across_two_pods_through_the_training_operator(
     assert status["metrics"]["accuracy"] > 0.6, status["metrics"]
 
 
+@pytest.mark.distributed
 def test_a_failing_worker_fails_the_run_with_the_pods_reason(
     deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
@@ -166,6 +171,7 @@ def test_bad_input_fails_the_pytorch_job_at_once_without_retries(
             assert c["restartCount"] == 0, json.dumps(pod["status"])
 
 
+@pytest.mark.distributed
 def test_xgboost_across_two_pods_through_the_training_operator(
     deployed_operator: ClusterConfig, cluster: Cluster, namespace: str, mlflow: MlflowClient
 ) -> None:
@@ -205,6 +211,7 @@ def test_xgboost_across_two_pods_through_the_training_operator(
     assert status["metrics"]["accuracy"] > 0.8, status["metrics"]
 
 
+@pytest.mark.distributed
 def test_a_tfjob_starts_its_replicas_with_tf_config(
     deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:
