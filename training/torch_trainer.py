@@ -1,19 +1,20 @@
 """`maestro train` for framework PyTorch: an MLP on tabular data, data-parallel across replicas.
 
 Kubeflow's PyTorchJob gives every replica MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
-(the Master is rank 0, Workers 1..N-1). With WORLD_SIZE > 1 each replica joins one gloo
-process group (CPU is enough), trains a DistributedDataParallel copy of the same network
-on its shard of the training rows (DistributedSampler) and DDP averages the gradients, so
-every replica ends each step with the same weights. Without WORLD_SIZE (or 1) it is one
-process.
+(the Master is rank 0, Workers 1..N-1). With WORLD_SIZE > 1 each replica joins one process
+group (NCCL on a GPU when the pod has one, gloo on the CPU otherwise: ddp.placement), trains
+a DistributedDataParallel copy of the same network on its shard of the training rows
+(DistributedSampler) and DDP averages the gradients, so every replica ends each step with
+the same weights; the loop itself is ddp.train, importable with torch alone. Without
+WORLD_SIZE (or 1) it is one process.
 
 Every replica loads and splits the dataset the same way (same seed), so the held-out split
 is the same everywhere: rank 0 evaluates it and alone logs to MLflow, with the conventions of
 the other trainers (run.py, tracking.py): one run, lineage tags, params, the dataset input,
 metrics per epoch and final, the model under `model` with its signature and input example.
 
-Over 400 lines on purpose, not split: it is imported only by PyTorch runs (torch is an
-optional extra), and the process-group set-up, sharding and rank-0 logging must be read
+Over 400 lines on purpose, not split further: it is imported only by PyTorch runs (torch is
+an optional extra), and the data preparation, sharding and rank-0 logging must be read
 together to see that every replica agrees.
 """
 
