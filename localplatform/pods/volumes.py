@@ -11,8 +11,9 @@ read-write even when `readOnly` (the processes run as the runner's user anyway).
 Neither is the API token the ServiceAccount admission plugin mounts at API_TOKEN_DIR: the
 runner gives API access through KUBECONFIG instead (api.service_account_kubeconfig),
 because Kopf and client libraries that find that token connect to the in-cluster address
-kubernetes.default.svc: the cluster DNS resolves it in pods (pods.dns), but to a ClusterIP
-whose endpoint is the API server's loopback address, which the Service proxy cannot list."""
+kubernetes.default.svc, which did not resolve before the cluster DNS; it does in pods now
+(pods.dns), but whether its ClusterIP reaches the API server through the runner's Service
+proxy is not checked, so the platform keeps giving pods the API through KUBECONFIG."""
 
 from __future__ import annotations
 
