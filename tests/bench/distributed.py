@@ -1,8 +1,8 @@
 """`make bench-training` (second part): the same PyTorch TrainingRun with 1 and with 2
 workers, through Kubeflow's training operator on the local platform.
 
-An MLP (256, 256) on scikit-learn's digits (1,797 rows x 64 features, 10 classes), 40 epochs,
-batch 32 per replica, run with `workers: 1` (one Master pod) and `workers: 2` (Master and
+An MLP (256, 256) on scikit-learn's digits (1,797 rows x 64 features, 10 classes), 30 epochs,
+batch 64 per replica, run with `workers: 1` (one Master pod) and `workers: 2` (Master and
 Worker pods, DDP over gloo: each replica trains on half the rows per epoch and all-reduces
 the gradients at every step). Figures per run: wall time from the TrainingRun's creation to
 Succeeded, and the training loop's own time on rank 0 (`fit_seconds`, from its log).
@@ -25,7 +25,7 @@ from maestro.localplatform import cluster, mlflow_server, platform
 from maestro.localplatform.wait import eventually
 from tests.bench.report import table, write_section
 
-PARAMS = {"hidden_sizes": "256,256", "epochs": 40, "batch_size": 32, "lr": 0.001}
+PARAMS = {"hidden_sizes": "256,256", "epochs": 30, "batch_size": 64, "lr": 0.001}
 DATASET = "sklearn://digits"
 FIT = re.compile(r"rank 0 of \d+ trained on (\d+) rows per epoch in ([0-9.]+) s")
 
