@@ -78,7 +78,7 @@ $(BIN)/coredns: tools/coredns/go.mod tools/coredns/go.sum tools/coredns/main.go 
 	touch $@
 
 # The local platform runs it (`binaries` needs it): the cluster DNS on 10.96.0.10:53.
-coredns: $(BIN)/coredns ## build CoreDNS v1.12.1 (the cluster DNS: kubernetes, forward, cache, ... plugins) from its Go module (~3 min cold)
+coredns: $(BIN)/coredns ## build CoreDNS v1.12.1 (the cluster DNS: kubernetes, forward, cache, ... plugins) from its Go module (~4 min cold)
 
 $(BIN)/training-operator: tools/training-operator/go.mod tools/training-operator/go.sum tools/training-operator/tools.go tools/build-training-operator.sh
 	BIN=$(abspath $(BIN)) tools/build-training-operator.sh

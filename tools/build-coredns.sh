@@ -26,7 +26,7 @@ if fresh "$CACHE"; then
   echo "$KEY" > "$BIN/.coredns-inputs"
   exit 0
 fi
-echo "building CoreDNS $VERSION (the first build takes about 3 minutes on 2 cores)"
+echo "building CoreDNS $VERSION (the first build takes about 4 minutes on 2 cores)"
 rm -f "$BIN/.coredns-inputs"
 # Static, as the release images' binary is.
 (cd "$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" .)
