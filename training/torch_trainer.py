@@ -61,6 +61,7 @@ TORCH_PARAMS = frozenset(
         "epochs",
         "batch_size",
         "weight_decay",
+        "threads",
     }
 )
 DEFAULT_HIDDEN_SIZES = (64, 32)
@@ -90,10 +91,15 @@ class TorchSpec:
     # Per replica, as in PyTorch's DDP: one optimiser step consumes batch_size x WORLD_SIZE rows.
     batch_size: int = DEFAULT_BATCH_SIZE
     weight_decay: float = DEFAULT_WEIGHT_DECAY
+    # PyTorch's intra-op threads per replica; None: its default, one per core it sees (the
+    # node's, not the pod's CPU limit), which replicas sharing a machine oversubscribe.
+    threads: int | None = None
 
     def as_params(self) -> dict[str, Any]:
         """What the run records as params (hidden_sizes as "64,32")."""
+        threads = {} if self.threads is None else {"threads": self.threads}
         return {
+            **threads,
             "model": MODEL,
             "task": self.task.value,
             "hidden_sizes": ",".join(map(str, self.hidden_sizes)),
@@ -122,6 +128,7 @@ def resolve_torch(params: Mapping[str, Any], task: Task) -> TorchSpec:
         epochs=_positive_int(params, "epochs", DEFAULT_EPOCHS),
         batch_size=_positive_int(params, "batch_size", DEFAULT_BATCH_SIZE),
         weight_decay=_number(params, "weight_decay", DEFAULT_WEIGHT_DECAY, minimum=0.0),
+        threads=_positive_int(params, "threads", 1) if "threads" in params else None,
     )
 
 
@@ -332,6 +339,8 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
     prepared = prepare(env, env.params)
     spec = resolve_torch(env.params, prepared.data.task)
     where = ddp.detect_placement()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
     if dist.distributed:
         assert dist.master_addr is not None and dist.master_port is not None
         ddp.init_group(
