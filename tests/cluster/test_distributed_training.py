@@ -24,12 +24,10 @@ from tests.conftest import Cluster
 
 # The runs that train (DDP 48 s, XGBoost 18 s on 2 cores) and the TFJob (whose use of tfjobs
 # tests/cluster/test_least_privilege.py lists as unexercised) are in `make test-distributed`;
-# bad input (10 s) stays in `make test`: a real PyTorchJob through the training operator in
-# every session. The failing worker passed alone (9 s) but failed once in a full session:
-# the job hit its backoff limit, the Worker's pod was gone by the time the TrainingRun
-# operator read the pods, and the reason named only the Master's exit 143 (SIGTERM). Until
-# the operator keeps the replicas' exits (e.g. from the training operator's ExitedWithCode
-# Events), it stays out of `make test`.
+# the failing worker and bad input (about 10 s each) stay in `make test`: real PyTorchJobs
+# through the training operator in every session. (Under OnFailure the failing worker once
+# lost its reason in a full session: at the backoff limit the training operator deletes
+# every pod of the job, the Worker's with its exit code; replicas now run under ExitCode.)
 pytestmark = pytest.mark.cluster
 
 KUBEFLOW_JOB = "training.kubeflow.org/job-name"
@@ -114,7 +112,6 @@ def test_pytorch_ddp_across_two_pods_through_the_training_operator(
     assert status["metrics"]["accuracy"] > 0.7, status["metrics"]
 
 
-@pytest.mark.distributed
 def test_a_failing_worker_fails_the_run_with_the_pods_reason(
     deployed_operator: ClusterConfig, cluster: Cluster, namespace: str
 ) -> None:

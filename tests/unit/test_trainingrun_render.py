@@ -150,15 +150,15 @@ def test_maestro_trainers_bad_input_fails_the_job_without_retries(
     [
         ("tensorflow", "ExitCode", "Never"),
         ("xgboost", "ExitCode", "Never"),
-        ("pytorch", "OnFailure", "OnFailure"),
+        ("pytorch", "ExitCode", "Never"),
     ],
     ids=["maestro-trainer-tf", "maestro-trainer-xgb", "own-command"],
 )
 def test_kubeflow_replicas_fail_at_once_on_the_trainers_exit_codes(
     case: str, policy: str, pod_policy: str
 ) -> None:
-    """Maestro's trainer: ExitCode (exit 1-127 fails the job, no retries; a signal retries);
-    a command of the user's own is restarted in place up to backoffLimit."""
+    """ExitCode for every run: exit 1-127 fails the job at once and keeps its pods (the
+    reason can name the replica); a replica killed by a signal is recreated."""
     job = rendered(case)[-1]
     replica_specs = next(v for k, v in job["spec"].items() if k.endswith("ReplicaSpecs"))
     for replica in replica_specs.values():
