@@ -18,8 +18,8 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
-        test test-fault test-autoscaling fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
+        test test-fault test-autoscaling test-distributed fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server and prometheus-adapter from Go modules
+binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter $(BIN)/coredns $(BIN)/training-operator ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server, prometheus-adapter, CoreDNS and the training operator from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -80,6 +80,20 @@ $(BIN)/prometheus-adapter: tools/prometheus-adapter/go.mod tools/prometheus-adap
 
 # The local platform runs it with Prometheus (`binaries` needs it): custom.metrics.k8s.io.
 prometheus-adapter: $(BIN)/prometheus-adapter ## build prometheus-adapter v0.12.0 (custom.metrics.k8s.io from Prometheus) from its Go module (~3 min cold)
+
+$(BIN)/coredns: tools/coredns/go.mod tools/coredns/go.sum tools/coredns/main.go tools/build-coredns.sh
+	BIN=$(abspath $(BIN)) tools/build-coredns.sh
+	touch $@
+
+# The local platform runs it (`binaries` needs it): the cluster DNS on 10.96.0.10:53.
+coredns: $(BIN)/coredns ## build CoreDNS v1.12.1 (the cluster DNS: kubernetes, forward, cache, ... plugins) from its Go module (~4 min cold)
+
+$(BIN)/training-operator: tools/training-operator/go.mod tools/training-operator/go.sum tools/training-operator/tools.go tools/build-training-operator.sh
+	BIN=$(abspath $(BIN)) tools/build-training-operator.sh
+	touch $@
+
+# The local platform runs it (`binaries` needs it): PyTorchJob, TFJob, XGBoostJob -> pods and Services.
+training-operator: $(BIN)/training-operator ## build Kubeflow's training operator v1.8.1 from its Go module (~2.5 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
 	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh
@@ -134,14 +148,18 @@ test-autoscaling: install binaries upstream-crds services ## ModelDeployments sc
 fuzz: install ## hypothesis fuzzing of maestro serve's requests and the spec models, 3,000 fresh examples per property (about 5 minutes; make test runs a fixed 150-300)
 	MAESTRO_FUZZ_EXAMPLES=$${MAESTRO_FUZZ_EXAMPLES:-3000} $(VENV)/bin/pytest tests/unit/test_serving_fuzz.py tests/unit/test_spec_fuzz.py $(PYTEST_ARGS)
 
+test-distributed: install binaries upstream-crds services ## PyTorch DDP and XGBoost TrainingRuns across 2 pods through Kubeflow's training operator, a failing worker, bad input (left out of `make test`)
+	$(VENV)/bin/pytest -m cluster tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
+
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
 e2e: install ## the e2e suite against KUBECONFIG (any cluster)
 	$(VENV)/bin/pytest tests/e2e --kubeconfig "$${KUBECONFIG:?set KUBECONFIG to the cluster to test}" $(PYTEST_ARGS)
 
-bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone -> docs/benchmarks.md
+bench-training: install binaries upstream-crds services ## TrainingRun search vs Optuna alone; PyTorch DDP with 1 vs 2 workers through the training operator -> docs/benchmarks.md
 	$(PY) -m tests.bench.training
+	$(PY) -m tests.bench.distributed
 
 bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
 	$(PY) -m tests.bench.operator

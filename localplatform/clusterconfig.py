@@ -62,6 +62,24 @@ class ClusterConfig:
     )
     service_cidr: str = "10.96.0.0/16"
     service_ip: str = "10.96.0.1"
+    # The cluster DNS (CoreDNS): the ClusterIP of kube-system/kube-dns, as kubeadm gives it,
+    # port 53 there (the Service range is routed to loopback); its health and readiness
+    # endpoints on loopback.
+    dns_ip: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
+    dns_health_port: int = field(default_factory=lambda: _env_int("MAESTRO_DNS_HEALTH_PORT", 10260))
+    dns_ready_port: int = field(default_factory=lambda: _env_int("MAESTRO_DNS_READY_PORT", 10261))
+    # Kubeflow's training operator: metrics and health on loopback, its validating webhook
+    # (which upstream's binary serves on every address) on this port.
+    training_operator_metrics_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_TRAINING_OPERATOR_METRICS_PORT", 10255)
+    )
+    training_operator_health_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_TRAINING_OPERATOR_HEALTH_PORT", 10256)
+    )
+    training_operator_webhook_port: int = field(
+        default_factory=lambda: _env_int("MAESTRO_TRAINING_OPERATOR_WEBHOOK_PORT", 9443)
+    )
     # The pod runner's pod addresses, routed to loopback.
     pod_cidr: str = field(
         default_factory=lambda: os.environ.get("MAESTRO_POD_CIDR") or "10.244.0.0/16"

@@ -1,18 +1,22 @@
 """What each process of the local control plane runs with: the command lines of etcd,
-kube-apiserver, kube-controller-manager, kube-scheduler, kwok and the pod runner (Vault
-and the object store have theirs in `vault` and `objectstore`), the
-kubeconfigs they authenticate with, kwok's configuration and the simulated nodes with
-the capacity ClusterConfig gives them."""
+kube-apiserver, kube-controller-manager, kube-scheduler, kwok, metrics-server, CoreDNS,
+Kubeflow's training operator and the pod runner (Vault and the object store have theirs in
+`vault` and `objectstore`), the kubeconfigs they authenticate with, kwok's configuration,
+the Corefile, the objects the cluster DNS and the training operator need, and the
+simulated nodes with the capacity ClusterConfig gives them."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from maestro.localplatform.clusterconfig import POD_RUNNER_LABEL, ClusterConfig
 from maestro.localplatform.pki import FRONT_PROXY_CLIENT, Pki
+from maestro.localplatform.pods.services import HOST_SERVED_LABEL
 from maestro.localplatform.pods.usage import CPU_ANNOTATION, MEMORY_ANNOTATION
+from maestro.localplatform.pods.volumes import Mount, in_mount_namespace
 
 BINARIES = (
     "etcd",
@@ -22,6 +26,8 @@ BINARIES = (
     "kubectl",
     "kwok",
     "metrics-server",
+    "coredns",
+    "training-operator",
 )
 # In start order; `down` stops them in reverse.
 COMPONENTS = (
@@ -31,7 +37,10 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "metrics-server",
+    "coredns",
     "pod-runner",
+    # After the CRDs it reconciles are installed (it exits on a kind the API lacks).
+    "training-operator",
     "vault",
     "vault-injector",
     # The filer (in "objectstore") flushes to the volume server as it stops.
@@ -346,6 +355,8 @@ def pod_runner_argv(cfg: ClusterConfig) -> list[str]:
         f"--kubeconfig={cfg.kubeconfig}",
         f"--state={cfg.pods}",
         f"--pod-cidr={cfg.pod_cidr}",
+        f"--cluster-dns={cfg.dns_ip}",
+        f"--cluster-domain={cfg.cluster_domain}",
     ]
 
 
@@ -390,3 +401,230 @@ spec:
   groupPriorityMinimum: 100
   versionPriority: 100
 """
+
+
+# --- cluster DNS ------------------------------------------------------------------------
+
+
+def corefile(cfg: ClusterConfig) -> str:
+    """kubeadm's default Corefile (less its Prometheus endpoint), on the kube-dns ClusterIP,
+    answering for the cluster's Services and pods from the local API server and forwarding
+    every other name to the host's resolver. One change: a name that does not exist yet is
+    cached 5 s rather than 30, so a replica polling for its Master's Service (which has an
+    address only once the Master's pod is ready) finds it soon after."""
+    domain = cfg.cluster_domain
+    return f""".:53 {{
+    bind {cfg.dns_ip}
+    errors
+    health 127.0.0.1:{cfg.dns_health_port} {{
+        lameduck 1s
+    }}
+    ready 127.0.0.1:{cfg.dns_ready_port}
+    kubernetes {domain} in-addr.arpa ip6.arpa {{
+        kubeconfig {cfg.kubeconfig} maestro-local
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }}
+    forward . /etc/resolv.conf {{
+        max_concurrent 1000
+    }}
+    cache 30 {{
+        denial 9984 5
+    }}
+    loop
+    reload
+    loadbalance
+}}
+"""
+
+
+def coredns_argv(cfg: ClusterConfig, corefile_path: Path) -> list[str]:
+    return [str(cfg.bin / "coredns"), "-conf", str(corefile_path)]
+
+
+def kube_dns_service(cfg: ClusterConfig) -> str:
+    """kube-system/kube-dns on the DNS ClusterIP, as kubeadm names it. CoreDNS runs as a
+    process of the platform, not in a pod, so the Service has no selector and no endpoints:
+    it reserves the address, and its label tells the pod runner's Service proxy that a
+    process of the platform answers on it."""
+    return f"""apiVersion: v1
+kind: Service
+metadata:
+  name: kube-dns
+  namespace: kube-system
+  labels:
+    k8s-app: kube-dns
+    kubernetes.io/name: CoreDNS
+    {HOST_SERVED_LABEL}: "true"
+spec:
+  clusterIP: {cfg.dns_ip}
+  ports:
+  - {{name: dns, port: 53, protocol: UDP}}
+  - {{name: dns-tcp, port: 53, protocol: TCP}}
+"""
+
+
+# --- Kubeflow's training operator ---------------------------------------------------------
+
+TRAINING_OPERATOR_NAMESPACE = "kubeflow"
+TRAINING_OPERATOR_SERVICE = "training-operator"
+# Upstream's names (pkg/cert/cert.go, manifests/base/webhook): the Secret its certificate
+# rotator keeps the webhook's CA and serving certificate in, the webhook configuration it
+# injects the CA into, and the folder its webhook server reads the certificate from (in a
+# pod, the Secret mounted there).
+TRAINING_OPERATOR_CERTS = "training-operator-webhook-cert"
+TRAINING_OPERATOR_WEBHOOK_CONFIGURATION = "validator.training-operator.kubeflow.org"
+TRAINING_OPERATOR_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
+# The kinds the platform installs CRDs for (tools/fetch-upstream-crds.sh); a scheme without
+# its CRD would stop the operator.
+TRAINING_OPERATOR_SCHEMES = ("pytorchjob", "tfjob", "xgboostjob")
+# The image named in the Workers' init container; the pod runner runs its command as it runs
+# every local pod's.
+TRAINING_OPERATOR_INIT_IMAGE = "ghcr.io/maestro-ml/maestro:0.1.0"
+
+
+# Upstream's loop, with getent for nslookup; {{...}} are the operator's template fields.
+WAIT_FOR_MASTER = (
+    "err=1;for i in $(seq {{.MaxTries}}); do if getent hosts {{.MasterAddr}};"
+    " then err=0 && break; fi;echo waiting for master; sleep 2; done; exit $err"
+)
+
+
+def pytorch_init_container_template() -> str:
+    """The Workers' init container that waits until the Master's name resolves: upstream's
+    template (pkg/controller.v1/pytorch/initcontainer.go) with `getent hosts` for alpine's
+    `nslookup` (both ask the pod's resolver; getent is in every glibc image, this host
+    included) and the container securityContext the restricted Pod Security profile of
+    Maestro's namespaces requires (upstream's has none, so its Workers would be refused)."""
+    return (
+        """- name: init-pytorch
+  image: {{.InitContainerImage}}
+  imagePullPolicy: IfNotPresent
+  resources:
+    limits:
+      cpu: 100m
+      memory: 20Mi
+    requests:
+      cpu: 50m
+      memory: 10Mi
+  securityContext:
+    allowPrivilegeEscalation: false
+    capabilities:
+      drop: [ALL]
+    runAsNonRoot: true
+    seccompProfile:
+      type: RuntimeDefault
+  command: ['sh', '-c', '"""
+        + WAIT_FOR_MASTER
+        + """']
+"""
+    )
+
+
+def training_operator_dir(cfg: ClusterConfig) -> Path:
+    return cfg.state / "training-operator"
+
+
+def training_operator_cert_dir(cfg: ClusterConfig) -> Path:
+    """What the platform mounts at TRAINING_OPERATOR_CERT_DIR for the operator process,
+    filled from the rotator's Secret (cluster.sync_training_operator_certs)."""
+    return training_operator_dir(cfg) / "serving-certs"
+
+
+def training_operator_argv(cfg: ClusterConfig) -> list[str]:
+    """The operator as its Deployment runs it, less leader election, with its metrics and
+    health endpoints on loopback (upstream binds them on every address, where a serving
+    pod's 8080 would collide) and only the schemes whose CRDs are installed. It runs in a
+    mount namespace of its own with the platform's copy of its Secret at its cert dir."""
+    argv = [
+        str(cfg.bin / "training-operator"),
+        f"--metrics-bind-address=127.0.0.1:{cfg.training_operator_metrics_port}",
+        f"--health-probe-bind-address=127.0.0.1:{cfg.training_operator_health_port}",
+        f"--webhook-server-port={cfg.training_operator_webhook_port}",
+        f"--webhook-service-name={TRAINING_OPERATOR_SERVICE}",
+        f"--webhook-secret-name={TRAINING_OPERATOR_CERTS}",
+        *(f"--enable-scheme={s}" for s in TRAINING_OPERATOR_SCHEMES),
+        f"--pytorch-init-container-image={TRAINING_OPERATOR_INIT_IMAGE}",
+        f"--pytorch-init-container-template-file={training_operator_dir(cfg) / 'init.yaml'}",
+        # 100 tries 2 s apart, as upstream's default.
+        "--pytorch-init-container-max-tries=100",
+        "--zap-log-level=info",
+    ]
+    return in_mount_namespace(
+        argv, [Mount(training_operator_cert_dir(cfg), TRAINING_OPERATOR_CERT_DIR)]
+    )
+
+
+def training_operator_env(cfg: ClusterConfig) -> dict[str, str]:
+    """Where it finds the API (the platform's admin, as metrics-server) and its namespace."""
+    return {"KUBECONFIG": str(cfg.kubeconfig), "MY_POD_NAMESPACE": TRAINING_OPERATOR_NAMESPACE}
+
+
+def _training_operator_webhook(cfg: ClusterConfig, plural: str, kind: str) -> dict[str, Any]:
+    """One webhook of upstream's manifests/base/webhook (with its patch.yaml applied)."""
+    return {
+        "name": f"validator.{kind}.training-operator.kubeflow.org",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {
+            "service": {
+                "name": TRAINING_OPERATOR_SERVICE,
+                "namespace": TRAINING_OPERATOR_NAMESPACE,
+                "path": f"/validate-kubeflow-org-v1-{kind}",
+                "port": cfg.training_operator_webhook_port,
+            }
+        },
+        "failurePolicy": "Fail",
+        "rules": [
+            {
+                "apiGroups": ["kubeflow.org"],
+                "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": [plural],
+            }
+        ],
+        "sideEffects": "None",
+    }
+
+
+def training_operator_manifests(cfg: ClusterConfig) -> str:
+    """What the operator needs besides its CRDs, and no more: its namespace, the Secret its
+    certificate rotator fills, the webhook Service and the ValidatingWebhookConfiguration
+    whose caBundle the rotator injects (it reports ready only then). The Service is an
+    ExternalName for localhost, as metrics-server's (a host process has no pod IP); the API
+    server still checks the certificate against training-operator.kubeflow.svc."""
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": TRAINING_OPERATOR_NAMESPACE},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": TRAINING_OPERATOR_CERTS,
+                "namespace": TRAINING_OPERATOR_NAMESPACE,
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": TRAINING_OPERATOR_SERVICE,
+                "namespace": TRAINING_OPERATOR_NAMESPACE,
+            },
+            "spec": {"type": "ExternalName", "externalName": "localhost"},
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": TRAINING_OPERATOR_WEBHOOK_CONFIGURATION},
+            "webhooks": [
+                _training_operator_webhook(cfg, "pytorchjobs", "pytorchjob"),
+                _training_operator_webhook(cfg, "tfjobs", "tfjob"),
+                _training_operator_webhook(cfg, "xgboostjobs", "xgboostjob"),
+            ],
+        },
+    ]
+    return "".join(f"---\n{json.dumps(d)}\n" for d in docs)

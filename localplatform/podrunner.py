@@ -20,6 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
+from maestro.localplatform.pods.dns import ClusterDns
 from maestro.localplatform.pods.network import POD_CIDR
 from maestro.localplatform.pods.runner import PodRunner
 from maestro.localplatform.procs import MARKER
@@ -39,12 +40,24 @@ def main(argv: list[str] | None = None) -> int:
         default=POD_CIDR,
         help="pod addresses, routed to loopback (default: %(default)s)",
     )
+    parser.add_argument(
+        "--cluster-dns",
+        help="the cluster DNS's address, nameserver of pods with dnsPolicy ClusterFirst "
+        "(as the kubelet's flag; without it, pods use the host's resolver)",
+    )
+    parser.add_argument("--cluster-domain", default="cluster.local")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # Started by the platform, the runner carries its mark: its pods' processes get it too.
     platform = {MARKER: os.environ[MARKER]} if MARKER in os.environ else {}
+    cluster_dns = ClusterDns(args.cluster_dns, args.cluster_domain) if args.cluster_dns else None
     runner = PodRunner(
-        args.kubeconfig, args.state, Path(sys.executable).parent, args.pod_cidr, platform
+        args.kubeconfig,
+        args.state,
+        Path(sys.executable).parent,
+        args.pod_cidr,
+        platform,
+        cluster_dns,
     )
     signal.signal(signal.SIGTERM, lambda *_: runner.stopping.set())
     runner.run()

@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -20,8 +20,17 @@ from pydantic import ValidationError
 from maestro.training import contract
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import DEFAULT_TARGET, Split, load_frame, split
+from maestro.training.distributed import DistributedEnvironment
 from maestro.training.errors import TrainingError
-from maestro.training.trainers import TrainerSpec, coerce, fit, parse_task, resolve
+from maestro.training.trainers import (
+    StepCallback,
+    Trained,
+    TrainerSpec,
+    coerce,
+    fit,
+    parse_task,
+    resolve,
+)
 
 if TYPE_CHECKING:  # MLflow is imported only by the code that logs
     from maestro.training.tracking import Tracker
@@ -32,6 +41,8 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, contract.EXIT_BAD_INPUT
 # Trained by torch_trainer (imported only then: torch is the optional `pytorch` extra).
 PYTORCH = "pytorch"
+# Across the replicas of an XGBoostJob through XGBoost's collective (xgboost_collective).
+XGBOOST = "xgboost"
 
 
 @dataclass(frozen=True)
@@ -94,11 +105,22 @@ class TrainingOutcome:
     model_uri: str
 
 
-def run_training(env: TrainerEnvironment) -> TrainingOutcome:
-    """Train once and log into the operator's run (or a new run when standalone)."""
+# How a run fits its model: spec, the prepared data and the per-step reporter -> the model.
+Fit = Callable[[TrainerSpec, "Prepared", StepCallback], Trained]
+
+
+def fit_here(spec: TrainerSpec, prepared: Prepared, on_step: StepCallback) -> Trained:
+    return fit(spec, prepared.data, seed=prepared.seed, on_step=on_step)
+
+
+def run_training(
+    env: TrainerEnvironment, *, prepared: Prepared | None = None, fit_with: Fit = fit_here
+) -> TrainingOutcome:
+    """Train once and log into the operator's run (or a new run when standalone).
+    `fit_with` fits the model (a distributed XGBoost replica fits in its collective)."""
     from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 
-    prepared = prepare(env, env.params)
+    prepared = prepared or prepare(env, env.params)
     spec = resolve(env.framework, env.params, prepared.data.task)
     tracker = Tracker(env.tracking_uri)
     experiment_id = tracker.use_experiment(env.experiment, env.parent_run_id)
@@ -117,7 +139,7 @@ def run_training(env: TrainerEnvironment) -> TrainingOutcome:
         log_training_data(tracker, run_id, env, prepared)
         steps = StepRecorder(tracker, run_id)
         started = time.process_time()
-        trained = fit(spec, prepared.data, seed=prepared.seed, on_step=steps)
+        trained = fit_with(spec, prepared, steps)
         cost = time.process_time() - started
         model_uri = tracker.log_model(run_id, trained, prepared.data)
         metrics = {**trained.metrics, contract.METRIC_COST: cost}
@@ -180,10 +202,20 @@ def main(environ: Mapping[str, str], *, out: TextIO = sys.stdout, err: TextIO = 
             summary = run_worker(env)
             print(json.dumps({"study": env.optuna_study, **summary.to_dict()}), file=out)
         elif pytorch:
-            from maestro.training.torch_trainer import DistributedEnvironment, run_torch_training
+            from maestro.training.torch_trainer import run_torch_training
 
             replica = run_torch_training(env, DistributedEnvironment.from_env(environ))
             print(json.dumps(replica.to_dict()), file=out)
+        elif (
+            env.framework.lower() == XGBOOST
+            and DistributedEnvironment.from_env(environ).distributed
+        ):
+            from maestro.training.xgboost_collective import run_xgboost_replica
+
+            replica_summary = run_xgboost_replica(
+                env, DistributedEnvironment.from_env(environ), environ
+            )
+            print(json.dumps(replica_summary), file=out)
         else:
             outcome = run_training(env)
             print(

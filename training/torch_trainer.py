@@ -1,25 +1,26 @@
 """`maestro train` for framework PyTorch: an MLP on tabular data, data-parallel across replicas.
 
 Kubeflow's PyTorchJob gives every replica MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
-(the Master is rank 0, Workers 1..N-1). With WORLD_SIZE > 1 each replica joins one gloo
-process group (CPU is enough), trains a DistributedDataParallel copy of the same network
-on its shard of the training rows (DistributedSampler) and DDP averages the gradients, so
-every replica ends each step with the same weights. Without WORLD_SIZE (or 1) it is one
-process.
+(the Master is rank 0, Workers 1..N-1). With WORLD_SIZE > 1 each replica joins one process
+group (NCCL on a GPU when the pod has one, gloo on the CPU otherwise: ddp.placement), trains
+a DistributedDataParallel copy of the same network on its shard of the training rows
+(DistributedSampler) and DDP averages the gradients, so every replica ends each step with
+the same weights; the loop itself is ddp.train, importable with torch alone. Without
+WORLD_SIZE (or 1) it is one process.
 
 Every replica loads and splits the dataset the same way (same seed), so the held-out split
 is the same everywhere: rank 0 evaluates it and alone logs to MLflow, with the conventions of
 the other trainers (run.py, tracking.py): one run, lineage tags, params, the dataset input,
 metrics per epoch and final, the model under `model` with its signature and input example.
 
-Over 400 lines on purpose, not split: it is imported only by PyTorch runs (torch is an
-optional extra), and the process-group set-up, sharding and rank-0 logging must be read
+Over 400 lines on purpose, not split further: it is imported only by PyTorch runs (torch is
+an optional extra), and the data preparation, sharding and rank-0 logging must be read
 together to see that every replica agrees.
 """
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
 import logging
 import math
@@ -31,15 +32,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as torch_dist
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DistributedSampler, TensorDataset
 
-from maestro.training import contract, torch_model
+from maestro.training import contract, ddp, torch_model
 from maestro.training.contract import TrainerEnvironment
 from maestro.training.data import Split, Task
+from maestro.training.ddp import parameters_sha256
+from maestro.training.distributed import DistributedEnvironment
 from maestro.training.errors import TrainingError
 from maestro.training.run import Prepared, log_training_data, prepare
 from maestro.training.torch_model import TabularNet, TabularNetPyfunc, build_mlp
@@ -61,6 +61,7 @@ TORCH_PARAMS = frozenset(
         "epochs",
         "batch_size",
         "weight_decay",
+        "threads",
     }
 )
 DEFAULT_HIDDEN_SIZES = (64, 32)
@@ -69,6 +70,8 @@ DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_WEIGHT_DECAY = 0.0
 TAG_WORLD_SIZE = "maestro.world_size"
+TAG_DEVICE = "maestro.torch.device"  # cpu, or cuda:N (then the process group is NCCL's)
+CPU = ddp.Placement("gloo", "cpu")
 # The SHA-256 of the final weights, the same on every replica (checked before logging).
 TAG_PARAMETERS_SHA256 = "maestro.torch.parameters_sha256"
 METRIC_TRAIN_LOSS = "train_loss"
@@ -88,10 +91,15 @@ class TorchSpec:
     # Per replica, as in PyTorch's DDP: one optimiser step consumes batch_size x WORLD_SIZE rows.
     batch_size: int = DEFAULT_BATCH_SIZE
     weight_decay: float = DEFAULT_WEIGHT_DECAY
+    # PyTorch's intra-op threads per replica; None: its default, one per core it sees (the
+    # node's, not the pod's CPU limit), which replicas sharing a machine oversubscribe.
+    threads: int | None = None
 
     def as_params(self) -> dict[str, Any]:
         """What the run records as params (hidden_sizes as "64,32")."""
+        threads = {} if self.threads is None else {"threads": self.threads}
         return {
+            **threads,
             "model": MODEL,
             "task": self.task.value,
             "hidden_sizes": ",".join(map(str, self.hidden_sizes)),
@@ -120,6 +128,7 @@ def resolve_torch(params: Mapping[str, Any], task: Task) -> TorchSpec:
         epochs=_positive_int(params, "epochs", DEFAULT_EPOCHS),
         batch_size=_positive_int(params, "batch_size", DEFAULT_BATCH_SIZE),
         weight_decay=_number(params, "weight_decay", DEFAULT_WEIGHT_DECAY, minimum=0.0),
+        threads=_positive_int(params, "threads", 1) if "threads" in params else None,
     )
 
 
@@ -174,44 +183,6 @@ def _number(
     return float(value)
 
 
-class DistributedEnvironment(BaseModel):
-    """Where this replica sits in the job: the variables Kubeflow's PyTorchJob injects."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    world_size: int = Field(default=1, ge=1, alias="WORLD_SIZE")
-    rank: int = Field(default=0, ge=0, alias="RANK")
-    master_addr: str | None = Field(default=None, min_length=1, alias="MASTER_ADDR")
-    master_port: int | None = Field(default=None, ge=1, le=65535, alias="MASTER_PORT")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> DistributedEnvironment:
-        if self.rank >= self.world_size:
-            raise ValueError(f"RANK {self.rank} must be below WORLD_SIZE {self.world_size}")
-        if self.world_size > 1 and (self.master_addr is None or self.master_port is None):
-            raise ValueError("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT")
-        return self
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DistributedEnvironment:
-        names = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")
-        try:
-            return cls.model_validate({n: env[n] for n in names if env.get(n)})
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'environment'}: {e['msg']}" for e in err.errors()
-            )
-            raise TrainingError(f"bad distributed environment: {problems}") from err
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
 def shard_rows(rows: int, world_size: int) -> int:
     """Rows each replica trains on per epoch.
 
@@ -228,19 +199,11 @@ def batches_per_epoch(rows: int, world_size: int, batch_size: int) -> int:
 def make_sampler(
     dataset: TensorDataset, dist: DistributedEnvironment, seed: int
 ) -> DistributedSampler[Any]:
-    """This replica's shard, reshuffled every epoch (set_epoch) from the seed."""
+    """This replica's shard, reshuffled every epoch (set_epoch) from the seed: the sampler
+    ddp.train uses."""
     return DistributedSampler(
         dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=True, seed=seed
     )
-
-
-def parameters_sha256(net: nn.Module) -> str:
-    """A digest of the weights, to show replicas ended identical (and runs reproduce)."""
-    digest = hashlib.sha256()
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -249,6 +212,7 @@ class TrainedTorch:
     metrics: dict[str, float]
     parameters_sha256: str
     shard_rows: int
+    fit_seconds: float = 0.0
 
 
 def _standardise(values: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -266,16 +230,19 @@ def fit_torch(
     seed: int,
     dist: DistributedEnvironment,
     on_step: StepCallback | None = None,
+    where: ddp.Placement = CPU,
 ) -> TrainedTorch:
-    """Train the MLP; in a process group when `dist.distributed` (which must be initialised).
+    """Train the MLP (ddp.train) on `where`; in a process group when `dist.distributed`
+    (which must be initialised).
 
     `on_step(epoch, metrics)` gets the epoch's train loss (over all replicas) and the
     held-out metrics; pass it on rank 0 only, as evaluating costs a pass over the test split.
     """
     # Same seed on every replica: the same initial weights (DDP broadcasts rank 0's anyway)
-    # and, with the seeded sampler, the same run twice.
+    # and, with the seeded sampler, the same run twice. (On a GPU, cuBLAS would need a
+    # workspace setting for determinism; the CPU is where reproducibility is checked.)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(not where.cuda)
     features = [str(c) for c in data.x_train.columns]
     x_train = data.x_train.to_numpy(dtype=np.float32)
     gaps = np.isnan(x_train).any(axis=0) | data.x_test.isna().any(axis=0).to_numpy()
@@ -304,53 +271,49 @@ def fit_torch(
         n_outputs = 1
     x = torch.from_numpy((x_train - x_mean) / x_scale)
     net = build_mlp(len(features), spec.hidden_sizes, n_outputs)
-    model: nn.Module = DistributedDataParallel(net) if dist.distributed else net
-    optimiser = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
-    dataset = TensorDataset(x, y)
-    sampler = make_sampler(dataset, dist, seed)
-    loader = DataLoader(dataset, batch_size=spec.batch_size, sampler=sampler)
-    tabular = TabularNet(
-        net,
-        task=spec.task.value,
-        features=features,
-        x_mean=x_mean,
-        x_scale=x_scale,
-        classes=classes,
-        y_mean=y_mean,
-        y_scale=y_scale,
-    )
-    for epoch in range(spec.epochs):
-        sampler.set_epoch(epoch)
-        model.train()
-        totals = torch.zeros(2, dtype=torch.float64)  # sum of losses, rows
-        for xb, yb in loader:
-            optimiser.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()  # DDP all-reduces (averages) the gradients here
-            optimiser.step()
-            totals += torch.tensor([loss.item() * len(xb), len(xb)], dtype=torch.float64)
-        if dist.distributed:
-            torch_dist.all_reduce(totals)
-        net.eval()
+
+    def tabular(module: nn.Module) -> TabularNet:
+        return TabularNet(
+            module,
+            task=spec.task.value,
+            features=features,
+            x_mean=x_mean,
+            x_scale=x_scale,
+            classes=classes,
+            y_mean=y_mean,
+            y_scale=y_scale,
+        )
+
+    def record(epoch: int, train_loss: float) -> None:
         if on_step is not None:
-            train_loss = float(totals[0] / totals[1])
-            on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular, data)})
+            # Evaluated on the CPU: a copy of the weights when they live on a GPU.
+            module = copy.deepcopy(net).to("cpu") if where.cuda else net
+            on_step(epoch, {METRIC_TRAIN_LOSS: train_loss, **_evaluate(tabular(module), data)})
+
+    started = time.perf_counter()
+    rows = ddp.train(
+        net,
+        loss_fn,
+        TensorDataset(x, y),
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        weight_decay=spec.weight_decay,
+        seed=seed,
+        world=ddp.World(dist.world_size, dist.rank),
+        where=where,
+        on_epoch=record,
+    )
+    fit_seconds = time.perf_counter() - started
     digest = parameters_sha256(net)
     if dist.distributed:
-        _check_replicas_agree(digest, dist.world_size)
-    return TrainedTorch(tabular, _evaluate(tabular, data), digest, len(sampler))
+        ddp.check_replicas_agree(digest, dist.world_size)
+    model = tabular(net)
+    return TrainedTorch(model, _evaluate(model, data), digest, rows, fit_seconds)
 
 
 def _evaluate(model: TabularNet, data: Split) -> dict[str, float]:
     return evaluate(model, data.x_test, data.y_test, data)
-
-
-def _check_replicas_agree(digest: str, world_size: int) -> None:
-    """DDP keeps replicas in step; a difference would mean the model logged is not theirs."""
-    digests: list[Any] = [None] * world_size
-    torch_dist.all_gather_object(digests, digest)
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"replicas ended with different weights: {digests}")
 
 
 @dataclass
@@ -364,6 +327,7 @@ class TorchOutcome:
     shard_rows: int
     run_id: str | None = None
     model_uri: str | None = None
+    fit_seconds: float = 0.0  # wall time of the training loop (ddp.train) on this replica
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -374,42 +338,53 @@ def run_torch_training(env: TrainerEnvironment, dist: DistributedEnvironment) ->
     # Validate before joining the group: every replica fails fast on the same bad input.
     prepared = prepare(env, env.params)
     spec = resolve_torch(env.params, prepared.data.task)
+    where = ddp.detect_placement()
+    if spec.threads is not None:
+        torch.set_num_threads(spec.threads)
     if dist.distributed:
-        torch_dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://{dist.master_addr}:{dist.master_port}",
+        assert dist.master_addr is not None and dist.master_port is not None
+        ddp.init_group(
+            where,
+            master_addr=dist.master_addr,
+            master_port=dist.master_port,
             world_size=dist.world_size,
             rank=dist.rank,
             timeout=RENDEZVOUS_TIMEOUT,
         )
     try:
         if dist.is_main:
-            outcome = _train_and_log(env, dist, prepared, spec)
+            outcome = _train_and_log(env, dist, prepared, spec, where)
         else:
-            trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist)
+            trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, where=where)
             outcome = TorchOutcome(
                 dist.rank,
                 dist.world_size,
                 trained.metrics,
                 trained.parameters_sha256,
                 trained.shard_rows,
+                fit_seconds=trained.fit_seconds,
             )
     finally:
         # Closing the group also tells the other replicas when this one fails.
         if dist.distributed:
-            torch_dist.destroy_process_group()
+            ddp.leave_group()
     log.info(
-        "rank %d of %d trained on %d rows per epoch; parameters sha256 %s",
+        "rank %d of %d trained on %d rows per epoch in %.2f s; parameters sha256 %s",
         outcome.rank,
         outcome.world_size,
         outcome.shard_rows,
+        outcome.fit_seconds,
         outcome.parameters_sha256,
     )
     return outcome
 
 
 def _train_and_log(
-    env: TrainerEnvironment, dist: DistributedEnvironment, prepared: Prepared, spec: TorchSpec
+    env: TrainerEnvironment,
+    dist: DistributedEnvironment,
+    prepared: Prepared,
+    spec: TorchSpec,
+    where: ddp.Placement,
 ) -> TorchOutcome:
     from maestro.training.tracking import StepRecorder, Tracker, lineage_tags, run_name
 
@@ -419,6 +394,7 @@ def _train_and_log(
         **lineage_tags(env),
         "maestro.framework": env.framework,
         TAG_WORLD_SIZE: str(dist.world_size),
+        TAG_DEVICE: where.device,
     }
     existing: dict[str, str] = {}
     if env.parent_run_id:
@@ -439,7 +415,9 @@ def _train_and_log(
         log_training_data(tracker, run_id, env, prepared)
         steps = StepRecorder(tracker, run_id)
         started = time.process_time()
-        trained = fit_torch(spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps)
+        trained = fit_torch(
+            spec, prepared.data, seed=prepared.seed, dist=dist, on_step=steps, where=where
+        )
         cost = time.process_time() - started
         model_uri = log_torch_model(run_id, trained.model, prepared.data)
         metrics = {**trained.metrics, contract.METRIC_COST: cost}
@@ -462,6 +440,7 @@ def _train_and_log(
         trained.shard_rows,
         run_id=run_id,
         model_uri=model_uri,
+        fit_seconds=trained.fit_seconds,
     )
 
 

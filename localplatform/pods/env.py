@@ -104,6 +104,20 @@ def pod_base_env(
     }
 
 
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def gpu_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """GPUs as the device plugin gives them, as far as one machine can (pure): a container
+    without `nvidia.com/gpu` limits sees none (CUDA_VISIBLE_DEVICES empty), so its trainer
+    takes the CPU and gloo; one with them sees this machine's GPUs (the runner does not
+    share them out among pods)."""
+    limits = (container.get("resources") or {}).get("limits") or {}
+    if str(limits.get(GPU_RESOURCE, "0")) not in ("0", ""):
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": ""}
+
+
 _ENV_FROM: tuple[tuple[str, SourceKind], ...] = (("configMapRef", "cm"), ("secretRef", "secret"))
 
 
@@ -156,7 +170,7 @@ def container_env(
     a Secret or ConfigMap that could not be read raises SourceUnavailable, to a missing key
     KeyError; an optional one leaves its variables unset."""
     namespace = pod["metadata"]["namespace"]
-    env = dict(base)
+    env = {**base, **gpu_env(container)}
     for src in container.get("envFrom") or []:
         prefix = src.get("prefix", "")
         for source, ref in _envfrom_refs(src):

@@ -32,7 +32,7 @@ from maestro.localplatform.pods.lifecycle import (
     termination_grace,
 )
 from maestro.localplatform.pods.status import ContainerSnapshot, Termination, should_restart
-from maestro.localplatform.pods.volumes import in_mount_namespace, mounts
+from maestro.localplatform.pods.volumes import Mount, in_mount_namespace, mounts
 from maestro.localplatform.procs import POD_MARKER, POD_PROCESS, PROCESS_MARKER
 
 log = logging.getLogger("pod-runner")
@@ -43,6 +43,8 @@ CONFIG_RETRY = 10.0
 # Bytes of the end of a container's log (this run's part) read for a FallbackToLogsOnError
 # message.
 LOG_TAIL = 65536
+# Where a container finds its resolver's configuration (the pod's, from pods.dns).
+RESOLV_CONF = "/etc/resolv.conf"
 # After SIGKILL, how long to wait for a process to be reaped before giving up on it.
 REAP_TIMEOUT = 30.0
 
@@ -129,6 +131,7 @@ class LocalPod:
     containers: list[Container] = field(default_factory=list)
     init_containers: list[Container] = field(default_factory=list)
     volumes: dict[str, Path] = field(default_factory=dict)  # volumes.make_volumes's
+    resolv_conf: Path | None = None  # the file bound over /etc/resolv.conf (pods.dns)
     volumes_made: float = 0.0  # when its projected tokens were issued (monotonic)
     start_time: str = field(default_factory=now)
     started_mono: float = field(default_factory=time.monotonic)
@@ -210,12 +213,12 @@ class Supervisor:
         c.termination_log.write_bytes(b"")
         with c.log_path.open("ab") as out:
             c.log_start = out.tell()
+            planned = mounts(c.spec, pod.volumes, keep=pod.workdir.resolve())
+            if pod.resolv_conf is not None:
+                planned.append(Mount(pod.resolv_conf, RESOLV_CONF, file=True))
             try:
                 c.proc = subprocess.Popen(
-                    in_mount_namespace(
-                        [exe, *command[1:], *args],
-                        mounts(c.spec, pod.volumes, keep=pod.workdir.resolve()),
-                    ),
+                    in_mount_namespace([exe, *command[1:], *args], planned),
                     env=env,
                     cwd=cwd,
                     stdin=subprocess.DEVNULL,

@@ -16,12 +16,18 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from maestro.localplatform.clusterconfig import pod_workdir
-from maestro.localplatform.pods import env, usage, volumes
+from maestro.localplatform.pods import dns, env, usage, volumes
 from maestro.localplatform.pods.addresses import AddressPool
 from maestro.localplatform.pods.api import PodApi
 from maestro.localplatform.pods.lifecycle import termination_grace
 from maestro.localplatform.pods.network import POD_CIDR, choose_pod_network
-from maestro.localplatform.pods.processes import Container, LocalPod, Supervisor, now
+from maestro.localplatform.pods.processes import (
+    RESOLV_CONF,
+    Container,
+    LocalPod,
+    Supervisor,
+    now,
+)
 from maestro.localplatform.pods.services import SERVICE_CIDR, ServiceProxy, route_service_range
 from maestro.localplatform.pods.status import pod_status, stopped_status
 
@@ -33,6 +39,13 @@ TOKEN_REFRESH = 480.0
 # grace period: the runner's own stop (procs.ProcessTable.stop) waits 10 s before SIGKILL.
 SHUTDOWN_GRACE = 5.0
 log = logging.getLogger("pod-runner")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 class PodRunner:
@@ -47,8 +60,10 @@ class PodRunner:
         venv_bin: Path,
         pod_cidr: ipaddress.IPv4Network = POD_CIDR,
         platform: Mapping[str, str] | None = None,
+        cluster_dns: dns.ClusterDns | None = None,
     ) -> None:
-        """`platform`: the mark (procs.MARKER) to give every container's processes."""
+        """`platform`: the mark (procs.MARKER) to give every container's processes;
+        `cluster_dns`: the kubelet's --cluster-dns and --cluster-domain (pods.dns)."""
         self.kubeconfig = kubeconfig
         self.state = state
         self.venv_bin = venv_bin
@@ -65,9 +80,15 @@ class PodRunner:
         self.usage_seen: dict[tuple[str, str], tuple[int, usage.Sample, float]] = {}
         # Per pod uid: the usage annotations written last.
         self.usage_written: dict[str, dict[str, str]] = {}
+        # The cluster DNS listens on a ClusterIP, and each container's resolv.conf is bound
+        # in a mount namespace of its own: both need root, as the Service range's route.
+        self.cluster_dns = cluster_dns if self.services is not None else None
+        self.host_resolver = dns.parse_resolv_conf(_read_text(Path(RESOLV_CONF)))
         if self.services is None:
             log.warning(
-                "cannot route %s to loopback (needs root): no ClusterIP answers", SERVICE_CIDR
+                "cannot route %s to loopback (needs root): no ClusterIP answers and pods "
+                "resolve names with the host's resolver",
+                SERVICE_CIDR,
             )
 
     def container_env(self, pod: LocalPod, c: dict[str, Any]) -> dict[str, str]:
@@ -111,6 +132,7 @@ class PodRunner:
             if kc:
                 pod.env["KUBECONFIG"] = str(kc)
             self.make_volumes(pod)
+            self.write_resolv_conf(pod)
             for spec in body["spec"].get("initContainers") or []:
                 pod.init_containers.append(Container(spec, workdir / f"{spec['name']}.log"))
             for spec in body["spec"].get("containers") or []:
@@ -138,6 +160,16 @@ class PodRunner:
             lambda name: self.api.config_map(pod.namespace, name),
         )
         pod.volumes_made = time.monotonic()
+
+    def write_resolv_conf(self, pod: LocalPod) -> None:
+        """The pod's resolv.conf in its work dir, as the kubelet writes it (pods.dns)."""
+        resolver = dns.pod_resolver(
+            pod.namespace, pod.body["spec"], self.cluster_dns, self.host_resolver
+        )
+        if resolver is None:
+            return
+        pod.resolv_conf = pod.workdir / "resolv.conf"
+        pod.resolv_conf.write_text(resolver.text())
 
     def refresh_tokens(self, pod: LocalPod) -> None:
         """As the kubelet does, projected tokens are renewed well before they expire (the

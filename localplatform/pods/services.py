@@ -6,7 +6,9 @@ node; the local platform has no such proxy, so the pod runner routes the Service
 loopback and listens on every ClusterIP:port itself, as kube-proxy's original userspace
 mode did. It follows Services and EndpointSlices by listing them every second. Only what
 Maestro's workloads use is covered: TCP ports of ClusterIP Services with selectors; no
-session affinity, NodePorts or external traffic policies."""
+session affinity, NodePorts or external traffic policies. A Service labelled
+HOST_SERVED_LABEL (kube-system/kube-dns: CoreDNS listens on its ClusterIP itself) is left to
+the process of the platform that answers on it."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from typing import Any
 log = logging.getLogger("pod-runner")
 
 SERVICE_CIDR = ipaddress.IPv4Network("10.96.0.0/16")
+# On a Service: a process of the platform listens on its ClusterIP; the proxy does not.
+HOST_SERVED_LABEL = "maestro.dev/served-by-platform"
 POLL_SECONDS = 1.0
 BUFFER = 65536
 
@@ -42,9 +46,11 @@ class Frontend:
 
 
 def frontends(services: Iterable[Mapping[str, Any]]) -> list[Frontend]:
-    """The TCP ClusterIP:ports of these Services (pure)."""
+    """The TCP ClusterIP:ports of these Services (pure), less those of HOST_SERVED_LABEL."""
     out = []
     for svc in services:
+        if (svc["metadata"].get("labels") or {}).get(HOST_SERVED_LABEL) == "true":
+            continue
         spec = svc.get("spec") or {}
         ip = spec.get("clusterIP")
         if not ip or ip == "None" or spec.get("type", "ClusterIP") != "ClusterIP":

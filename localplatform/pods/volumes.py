@@ -11,7 +11,9 @@ read-write even when `readOnly` (the processes run as the runner's user anyway).
 Neither is the API token the ServiceAccount admission plugin mounts at API_TOKEN_DIR: the
 runner gives API access through KUBECONFIG instead (api.service_account_kubeconfig),
 because Kopf and client libraries that find that token connect to the in-cluster address
-kubernetes.default.svc, which does not resolve on this machine."""
+kubernetes.default.svc, which did not resolve before the cluster DNS; it does in pods now
+(pods.dns), but whether its ClusterIP reaches the API server through the runner's Service
+proxy is not checked, so the platform keeps giving pods the API through KUBECONFIG."""
 
 from __future__ import annotations
 
@@ -32,6 +34,9 @@ ConfigMapSource = Callable[[str], Mapping[str, str]]
 class Mount:
     source: Path
     target: str
+    # A file bound over a file that exists (the pod's resolv.conf over /etc/resolv.conf),
+    # rather than a folder made at its mountPath if need be.
+    file: bool = False
 
 
 API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -118,8 +123,8 @@ def in_mount_namespace(argv: Sequence[str], planned: Sequence[Mount]) -> list[st
     if not planned:
         return list(argv)
     steps = [
-        f"mkdir -p {shlex.quote(m.target)} && mount --bind {shlex.quote(str(m.source))} "
-        f"{shlex.quote(m.target)}"
+        ("" if m.file else f"mkdir -p {shlex.quote(m.target)} && ")
+        + f"mount --bind {shlex.quote(str(m.source))} {shlex.quote(m.target)}"
         for m in planned
     ]
     script = " && ".join([*steps, 'exec "$@"'])

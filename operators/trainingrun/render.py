@@ -337,19 +337,33 @@ def render_batch_job(spec: TrainingRunSpec, settings: TrainerSettings, ids: RunI
     }
 
 
+def kubeflow_restart_policy(spec: TrainingRunSpec) -> str:
+    """The replicas' restartPolicy: Kubeflow's `ExitCode`, for Maestro's trainer and for a
+    command of the run's own alike. An exit code from 1 to 127 (Maestro's trainer: 2, bad
+    input; 1, training failed) fails the job at once and leaves its pods, so the run's
+    reason names the replica that failed and its exit code (under `OnFailure` the training
+    operator deletes every pod of the job once restarts pass backoffLimit, and the failed
+    replica's exit is gone with its pod); a replica killed by a signal (128 and above: OOM,
+    eviction) is recreated, counted against runPolicy.backoffLimit."""
+    del spec  # the same for every run; kept as a function of the spec for the golden tests
+    return "ExitCode"
+
+
 def render_kubeflow_job(
     kind: JobKind, spec: TrainingRunSpec, settings: TrainerSettings, ids: RunIds
 ) -> Manifest:
     assert kind.replica_specs is not None and kind.leader is not None
     container = _container(kind.container, spec, settings, ids)
-    # OnFailure: the training operator restarts failed replicas in place and counts the
-    # restarts against runPolicy.backoffLimit.
-    template = _pod_template(container, settings, ids, "OnFailure")
-    replicas = {kind.leader: {"replicas": 1, "restartPolicy": "OnFailure", "template": template}}
+    policy = kubeflow_restart_policy(spec)
+    # ExitCode: pods restart Never and the training operator itself decides: exit codes 1-127
+    # fail the job at once, 128 and above (a signal: OOM kill, eviction) recreate the pod,
+    # counted against runPolicy.backoffLimit.
+    template = _pod_template(container, settings, ids, "Never" if policy == "ExitCode" else policy)
+    replicas = {kind.leader: {"replicas": 1, "restartPolicy": policy, "template": template}}
     if spec.workers > 1:
         replicas["Worker"] = {
             "replicas": spec.workers - 1,
-            "restartPolicy": "OnFailure",
+            "restartPolicy": policy,
             "template": copy.deepcopy(template),
         }
     run_policy: dict[str, Any] = {"backoffLimit": spec.backoff_limit, "cleanPodPolicy": "None"}

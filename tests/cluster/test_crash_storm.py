@@ -76,6 +76,14 @@ def own_platform(tmp_path: Path) -> Iterator[ClusterConfig]:
         kwok_port=free_port(),
         metrics_server_port=free_port(),
         pod_cidr=POD_CIDR,
+        # Its own cluster DNS (another address of the shared Service range) and training
+        # operator, beside the main platform's.
+        dns_ip="10.96.0.11",
+        dns_health_port=free_port(),
+        dns_ready_port=free_port(),
+        training_operator_metrics_port=free_port(),
+        training_operator_health_port=free_port(),
+        training_operator_webhook_port=free_port(),
     )
     try:
         yield cfg

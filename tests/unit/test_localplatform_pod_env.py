@@ -162,7 +162,8 @@ def test_env(items: list[dict[str, Any]], expected: dict[str, str]) -> None:
     names = {item["name"] for item in items}
     assert {k: v for k, v in env.items() if k in names} == expected
     assert {k: v for k, v in env.items() if k not in names} == {
-        k: v for k, v in BASE.items() if k not in names
+        **{k: v for k, v in BASE.items() if k not in names},
+        "CUDA_VISIBLE_DEVICES": "",  # no nvidia.com/gpu limits: no GPU (gpu_env)
     }
 
 
@@ -234,7 +235,9 @@ def test_env_from(
     env_from: list[dict[str, Any]], items: list[dict[str, Any]], expected: dict[str, str]
 ) -> None:
     env = env_of(*items, envFrom=env_from)
-    assert {k: v for k, v in env.items() if k not in BASE} == expected
+    made = {k: v for k, v in env.items() if k not in BASE}
+    assert made.pop("CUDA_VISIBLE_DEVICES") == ""  # gpu_env: no nvidia.com/gpu limits
+    assert made == expected
 
 
 def test_a_required_env_from_source_that_cannot_be_read_fails() -> None:
@@ -287,3 +290,23 @@ def test_pod_base_env() -> None:
         "10.244.0.9",
     )
     assert env["PYTHONUNBUFFERED"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("resources", "visible"),
+    [
+        ({}, ""),
+        ({"limits": {"cpu": "1"}}, ""),
+        ({"limits": {"nvidia.com/gpu": "0"}}, ""),
+        ({"limits": {"nvidia.com/gpu": 1}}, None),
+    ],
+    ids=["no-resources", "cpu-only", "zero-gpus", "one-gpu"],
+)
+def test_only_a_container_with_gpu_limits_sees_gpus(
+    resources: dict[str, Any], visible: str | None
+) -> None:
+    env = env_of(resources=resources)
+    assert env.get("CUDA_VISIBLE_DEVICES") == visible
+    # The container's own env still wins.
+    mine = env_of({"name": "CUDA_VISIBLE_DEVICES", "value": "1"}, resources=resources)
+    assert mine["CUDA_VISIBLE_DEVICES"] == "1"

@@ -129,3 +129,16 @@ def test_a_mount_that_would_hide_the_pod_work_dir_is_left_out(tmp_path: Path) ->
     workdir = Path("/tmp/platform/pods/ns_p_1")
     planned = mounts(spec["containers"][0], volume_dirs(spec, tmp_path), keep=workdir)
     assert [m.target for m in planned] == ["/vault/secrets"]
+
+
+def test_a_file_is_bound_over_a_file_in_the_container_only(tmp_path: Path) -> None:
+    """Root only: the pod's resolv.conf over the host's, as pods.dns writes it."""
+    mine = tmp_path / "resolv.conf"
+    mine.write_text("nameserver 10.96.0.10\n")
+    host = tmp_path / "etc-resolv.conf"
+    host.write_text("nameserver 192.0.2.1\n")
+    argv = in_mount_namespace(["cat", str(host)], [Mount(mine, str(host), file=True)])
+    assert "mkdir" not in argv[6]  # a file target is never made a folder
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert out.stdout == "nameserver 10.96.0.10\n"
+    assert host.read_text() == "nameserver 192.0.2.1\n"

@@ -40,6 +40,7 @@ RESOLVE_CASES = [
         {"hidden_sizes": 10, "lr": 1, "epochs": 2.0, "weight_decay": 0.1, "model": "mlp"},
         TorchSpec(Task.CLASSIFICATION, (10,), 1.0, 2, weight_decay=0.1),
     ),
+    ("threads", {"threads": "1"}, TorchSpec(Task.CLASSIFICATION, threads=1)),
     (
         "shared-params-pass",
         {"target": "y", "test_size": 0.3, "task": "classification", "seed": 4},

@@ -145,6 +145,27 @@ def test_maestro_trainers_bad_input_fails_the_job_without_retries(
     ]
 
 
+@pytest.mark.parametrize(
+    ("case", "policy", "pod_policy"),
+    [
+        ("tensorflow", "ExitCode", "Never"),
+        ("xgboost", "ExitCode", "Never"),
+        ("pytorch", "ExitCode", "Never"),
+    ],
+    ids=["maestro-trainer-tf", "maestro-trainer-xgb", "own-command"],
+)
+def test_kubeflow_replicas_fail_at_once_on_the_trainers_exit_codes(
+    case: str, policy: str, pod_policy: str
+) -> None:
+    """ExitCode for every run: exit 1-127 fails the job at once and keeps its pods (the
+    reason can name the replica); a replica killed by a signal is recreated."""
+    job = rendered(case)[-1]
+    replica_specs = next(v for k, v in job["spec"].items() if k.endswith("ReplicaSpecs"))
+    for replica in replica_specs.values():
+        assert replica["restartPolicy"] == policy
+        assert replica["template"]["spec"]["restartPolicy"] == pod_policy
+
+
 def test_tuning_is_an_indexed_job_of_parallel_workers_sharing_the_study() -> None:
     secret, job = rendered("tuning")
     assert job["spec"]["completionMode"] == "Indexed"
