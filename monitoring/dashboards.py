@@ -11,7 +11,6 @@ names only metrics defined here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro.monitoring import metric_names as n
-from maestro.operators.api.generated_files import diff_files, write_files
+from maestro.operators.api.generated_files import diff_files, run, write_files
 
 Json = dict[str, Any]
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -572,19 +571,13 @@ def diff(out: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the Grafana dashboards as JSON.")
-    parser.add_argument(
-        "out", nargs="?", type=Path, default=Path("manifests/monitoring/dashboards")
+    return run(
+        argv,
+        description="Write the Grafana dashboards as JSON.",
+        default_out=Path("manifests/monitoring/dashboards"),
+        write=write,
+        diff=diff,
     )
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 on a diff")
-    args = parser.parse_args(argv)
-    if args.check:
-        changes = diff(args.out)
-        sys.stdout.write(changes)
-        return 1 if changes else 0
-    for path in write(args.out):
-        print(path)
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ in maestro.monitoring) because the example rules are what the kinds' renderers m
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,7 @@ import yaml
 
 from maestro.monitoring.alerts import platform_groups
 from maestro.operators.api.driftcheck import DriftCheck
-from maestro.operators.api.generated_files import diff_files, write_files
+from maestro.operators.api.generated_files import diff_files, run, write_files
 from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core.settings import OperatorConfig
 from maestro.operators.driftcheck.render import DriftSettings, Ids, prometheus_rule
@@ -132,19 +131,9 @@ def diff(out: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    parser.add_argument(
-        "--check", action="store_true", help="only compare; exit 1 when out of date"
+    return run(
+        argv, description=__doc__.splitlines()[0], default_out=DEFAULT_OUT, write=write, diff=diff
     )
-    args = parser.parse_args(argv)
-    if args.check:
-        changes = diff(args.out)
-        sys.stdout.write(changes)
-        return 1 if changes else 0
-    for path in write(args.out):
-        print(path)
-    return 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ regenerate."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -43,3 +45,28 @@ def diff_files(out: Path, files: Mapping[str, str], generated: Iterable[str]) ->
                 )
             )
     return "".join(chunks)
+
+
+def run(
+    argv: Sequence[str] | None,
+    *,
+    description: str,
+    default_out: Path,
+    write: Callable[[Path], list[Path]],
+    diff: Callable[[Path], str],
+) -> int:
+    """A generator's command line: write the folder (printing each file), or with --check
+    print the diff and exit 1 when the committed files are out of date."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("out", nargs="?", type=Path, default=default_out)
+    parser.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 when out of date"
+    )
+    args = parser.parse_args(argv)
+    if args.check:
+        changes = diff(args.out)
+        sys.stdout.write(changes)
+        return 1 if changes else 0
+    for path in write(args.out):
+        print(path)
+    return 0
