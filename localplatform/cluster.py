@@ -6,15 +6,13 @@ the object store (SeaweedFS, S3 API: `objectstore`).
 `python -m maestro.localplatform.cluster up|down|status`.
 
 Starting, checking and stopping them lives here; their command lines are in `components`,
-the configuration in `clusterconfig` and kubectl in `kubectl`. The names tests and tools
-use (ClusterConfig, ClusterError, REPO, kubectl, ...) are also importable from here."""
+`cluster_dns` and `training_operator`, the configuration in `clusterconfig` and kubectl in
+`kubectl`. The names tests and tools use (ClusterConfig, ClusterError, REPO, kubectl, ...)
+are also importable from here."""
 
 from __future__ import annotations
 
 import argparse
-import base64
-import ipaddress
-import json
 import os
 import ssl
 import subprocess
@@ -26,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from maestro.localplatform import objectstore, vault
+from maestro.localplatform.cluster_dns import start_cluster_dns
 from maestro.localplatform.clusterconfig import (
     NODE_NAMES,
     POD_RUNNER_LABEL,
@@ -37,15 +36,10 @@ from maestro.localplatform.clusterconfig import (
 from maestro.localplatform.components import (
     BINARIES,
     COMPONENTS,
-    TRAINING_OPERATOR_CERTS,
-    TRAINING_OPERATOR_NAMESPACE,
     apiserver_argv,
     controller_manager_argv,
-    coredns_argv,
-    corefile,
     etcd_argv,
     etcd_url,
-    kube_dns_service,
     kwok_argv,
     kwok_config,
     metrics_apiservice,
@@ -53,20 +47,17 @@ from maestro.localplatform.components import (
     node_manifest,
     node_status_patch,
     pod_runner_argv,
-    pytorch_init_container_template,
     scheduler_argv,
-    training_operator_argv,
-    training_operator_cert_dir,
-    training_operator_dir,
-    training_operator_env,
-    training_operator_manifests,
     write_audit_policy,
     write_kubeconfig,
 )
 from maestro.localplatform.kubectl import apply_manifests, kubectl, run_kubectl
 from maestro.localplatform.pki import ensure_pki
-from maestro.localplatform.pods.services import route_service_range
 from maestro.localplatform.procs import POD_PROCESS
+from maestro.localplatform.training_operator import (
+    start_training_operator,
+    sync_training_operator_certs,
+)
 
 __all__ = [
     "COMPONENTS",
@@ -214,65 +205,6 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     vault.up(cfg, pki)
     objectstore.up(cfg).ensure_secret("default")
     return time.monotonic() - started
-
-
-def start_cluster_dns(cfg: ClusterConfig) -> None:
-    """CoreDNS on the kube-dns ClusterIP, port 53, the kubernetes plugin reading the API as
-    the platform's admin; the Service range is routed to loopback first (the pod runner
-    would, later), which needs root, as binding port 53 does."""
-    if not route_service_range(ipaddress.IPv4Network(cfg.service_cidr)):
-        raise ClusterError(
-            f"the cluster DNS listens on {cfg.dns_ip}:53, in the Service range "
-            f"{cfg.service_cidr} routed to loopback: that needs root (`ip route add local`)"
-        )
-    path = cfg.state / "Corefile"
-    path.write_text(corefile(cfg))
-    apply_manifests(cfg, kube_dns_service(cfg), force=False)
-    cfg.processes().start("coredns", coredns_argv(cfg, path))
-
-
-def start_training_operator(cfg: ClusterConfig) -> None:
-    """Kubeflow's training operator (after the CRDs of its kinds), with the objects it needs:
-    see components.training_operator_manifests."""
-    where = training_operator_dir(cfg)
-    training_operator_cert_dir(cfg).mkdir(parents=True, exist_ok=True)
-    (where / "init.yaml").write_text(pytorch_init_container_template())
-    apply_manifests(cfg, training_operator_manifests(cfg), force=False)
-    cfg.processes().start(
-        "training-operator",
-        training_operator_argv(cfg),
-        env={**os.environ, **training_operator_env(cfg)},
-    )
-
-
-def sync_training_operator_certs(cfg: ClusterConfig) -> bool:
-    """What a kubelet does for the operator's Secret volume: its certificate rotator writes
-    the webhook's serving certificate into the Secret, and its webhook server reads it from
-    files. True once they are written."""
-    proc = kubectl(
-        cfg,
-        "get",
-        "secret",
-        TRAINING_OPERATOR_CERTS,
-        "-n",
-        TRAINING_OPERATOR_NAMESPACE,
-        "-o",
-        "json",
-        check=False,
-    )
-    if proc.returncode != 0:
-        return False
-    data = json.loads(proc.stdout).get("data") or {}
-    if not all(data.get(k) for k in ("tls.crt", "tls.key", "ca.crt")):
-        return False
-    where = training_operator_cert_dir(cfg)
-    for key in ("tls.crt", "tls.key", "ca.crt"):
-        path = where / key
-        content = base64.b64decode(data[key])
-        if not path.exists() or path.read_bytes() != content:
-            path.write_bytes(content)
-            path.chmod(0o600)
-    return True
 
 
 def wait_training_operator(cfg: ClusterConfig, timeout: float = 90) -> None:

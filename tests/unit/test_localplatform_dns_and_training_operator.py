@@ -1,5 +1,6 @@
-"""The cluster DNS's and the training operator's configuration (localplatform.components)
-and the Service proxy leaving kube-dns to CoreDNS (pods.services)."""
+"""The cluster DNS's and the training operator's configuration (localplatform.cluster_dns,
+localplatform.training_operator) and the Service proxy leaving kube-dns to CoreDNS
+(pods.services)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from maestro.localplatform import components
+from maestro.localplatform import cluster_dns, training_operator
 from maestro.localplatform.clusterconfig import ClusterConfig
 from maestro.localplatform.pods.services import HOST_SERVED_LABEL, frontends
 
@@ -18,13 +19,13 @@ CFG = ClusterConfig()
 
 
 def test_coredns_serves_the_cluster_domain_on_the_kube_dns_address() -> None:
-    text = components.corefile(CFG)
+    text = cluster_dns.corefile(CFG)
     assert text.startswith(".:53 {\n    bind 10.96.0.10\n")
     assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in text
     assert f"kubeconfig {CFG.kubeconfig} maestro-local" in text
     assert f"ready 127.0.0.1:{CFG.dns_ready_port}" in text
     assert "forward . /etc/resolv.conf" in text
-    service = yaml.safe_load(components.kube_dns_service(CFG))
+    service = yaml.safe_load(cluster_dns.kube_dns_service(CFG))
     assert service["spec"]["clusterIP"] == CFG.dns_ip
     assert service["metadata"]["labels"][HOST_SERVED_LABEL] == "true"
     assert {(p["port"], p["protocol"]) for p in service["spec"]["ports"]} == {
@@ -47,11 +48,11 @@ def test_the_proxy_leaves_a_platform_served_cluster_ip_alone() -> None:
 
 
 def test_the_training_operator_runs_with_its_cert_dir_bound_and_only_installed_schemes() -> None:
-    argv = components.training_operator_argv(CFG)
+    argv = training_operator.training_operator_argv(CFG)
     assert argv[:2] == ["unshare", "--mount"]
     script = argv[6]
-    assert f"mount --bind {components.training_operator_cert_dir(CFG)} " in script
-    assert script.endswith(f'{components.TRAINING_OPERATOR_CERT_DIR} && exec "$@"')
+    assert f"mount --bind {training_operator.training_operator_cert_dir(CFG)} " in script
+    assert script.endswith(f'{training_operator.TRAINING_OPERATOR_CERT_DIR} && exec "$@"')
     binary = argv.index(str(CFG.bin / "training-operator"))
     flags = argv[binary + 1 :]
     assert [f for f in flags if f.startswith("--enable-scheme")] == [
@@ -60,11 +61,11 @@ def test_the_training_operator_runs_with_its_cert_dir_bound_and_only_installed_s
         "--enable-scheme=xgboostjob",
     ]
     assert f"--metrics-bind-address=127.0.0.1:{CFG.training_operator_metrics_port}" in flags
-    assert components.training_operator_env(CFG)["MY_POD_NAMESPACE"] == "kubeflow"
+    assert training_operator.training_operator_env(CFG)["MY_POD_NAMESPACE"] == "kubeflow"
 
 
 def test_the_training_operator_webhooks_reach_its_port_through_its_service() -> None:
-    docs = list(yaml.safe_load_all(components.training_operator_manifests(CFG)))
+    docs = list(yaml.safe_load_all(training_operator.training_operator_manifests(CFG)))
     kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
     assert kinds == [
         ("Namespace", "kubeflow"),
@@ -87,7 +88,7 @@ def test_the_training_operator_webhooks_reach_its_port_through_its_service() -> 
 def test_the_workers_init_container_meets_the_restricted_profile() -> None:
     from maestro.security.pod_security import restricted_violations
 
-    template = components.pytorch_init_container_template()
+    template = training_operator.pytorch_init_container_template()
     filled = (
         template.replace("{{.InitContainerImage}}", "img")
         .replace("{{.MaxTries}}", "3")
