@@ -1,10 +1,10 @@
-"""The FastAPI model server: `create_app(settings, ...)` builds it, models load in the
-background (liveness answers at once, readiness once every model is loaded and warmed).
+"""The model server: `create_app(settings, ...)` builds it, models load in the background
+(liveness answers at once, readiness once every model is loaded and warmed).
 
-The request path is kept lean: the body is parsed once with `json`, no pydantic models,
-responses are pre-serialised bytes; request metrics, the request id and the request span come
-from one pure-ASGI middleware that skips /metrics and the health paths. (About 400 lines:
-the routes of three protocols share the app's state and error mapping, so they stay here.)
+The prediction routes are plain ASGI in front of FastAPI (serving.prediction_routes); the
+health, metadata, feedback and metrics routes are FastAPI's. Request metrics, the request
+id and the request span come from one pure-ASGI middleware around both that skips /metrics
+and the health paths.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,21 +21,27 @@ from fastapi.responses import Response
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.routing import Route
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from maestro.serving import binary_tensors, protocols
+from maestro.serving import protocols
 from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
-from maestro.serving.binary_tensors import EXTENSION, OutputRequest
-from maestro.serving.errors import BodyTooLarge, ServingError, Unavailable
+from maestro.serving.binary_tensors import EXTENSION
+from maestro.serving.errors import ServingError
 from maestro.serving.feedback import count_for_variant, feedback_fields
 from maestro.serving.metrics import ServingMetrics
-from maestro.serving.middleware import RequestContext, RequestMiddleware
+from maestro.serving.middleware import RequestMiddleware
 from maestro.serving.model_metadata import SERVER_NAME, metadata, server_version, versioned
+from maestro.serving.prediction_routes import (
+    PredictionRoutes,
+    error_headers,
+    match,
+    read_body,
+    v2_error_body,
+)
 from maestro.serving.predlog import PredictionLog
 from maestro.serving.predlog_shipper import prediction_shipper
-from maestro.serving.runtime import Answer, ServedModel
-from maestro.serving.schema import Payload
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import Loader, ServerState, load_models
 from maestro.serving.threads import in_daemon_thread
@@ -49,44 +54,34 @@ JSON = "application/json"
 # --- helpers for handlers -----------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed `limit`."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"body of {declared} bytes exceeds the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(protocols.dumps(document), status_code=status, media_type=JSON, headers=headers)
 
 
 def v2_error(err: ServingError) -> Response:
-    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Unavailable) else None
-    return _json({"error": err.message}, err.status, headers)
+    return Response(
+        v2_error_body(err), status_code=err.status, media_type=JSON, headers=error_headers(err)
+    )
 
 
-_MLFLOW_CODES = {
-    400: "MALFORMED_REQUEST",
-    404: "RESOURCE_DOES_NOT_EXIST",
-    413: "BAD_REQUEST",
-    422: "BAD_REQUEST",
-    500: "INTERNAL_ERROR",
-    503: "TEMPORARILY_UNAVAILABLE",
-}
+async def _body(request: Request, limit: int) -> bytes:
+    body = await read_body(request.scope, request.receive, limit)
+    if body is None:
+        raise ClientDisconnect()
+    return body
 
 
-def mlflow_error(err: ServingError) -> Response:
-    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, Unavailable) else None
-    code = _MLFLOW_CODES.get(err.status, "BAD_REQUEST")
-    return _json({"error_code": code, "message": err.message}, err.status, headers)
+class ServingApp(FastAPI):
+    """FastAPI behind `front`: serving's middlewares, then the prediction routes taken
+    before FastAPI's own stack (see serving.prediction_routes)."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -185,7 +180,7 @@ def create_app(
             await grpc_server.stop(settings.drain_seconds)
         await state.shutdown()
 
-    app = FastAPI(
+    app = ServingApp(
         # Our middleware makes the request spans and metrics (with model labels); FastAPI's
         # own would duplicate them and costs an environment lookup per request.
         telemetry={"tracing": False, "metrics": False},
@@ -197,33 +192,24 @@ def create_app(
         openapi_url=None,
     )
     app.state.serving = state
+    limit = settings.max_body_bytes
+    predictions = PredictionRoutes(state, limit)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        route = match(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await FastAPI.__call__(app, scope, receive, send)
+        else:
+            await predictions(route, scope, receive, send)
+
     # Inside the request middleware, so refused requests are counted and traced too.
-    if checks:
-        app.add_middleware(AuthMiddleware, checks=checks)
-    app.add_middleware(RequestMiddleware, state=state)
+    front: ASGIApp = AuthMiddleware(dispatch, checks=checks) if checks else dispatch
+    front = RequestMiddleware(front, state=state)
     abtest = abtest_role(settings, metrics)
     if abtest:
         # Outermost: see serving.abtest_router.
-        app.add_middleware(ABTestRouter, role=abtest[0], metrics=abtest[1])
-    limit = settings.max_body_bytes
-
-    async def predict(
-        request: Request, name: str, parse: Callable[[bytes, Request], Any]
-    ) -> tuple[ServedModel, Any, Answer] | ServingError:
-        context: RequestContext = request.scope["maestro"]
-        try:
-            served = state.served(name)
-            context.metrics = served.metrics
-            parsed = parse(await read_body(request, limit), request)
-            payload = parsed[0] if isinstance(parsed, tuple) else parsed
-            started = time.perf_counter()
-            answer = await served.infer(payload)
-        except ServingError as err:
-            return err
-        state.after_answer(
-            served, payload, answer, context.request_id, time.perf_counter() - started
-        )
-        return served, parsed, answer
+        front = ABTestRouter(front, role=abtest[0], metrics=abtest[1])
+    app.front = front
 
     # --- Open Inference Protocol v2 -------------------------------------------------------
     @app.get("/v2/health/live")
@@ -258,77 +244,6 @@ def create_app(
         ok = state.ready and not state.draining
         return _json({"name": name, "ready": ok}, 200 if ok else 503)
 
-    def parse_v2(body: bytes, request: Request) -> tuple[Payload, str | None, OutputRequest]:
-        header_length = request.headers.get(binary_tensors.HEADER)
-        if header_length is None:
-            document = protocols.parse_json(body)
-        else:
-            document = binary_tensors.parse_request(body, header_length)
-        payload, request_id = protocols.parse_v2(document)
-        return payload, request_id, binary_tensors.output_request(document)
-
-    # The three prediction routes are plain Starlette routes: FastAPI's dependency solving
-    # and response handling would add to every request and give nothing here (the body is
-    # parsed and checked by the protocols and the signature, the response is bytes).
-    async def v2_infer(request: Request) -> Response:
-        name = request.path_params["name"]
-        version = request.path_params.get("version")
-        if version is not None:
-            try:
-                versioned(state.served(name), version)
-            except ServingError as err:
-                return v2_error(err)
-        result = await predict(request, name, parse_v2)
-        if isinstance(result, ServingError):
-            return v2_error(result)
-        served, (_, request_id, wanted), answer = result
-        if wanted.default:
-            return _json(
-                protocols.v2_response(served.name, served.version, request_id, answer.outputs)
-            )
-        head: dict[str, Any] = {"model_name": served.name, "model_version": served.version or None}
-        if request_id is not None:
-            head["id"] = request_id
-        try:
-            body, header_length = binary_tensors.encode_response(head, answer.outputs, wanted)
-        except ServingError as err:
-            return v2_error(err)
-        if header_length is None:
-            return Response(body, media_type=JSON)
-        return Response(
-            body,
-            media_type=binary_tensors.OCTET_STREAM,
-            headers={"Inference-Header-Content-Length": str(header_length)},
-        )
-
-    # --- MLflow scoring protocol and /predict ----------------------------------------------
-    def parse_invocations(body: bytes, request: Request) -> Payload:
-        return protocols.parse_invocations(body, request.headers.get("content-type", JSON))
-
-    async def invocations(request: Request) -> Response:
-        result = await predict(request, state.default, parse_invocations)
-        if isinstance(result, ServingError):
-            return mlflow_error(result)
-        return _json(protocols.mlflow_response(result[2].outputs))
-
-    def parse_predict(body: bytes, _: Request) -> Payload:
-        return protocols.parse_predict(body)
-
-    async def predict_instances(request: Request) -> Response:
-        result = await predict(request, state.default, parse_predict)
-        if isinstance(result, ServingError):
-            return mlflow_error(result)
-        return _json(protocols.mlflow_response(result[2].outputs))
-
-    # First in the router: every request walks the routes in order until one matches.
-    predictions = [
-        Route("/invocations", invocations, methods=["POST"]),
-        Route("/predict", predict_instances, methods=["POST"]),
-        Route("/v2/models/{name}/infer", v2_infer, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", v2_infer, methods=["POST"]),
-    ]
-    app.router.routes[:0] = predictions
-
     @app.get("/ping")
     @app.get("/health")
     async def ping() -> Response:
@@ -341,7 +256,7 @@ def create_app(
     async def feedback(request: Request) -> Response:
         try:
             fields = feedback_fields(
-                protocols.parse_json(await read_body(request, limit)), state.default
+                protocols.parse_json(await _body(request, limit)), state.default
             )
             served = state.served(fields.model)
             variant = count_for_variant(*abtest, fields) if abtest else None
