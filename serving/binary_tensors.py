@@ -15,7 +15,6 @@ written with `tobytes`, never element by element.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from maestro.serving import json_codec
 from maestro.serving.errors import InputError, MalformedBody
 from maestro.serving.outputs import Outputs, v2_datatype, v2_tensor
 
@@ -77,7 +77,7 @@ def parse_request(body: bytes, header_length: str) -> Any:
             f"Inference-Header-Content-Length: {length} is outside the body of {len(body)} bytes"
         )
     try:
-        request = json.loads(body[:length])
+        request = json_codec.loads(body[:length])
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedBody(f"malformed JSON header: {err}") from None
     binary = memoryview(body)[length:]
@@ -269,7 +269,7 @@ def encode_response(
             raw.append(data)
         else:
             tensors.append(v2_tensor(name, array))
-    header = json.dumps({**head, "outputs": tensors}, separators=(",", ":")).encode()
+    header = json_codec.dumps({**head, "outputs": tensors})
     if not raw:
         return header, None
     return b"".join([header, *raw]), len(header)

@@ -28,6 +28,7 @@ from maestro.serving.errors import (
 from maestro.serving.outputs import Outputs
 from maestro.serving.proto import grpc_predict_v2_pb2 as pb
 from maestro.serving.schema import Columns, Payload
+from maestro.serving.stacked import stacked_columns
 
 SERVICE = "inference.GRPCInferenceService"
 
@@ -114,11 +115,7 @@ def _raw_numeric_columns(request: pb.ModelInferRequest) -> Columns | None:
     if len(set(names)) != len(names):
         return None
     matrix = np.frombuffer(b"".join(raw), dtype=dtype).reshape(len(names), rows)
-    return Columns(
-        {name: matrix[j] for j, name in enumerate(names)},
-        "inputs",
-        {name: f"inputs[{j}]" for j, name in enumerate(names)},
-    )
+    return stacked_columns(names, matrix, "inputs")
 
 
 def request_document(request: pb.ModelInferRequest) -> dict[str, Any]:

@@ -11,15 +11,17 @@
 from __future__ import annotations
 
 import io
-import json
 import math
+import operator
 from typing import Any
 
 import numpy as np
 
+from maestro.serving import json_codec
 from maestro.serving.errors import InputError, MalformedBody
 from maestro.serving.outputs import Outputs, to_mlflow, to_v2
 from maestro.serving.schema import Columns, Payload, Records, Rows, Tensor
+from maestro.serving.stacked import stacked_columns
 
 V2_DATATYPES: dict[str, Any] = {
     "BOOL": np.bool_,
@@ -36,6 +38,8 @@ V2_DATATYPES: dict[str, Any] = {
     "FP64": np.float64,
     "BYTES": object,
 }
+V2_NUMERIC = {name: dtype for name, dtype in V2_DATATYPES.items() if name != "BYTES"}
+_V2_FIELDS = operator.itemgetter("datatype", "name", "shape", "data")
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 
 
@@ -43,7 +47,7 @@ def parse_json(body: bytes) -> Any:
     if not body:
         raise MalformedBody("empty body: expected a JSON object")
     try:
-        return json.loads(body)
+        return json_codec.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedBody(f"malformed JSON: {err}") from None
 
@@ -94,41 +98,45 @@ def parse_v2(body: Any) -> tuple[Payload, str | None]:
 def _v2_numeric_columns(inputs: list[Any]) -> Columns | None:
     """One input per column, all of one numeric datatype, shape [n] or [n, 1], flat data:
     the common case (KServe's and MLServer's clients send tabular rows so), converted by one
-    NumPy call instead of one per column. None: anything else, for the general path, which
-    also names the field of any error."""
-    datatype: str | None = None
-    names: list[str] = []
-    values: list[list[Any]] = []
-    rows: int | None = None
-    for item in inputs:
-        if not isinstance(item, dict):
-            return None
-        name, shape, data = item.get("name"), item.get("shape"), item.get("data")
-        kind = item.get("datatype")
-        if not isinstance(kind, str) or kind == "BYTES" or kind not in V2_DATATYPES:
-            return None
-        if datatype not in (None, kind):
-            return None
-        if not isinstance(name, str) or not name or not isinstance(data, list):
-            return None
-        if not isinstance(shape, list) or not (len(shape) == 1 or shape[1:] == [1]):
-            return None
-        if type(shape[0]) is not int or len(data) != shape[0] or rows not in (None, shape[0]):
-            return None
-        datatype, rows = kind, shape[0]
-        names.append(name)
-        values.append(data)
-    if datatype is None or len(set(names)) != len(names):
+    NumPy call instead of one per column and kept stacked (serving.stacked). None: anything
+    else, for the general path, which also names the field of any error."""
+    try:
+        given = [_V2_FIELDS(item) for item in inputs]
+        datatypes = {datatype for datatype, _, _, _ in given}
+    except (TypeError, KeyError):  # not an object, a field missing, an unhashable datatype
+        return None
+    if len(datatypes) != 1:
+        return None
+    datatype = datatypes.pop()
+    shape = given[0][2]
+    if datatype not in V2_NUMERIC or type(shape) is not list:
+        return None
+    if not (len(shape) == 1 or shape[1:] == [1]) or type(shape[0]) is not int:
+        return None
+    rows = shape[0]
+    names: list[str] = [name for _, name, _, _ in given]
+    values: list[Any] = [data for _, _, _, data in given]
+    accepted = ([rows], [rows, 1])  # each input may say [n] or [n, 1]
+    if not all(other in accepted for _, _, other, _ in given):
+        return None
+    if not all(type(data) is list and len(data) == rows for data in values):
+        return None
+    if not all(type(name) is str and name for name in names):
+        return None
+    if len(set(names)) != len(names):
         return None
     try:
-        matrix = np.asarray(values, dtype=V2_DATATYPES[datatype])
+        if rows == 1:
+            # One row: a flat list converts in a third of the time of a list of lists.
+            flat = np.array([data[0] for data in values], dtype=V2_NUMERIC[datatype])
+            matrix = flat.reshape(-1, 1) if flat.ndim == 1 else flat
+        else:
+            matrix = np.asarray(values, dtype=V2_NUMERIC[datatype])
     except (TypeError, ValueError, OverflowError):
         return None
-    if matrix.ndim != 2:
+    if matrix.ndim != 2 or matrix.shape[1] != rows:
         return None  # e.g. nested values: the general path says which input is wrong
-    data_by_name = {name: matrix[j] for j, name in enumerate(names)}
-    fields = {name: f"inputs[{j}]" for j, name in enumerate(names)}
-    return Columns(data_by_name, "inputs", fields)
+    return stacked_columns(names, matrix, "inputs")
 
 
 def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:
@@ -278,4 +286,4 @@ def mlflow_response(outputs: Outputs) -> dict[str, Any]:
 
 
 def dumps(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
+    return json_codec.dumps(document)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ class InputSchema:
     columns: tuple[Column, ...] = ()
     tensor: TensorInput | None = None
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
@@ -92,6 +93,8 @@ class Columns:
     data: Mapping[str, Any]
     field: str
     fields: Mapping[str, str] | None = None
+    # The values as one 2-D array, one row per key of `data` in its order (serving.stacked).
+    stacked: np.ndarray[Any, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +214,13 @@ def _records_matrix(schema: InputSchema, payload: Records) -> np.ndarray[Any, An
 
 
 def _columns_matrix(schema: InputSchema, payload: Columns) -> np.ndarray[Any, Any]:
+    if payload.stacked is not None:
+        given = list(payload.data)
+        if given == schema.names:
+            return payload.stacked.T
+        if set(schema.names) <= set(given):
+            order = {name: j for j, name in enumerate(given)}
+            return payload.stacked[[order[name] for name in schema.names]].T
     values: list[Any] = []
     length: int | None = None
     for column in schema.columns:
