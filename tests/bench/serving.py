@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -41,16 +40,18 @@ import httpx
 from tests.bench.ghz import GHZ, run_ghz
 from tests.bench.report import table, write_section
 from tests.bench.serving_cases import (
+    CEILING_CELLS,
     CELLS,
     FLOOR_CELL,
     GOAL_CELL,
     BenchError,
     Cell,
     Data,
-    body,
     grpc_message,
     path,
+    request,
     save_model,
+    url_path,
 )
 from tests.bench.serving_servers import (
     MAESTRO_GRPC_PORT,
@@ -69,7 +70,6 @@ from tests.bench.wrk import run_wrk
 
 MODEL_DIR = WORK / "breast-cancer-model"
 PEERS_SCRIPT = "tools/bench-serving-peers.sh"
-JSON = {"Content-Type": "application/json"}
 WIDTH = 92  # of the prose in docs/benchmarks.md
 
 
@@ -109,16 +109,17 @@ def load(
 def http_load(
     server: Server, protocol: str, cell: Cell, data: Data, args: argparse.Namespace
 ) -> dict[str, float]:
-    body_file = WORK / "bodies" / f"{protocol}-{cell.rows}.json"
+    content, headers = request(protocol, data, cell.rows)
+    body_file = WORK / "bodies" / f"{protocol}-{cell.rows}.body"
     if not body_file.exists():
         body_file.parent.mkdir(parents=True, exist_ok=True)
-        body_file.write_text(json.dumps(body(protocol, data, cell.rows)))
-    url = f"http://127.0.0.1:{server.port}{path(protocol)}"
-    run_wrk(url, body_file, cell.clients, args.warmup, args.threads)
+        body_file.write_bytes(content)
+    url = f"http://127.0.0.1:{server.port}{url_path(protocol)}"
+    run_wrk(url, body_file, cell.clients, args.warmup, args.threads, headers)
     # wrk stops without waiting for its last requests; a server may still be working through
     # them. One answered request (queued behind them) means the measured run starts clean.
-    httpx.post(url, content=body_file.read_bytes(), headers=JSON, timeout=120)
-    return run_wrk(url, body_file, cell.clients, args.duration, args.threads)
+    httpx.post(url, content=content, headers=headers, timeout=120)
+    return run_wrk(url, body_file, cell.clients, args.duration, args.threads, headers)
 
 
 def measure(
@@ -179,6 +180,15 @@ def find(results: Sequence[Result], server: str, protocol: str, cell: Cell) -> R
 
 # Each peer is compared with Maestro speaking the same protocol.
 PAIRS = (("mlflow", "invocations", 15.0), ("mlserver", "v2", 10.0))
+# The ceilings too, on the cells they are measured in.
+CEILINGS = tuple(
+    (ceiling, protocol) for ceiling in ("fastapi", "asgi") for protocol in ("invocations", "v2")
+)
+# Goals of the request path: /invocations against the framework's ceiling, v2 JSON against
+# /invocations, gRPC against v2 JSON (all at GOAL_CELL).
+NO_OPS = ("fastapi", "asgi")
+CEILING_SHARE = 0.8
+V2_SHARE = 0.8
 
 
 def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
@@ -196,6 +206,30 @@ def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
                 f"{ms(theirs.p99_ms)} ms" + (f"; {ours.errors} errors" if ours.errors else ""),
             )
         )
+    if any(r.server == "fastapi" for r in results):
+        ceiling = find(results, "fastapi", "invocations", GOAL_CELL)
+        bare = find(results, "asgi", "invocations", GOAL_CELL)
+        ours = find(results, "maestro", "invocations", GOAL_CELL)
+        out.append(
+            Goal(
+                f"{GOAL_CELL.label}: `{path('invocations')}` at least {CEILING_SHARE}x the "
+                f"throughput of {labels['fastapi']}",
+                ours.errors == 0 and ours.rps >= CEILING_SHARE * ceiling.rps,
+                f"{ratio(ours.rps / ceiling.rps)} ({ours.rps:.0f} vs {ceiling.rps:.0f} req/s); "
+                f"{ratio(ours.rps / bare.rps)} of {labels['asgi']} ({bare.rps:.0f} req/s)",
+            )
+        )
+    json_v2 = find(results, "maestro", "v2", GOAL_CELL)
+    invocations = find(results, "maestro", "invocations", GOAL_CELL)
+    out.append(
+        Goal(
+            f"{GOAL_CELL.label}: `{path('v2')}` (JSON) at least {V2_SHARE}x the throughput of "
+            f"`{path('invocations')}`, both Maestro",
+            json_v2.errors == 0 and json_v2.rps >= V2_SHARE * invocations.rps,
+            f"{ratio(json_v2.rps / invocations.rps)} ({json_v2.rps:.0f} vs "
+            f"{invocations.rps:.0f} req/s)",
+        )
+    )
     if any(r.protocol == "grpc" for r in results):
         grpc = find(results, "maestro", "grpc", GOAL_CELL)
         json_v2 = find(results, "maestro", "v2", GOAL_CELL)
@@ -220,6 +254,21 @@ def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
             )
         )
     return out
+
+
+def compare(
+    results: Sequence[Result], labels: dict[str, str], peer: str, protocol: str, cell: Cell
+) -> list[str]:
+    """A row of the ratio table: Maestro over the peer, on the same endpoint and cell."""
+    ours = find(results, "maestro", protocol, cell)
+    theirs = find(results, peer, protocol, cell)
+    return [
+        cell.label,
+        f"{labels[peer]} (`{path(protocol)}`)",
+        ratio(ours.rps / theirs.rps),
+        ratio(ours.p50_ms / theirs.p50_ms),
+        ratio(ours.p99_ms / theirs.p99_ms),
+    ]
 
 
 def render(
@@ -248,19 +297,13 @@ def render(
     ratio_rows = []
     has_maestro = any(r.server == "maestro" for r in results)
     if has_maestro:
+        for cell in CEILING_CELLS:
+            for peer, protocol in CEILINGS:
+                if any(r.server == peer for r in results):
+                    ratio_rows.append(compare(results, labels, peer, protocol, cell))
         for cell in CELLS:
             for peer, protocol, _ in PAIRS:
-                ours = find(results, "maestro", protocol, cell)
-                theirs = find(results, peer, protocol, cell)
-                ratio_rows.append(
-                    [
-                        cell.label,
-                        f"{labels[peer]} (`{path(protocol)}`)",
-                        ratio(ours.rps / theirs.rps),
-                        ratio(ours.p50_ms / theirs.p50_ms),
-                        ratio(ours.p99_ms / theirs.p99_ms),
-                    ]
-                )
+                ratio_rows.append(compare(results, labels, peer, protocol, cell))
     setup = (
         f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores ({cpu_name()}); one "
         "run, the servers one after another. Model: StandardScaler + LogisticRegression on "
@@ -273,17 +316,22 @@ def render(
         f"last is answered; per cell a {args.warmup} s warm-up, then {args.duration} s "
         "measured. Bodies: `/invocations` gets `dataframe_split`; `/v2/models/<name>/infer` "
         "gets one FP64 input per column (what MLServer's MLflow runtime decodes for a column "
-        "signature); Maestro's gRPC rows send the same inputs as one ModelInferRequest with "
-        "raw_input_contents, from ghz (one connection per client, one call in flight each, "
-        "as wrk). Every server's answers were checked against the native pipeline's "
-        "predictions before it was measured. req/s counts 2xx answers only; errors are "
-        "non-2xx answers plus socket errors and timeouts (30 s)."
+        "signature); the binary rows send those inputs as raw bytes after a JSON header "
+        "(the binary tensor extension, as Triton's HTTP client does by default) and ask for "
+        "binary outputs; Maestro's gRPC rows send the same inputs as one ModelInferRequest "
+        "with raw_input_contents, from ghz (one connection per client, one call in flight "
+        "each, as wrk). The two ceilings are no-op endpoints that read the body and answer "
+        "a fixed document (tests/bench/serving_ceiling.py): a FastAPI route, and a bare ASGI "
+        "callable (Maestro's prediction routes are plain ASGI in front of FastAPI). Every "
+        "model server's answers were checked against the native pipeline's predictions "
+        "before it was measured. req/s counts 2xx answers only; errors are non-2xx answers "
+        "plus socket errors and timeouts (30 s)."
     )
     facts = (
         "Versions: "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "wrk")
         + ". Seconds from start to the first answered prediction: "
-        + ", ".join(f"{labels[k]} {v:.1f} s" for k, v in ready.items())
+        + ", ".join(f"{labels[k]} {v:.1f} s" for k, v in ready.items() if k not in NO_OPS)
         + "."
     )
     if load is not None:
@@ -404,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     venv_bin = Path(sys.executable).parent
     log_dir = WORK / "logs"
     all_servers = servers(venv_bin, MODEL_DIR)
-    order = ["floor", "maestro", "mlflow", "mlserver"]
+    order = ["fastapi", "asgi", "floor", "maestro", "mlflow", "mlserver"]
     if args.only == "peers":
         order.remove("maestro")
     chosen = [all_servers[key] for key in order]
@@ -424,7 +472,11 @@ def main(argv: list[str] | None = None) -> int:
             with running(server, log_dir) as proc:
                 ready[server.key] = wait_ready(server, proc, data, log_dir, args.ready_timeout)
                 check_answers(server, data)
-                cells = (FLOOR_CELL,) if server.key == "floor" else CELLS
+                cells = CELLS
+                if server.key == "floor":
+                    cells = (FLOOR_CELL,)
+                elif not server.predicts:
+                    cells = CEILING_CELLS
                 for protocol in server.protocols:
                     for cell in cells:
                         results.append(measure(server, protocol, cell, data, args))

@@ -3,7 +3,9 @@ cells, the request body of each protocol, and how to read the predicted labels b
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ class Cell:
 CELLS = (Cell(1, 1), Cell(16, 1), Cell(64, 1), Cell(16, 100))
 FLOOR_CELL = Cell(1, 1)
 GOAL_CELL = Cell(64, 1)
+# The no-op endpoints answer the same whatever the rows: one client, and the goal's cell.
+CEILING_CELLS = (FLOOR_CELL, GOAL_CELL)
+JSON = "application/json"
+BINARY_HEADER = "Inference-Header-Content-Length"
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,40 @@ def body(protocol: str, data: Data, rows: int) -> dict[str, Any]:
     raise ValueError(f"protocol: unknown {protocol!r} (invocations or v2)")
 
 
+def request(protocol: str, data: Data, rows: int) -> tuple[bytes, dict[str, str]]:
+    """The HTTP request body and headers of a protocol."""
+    if protocol != "v2-binary":
+        return json.dumps(body(protocol, data, rows)).encode(), {"Content-Type": JSON}
+    return binary_request(data, rows)
+
+
+def binary_request(data: Data, rows: int) -> tuple[bytes, dict[str, str]]:
+    """The v2 body with the binary tensor extension, as Triton's HTTP client sends it by
+    default: one FP64 input per column, each column's values as raw little-endian bytes
+    after the JSON header, and binary outputs asked for."""
+    import numpy as np
+
+    chosen = np.asarray(data.rows[:rows], dtype="<f8")
+    raw = [np.ascontiguousarray(chosen[:, i]).tobytes() for i in range(len(data.columns))]
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": name,
+                    "shape": [rows, 1],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(raw[i])},
+                }
+                for i, name in enumerate(data.columns)
+            ],
+            "parameters": {"binary_data_output": True},
+        },
+        separators=(",", ":"),
+    ).encode()
+    headers = {"Content-Type": "application/octet-stream", BINARY_HEADER: str(len(header))}
+    return header + b"".join(raw), headers
+
+
 def grpc_message(data: Data, rows: int) -> bytes:
     """The gRPC ModelInferRequest of the v2 body: one FP64 input per column, its values in
     raw_input_contents (as Triton's client sends them), serialized."""
@@ -128,15 +168,25 @@ def grpc_predictions(message: bytes) -> list[int]:
     return [int(v) for v in np.frombuffer(response.raw_output_contents[0], dtype=dtype)]
 
 
+def url_path(protocol: str) -> str:
+    """The HTTP path a protocol posts to."""
+    return "/invocations" if protocol == "invocations" else f"/v2/models/{MODEL_NAME}/infer"
+
+
 def path(protocol: str) -> str:
     """The endpoint, as the tables name it."""
     if protocol == "grpc":
         return "gRPC ModelInfer"
-    return "/invocations" if protocol == "invocations" else f"/v2/models/{MODEL_NAME}/infer"
+    if protocol == "v2-binary":
+        return f"{url_path(protocol)}, binary tensors"
+    return url_path(protocol)
 
 
-def predictions(protocol: str, answer: Any) -> list[int]:
+def predictions(protocol: str, content: bytes, headers: Mapping[str, str]) -> list[int]:
     """The predicted labels of an answer, in whichever shape the protocol returns them."""
+    if protocol == "v2-binary":
+        return binary_predictions(content, headers)
+    answer = json.loads(content)
     values = answer["predictions"] if protocol == "invocations" else answer["outputs"][0]["data"]
     flat: list[int] = []
     for value in values:
@@ -144,3 +194,17 @@ def predictions(protocol: str, answer: Any) -> list[int]:
             value = next(iter(value.values())) if isinstance(value, dict) else value[0]
         flat.append(int(value))
     return flat
+
+
+def binary_predictions(content: bytes, headers: Mapping[str, str]) -> list[int]:
+    """The first output of a binary v2 answer: its JSON header says the datatype and the
+    size of the raw bytes that follow."""
+    import numpy as np
+
+    from maestro.serving.binary_tensors import NUMERIC
+
+    length = int(headers[BINARY_HEADER])
+    output = json.loads(content[:length])["outputs"][0]
+    size = output["parameters"]["binary_data_size"]
+    raw = content[length : length + size]
+    return [int(v) for v in np.frombuffer(raw, dtype=NUMERIC[output["datatype"]])]

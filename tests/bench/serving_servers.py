@@ -22,17 +22,24 @@ from tests.bench.serving_cases import (
     MODEL_NAME,
     BenchError,
     Data,
-    body,
     grpc_message,
     grpc_predictions,
-    path,
     predictions,
+    request,
+    url_path,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = REPO / ".maestro" / "bench"
 MLSERVER_VENV = WORK / "mlserver-venv"
-PORTS = {"floor": 18201, "maestro": 18202, "mlflow": 18203, "mlserver": 18204}
+PORTS = {
+    "floor": 18201,
+    "maestro": 18202,
+    "mlflow": 18203,
+    "mlserver": 18204,
+    "fastapi": 18208,
+    "asgi": 18209,
+}
 MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT = 18205, 18206
 MAESTRO_GRPC_PORT = 18207
 
@@ -44,6 +51,8 @@ class Server:
     argv: list[str]
     protocols: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    # False for the ceilings, which answer the same fixed document to every request.
+    predicts: bool = True
 
     @property
     def port(self) -> int:
@@ -56,8 +65,17 @@ class Server:
         return (MAESTRO_GRPC_PORT,) if self.key == "maestro" else ()
 
 
+def ceiling(venv_bin: Path, key: str, label: str) -> Server:
+    argv = [str(venv_bin / "python"), "-m", "tests.bench.serving_ceiling", key]
+    return Server(
+        key, label, [*argv, "--port", str(PORTS[key])], ("invocations", "v2"), predicts=False
+    )
+
+
 def servers(venv_bin: Path, model_dir: Path) -> dict[str, Server]:
     return {
+        "fastapi": ceiling(venv_bin, "fastapi", "no-op FastAPI endpoint (the framework's ceiling)"),
+        "asgi": ceiling(venv_bin, "asgi", "no-op bare ASGI endpoint (uvicorn's ceiling)"),
         "floor": Server(
             "floor",
             "floor (native predict + loopback HTTP)",
@@ -88,7 +106,7 @@ def servers(venv_bin: Path, model_dir: Path) -> dict[str, Server]:
                 "--grpc-port",
                 str(MAESTRO_GRPC_PORT),
             ],
-            ("invocations", "v2", "grpc"),
+            ("invocations", "v2", "v2-binary", "grpc"),
             # The labels its metrics carry; no prediction log, as no peer writes one.
             {
                 "MAESTRO_DEPLOYMENT": "bench",
@@ -202,8 +220,8 @@ def wait_ready(
 ) -> float:
     """Seconds from start until the server answers a prediction with 200."""
     protocol = server.protocols[0]
-    url = f"http://127.0.0.1:{server.port}{path(protocol)}"
-    payload = body(protocol, data, 1)
+    url = f"http://127.0.0.1:{server.port}{url_path(protocol)}"
+    content, headers = request(protocol, data, 1)
     started = time.monotonic()
     last = "no answer yet"
     with httpx.Client(timeout=5) as client:
@@ -214,7 +232,7 @@ def wait_ready(
                     f"its log ends:\n{log_tail(server, log_dir)}"
                 )
             try:
-                answer = client.post(url, json=payload)
+                answer = client.post(url, content=content, headers=headers)
                 if answer.status_code == 200:
                     return time.monotonic() - started
                 last = f"HTTP {answer.status_code}: {answer.text[:300]}"
@@ -229,21 +247,24 @@ def wait_ready(
 
 def check_answers(server: Server, data: Data) -> None:
     """Every protocol, one row and 100 rows: the same labels as the native pipeline."""
+    if not server.predicts:
+        return
     with httpx.Client(timeout=30) as client:
         for protocol in server.protocols:
             if protocol == "grpc":
                 check_grpc_answers(server, data)
                 continue
             for rows in sorted({c.rows for c in CELLS}):
-                url = f"http://127.0.0.1:{server.port}{path(protocol)}"
-                answer = client.post(url, json=body(protocol, data, rows))
+                url = f"http://127.0.0.1:{server.port}{url_path(protocol)}"
+                content, headers = request(protocol, data, rows)
+                answer = client.post(url, content=content, headers=headers)
                 if answer.status_code != 200:
                     raise BenchError(
                         f"{server.label} ({protocol}, {rows} rows): HTTP {answer.status_code} "
                         f"from {url}: {answer.text[:500]}"
                     )
                 try:
-                    got = predictions(protocol, answer.json())
+                    got = predictions(protocol, answer.content, answer.headers)
                 except (KeyError, IndexError, TypeError, ValueError) as exc:
                     raise BenchError(
                         f"{server.label} ({protocol}): unreadable answer ({exc!r}): "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.bench.serving_cases import BenchError
@@ -22,7 +23,12 @@ def parse_wrk(output: str) -> dict[str, float]:
 
 
 def run_wrk(
-    url: str, body_file: Path, clients: int, seconds: int, threads: int
+    url: str,
+    body_file: Path,
+    clients: int,
+    seconds: int,
+    threads: int,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, float]:
     argv = [
         "wrk",
@@ -39,7 +45,11 @@ def run_wrk(
         argv,
         capture_output=True,
         text=True,
-        env={**os.environ, "MAESTRO_WRK_BODY": str(body_file)},
+        env={
+            **os.environ,
+            "MAESTRO_WRK_BODY": str(body_file),
+            "MAESTRO_WRK_HEADERS": "\n".join(f"{k}: {v}" for k, v in (headers or {}).items()),
+        },
         timeout=seconds + 60,
         check=False,
     )

@@ -1,6 +1,7 @@
--- wrk script of `make bench-serving`: POSTs one JSON body (read from the file named by
--- MAESTRO_WRK_BODY) to the URL given on wrk's command line, and prints one machine-readable
--- line at the end, so the harness never has to parse wrk's human summary.
+-- wrk script of `make bench-serving`: POSTs one body (read from the file named by
+-- MAESTRO_WRK_BODY, with the headers in MAESTRO_WRK_HEADERS, one `Name: value` per line;
+-- JSON's Content-Type when none) to the URL given on wrk's command line, and prints one
+-- machine-readable line at the end, so the harness never has to parse wrk's human summary.
 -- wrk's latencies and durations are in microseconds.
 local path = os.getenv("MAESTRO_WRK_BODY")
 if path == nil or path == "" then
@@ -11,6 +12,9 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+for name, value in string.gmatch(os.getenv("MAESTRO_WRK_HEADERS") or "", "([^:\n]+): ([^\n]*)") do
+  wrk.headers[name] = value
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

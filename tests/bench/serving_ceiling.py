@@ -1,0 +1,89 @@
+"""The ceilings of `make bench-serving`: endpoints that read the request body and answer a
+fixed JSON document, with no model, no parsing and no metrics. What is left is the cost of
+the web stack itself.
+
+- `fastapi`: a FastAPI route under uvicorn, the framework's ceiling the issue names
+  (`Request.body()`, a `Response` of fixed bytes);
+- `asgi`: a bare ASGI callable under uvicorn, uvicorn's own ceiling (maestro serve's
+  prediction routes are plain ASGI in front of FastAPI, see serving.prediction_routes).
+
+Both serve `/invocations` and `/v2/models/{name}/infer`, one process, uvloop and httptools
+(what `maestro serve` runs on).
+
+    python -m tests.bench.serving_ceiling {fastapi|asgi} --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+ANSWER = b'{"predictions":[0]}'
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def fastapi_app() -> App:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/invocations")
+    @app.post("/v2/models/{name}/infer")
+    async def answer(request: Request) -> Response:
+        await request.body()
+        return Response(ANSWER, media_type="application/json")
+
+    return app
+
+
+def asgi_app() -> App:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(ANSWER))]
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # lifespan is off
+        more = True
+        while more:
+            message = await receive()
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": ANSWER})
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.serving_ceiling", description=__doc__
+    )
+    parser.add_argument("app", choices=("fastapi", "asgi"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    uvicorn.run(
+        fastapi_app() if args.app == "fastapi" else asgi_app(),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on" if args.app == "fastapi" else "off",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
