@@ -20,6 +20,11 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+# At module level: FastAPI reads the route's annotations (strings here) in this module's
+# namespace to see that `request` is the Request.
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
 ANSWER = b'{"predictions":[0]}'
 
 Scope = MutableMapping[str, Any]
@@ -30,9 +35,6 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def fastapi_app() -> App:
-    from fastapi import FastAPI, Request
-    from fastapi.responses import Response
-
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/invocations")
