@@ -16,6 +16,7 @@ written with `tobytes`, never element by element.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +26,13 @@ import numpy as np
 from maestro.serving import json_codec
 from maestro.serving.errors import InputError, MalformedBody
 from maestro.serving.outputs import Outputs, v2_datatype, v2_tensor
+from maestro.serving.schema import Columns
+from maestro.serving.stacked import column_rows, distinct_names, stacked_columns
 
 EXTENSION = "binary_tensor_data"  # as the server metadata names it (Triton's name)
 HEADER = "inference-header-content-length"
 OCTET_STREAM = "application/octet-stream"
+_BINARY_FIELDS = operator.itemgetter("datatype", "name", "shape", "parameters")
 
 # Fixed-size datatypes as little-endian NumPy dtypes.
 NUMERIC: dict[str, np.dtype[Any]] = {
@@ -66,6 +70,23 @@ def parse_request(body: bytes, header_length: str) -> Any:
     """The request's JSON header with each binary input's `data` replaced by its array
     (shaped, of its datatype). Errors in the binary framing are MalformedBody (400) and
     name the tensor; the rest (names, datatypes of JSON tensors...) is left to parse_v2."""
+    request, binary = _split(body, header_length)
+    return _decode_inputs(request, binary)
+
+
+def read_request(body: bytes, header_length: str) -> tuple[Any, Columns | None]:
+    """The request's JSON header and, in the common case (every input binary, one per
+    column, all of one numeric datatype, shape [n] or [n, 1]: what Triton's client sends
+    for tabular rows), its inputs read with one `np.frombuffer` over the whole binary
+    part. Otherwise (None) the header has each input decoded, as parse_request gives it."""
+    request, binary = _split(body, header_length)
+    columns = _stacked_inputs(request, binary)
+    if columns is not None:
+        return request, columns
+    return _decode_inputs(request, binary), None
+
+
+def _split(body: bytes, header_length: str) -> tuple[Any, memoryview]:
     try:
         length = int(header_length)
     except ValueError:
@@ -80,7 +101,34 @@ def parse_request(body: bytes, header_length: str) -> Any:
         request = json_codec.loads(body[:length])
     except (ValueError, UnicodeDecodeError) as err:
         raise MalformedBody(f"malformed JSON header: {err}") from None
-    binary = memoryview(body)[length:]
+    return request, memoryview(body)[length:]
+
+
+def _stacked_inputs(request: Any, binary: memoryview) -> Columns | None:
+    inputs = request.get("inputs") if type(request) is dict else None
+    if type(inputs) is not list or len(inputs) < 2:
+        return None
+    try:
+        given = [_BINARY_FIELDS(item) for item in inputs]
+        sizes = [parameters["binary_data_size"] for _, _, _, parameters in given]
+        datatypes = {datatype for datatype, _, _, _ in given}
+    except (TypeError, KeyError):  # not objects, a field missing, an unhashable datatype
+        return None
+    dtype = NUMERIC.get(datatypes.pop()) if len(datatypes) == 1 else None
+    rows = column_rows([shape for _, _, shape, _ in given])
+    names = [name for _, name, _, _ in given]
+    if dtype is None or not rows or not distinct_names(names):
+        return None
+    size = rows * dtype.itemsize
+    if any(type(s) is not int or s != size for s in sizes) or len(binary) != size * len(names):
+        return None
+    if any("data" in item for item in inputs):
+        return None
+    matrix = np.frombuffer(binary, dtype=dtype).reshape(len(names), rows)
+    return stacked_columns(names, matrix, "inputs")
+
+
+def _decode_inputs(request: Any, binary: memoryview) -> Any:
     offset = 0
     inputs = request.get("inputs") if isinstance(request, dict) else None
     for i, item in enumerate(inputs if isinstance(inputs, list) else []):

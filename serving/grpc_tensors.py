@@ -28,7 +28,7 @@ from maestro.serving.errors import (
 from maestro.serving.outputs import Outputs
 from maestro.serving.proto import grpc_predict_v2_pb2 as pb
 from maestro.serving.schema import Columns, Payload
-from maestro.serving.stacked import stacked_columns
+from maestro.serving.stacked import column_rows, distinct_names, stacked_columns
 
 SERVICE = "inference.GRPCInferenceService"
 
@@ -96,23 +96,14 @@ def _raw_numeric_columns(request: pb.ModelInferRequest) -> Columns | None:
         return None
     datatype = inputs[0].datatype
     dtype = binary_tensors.NUMERIC.get(datatype)
-    shape = list(inputs[0].shape)
-    if dtype is None or not shape or shape[0] < 1 or shape[1:] not in ([], [1]):
+    if dtype is None or any(t.datatype != datatype or t.HasField("contents") for t in inputs):
         return None
-    rows = shape[0]
+    rows = column_rows([list(t.shape) for t in inputs])
+    names = [t.name for t in inputs]
+    if not rows or not distinct_names(names):
+        return None
     size = rows * dtype.itemsize
-    names: list[str] = []
-    for tensor, data in zip(inputs, raw, strict=True):
-        if (
-            tensor.datatype != datatype
-            or len(data) != size
-            or list(tensor.shape) != shape
-            or not tensor.name
-            or tensor.HasField("contents")
-        ):
-            return None
-        names.append(tensor.name)
-    if len(set(names)) != len(names):
+    if any(len(data) != size for data in raw):
         return None
     matrix = np.frombuffer(b"".join(raw), dtype=dtype).reshape(len(names), rows)
     return stacked_columns(names, matrix, "inputs")

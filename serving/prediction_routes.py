@@ -212,9 +212,13 @@ def parse_v2(body: bytes, header_length: str | None) -> tuple[Payload, str | Non
     """A v2 infer body, JSON or with binary tensors (when the extension's header is sent)."""
     if header_length is None:
         document: Any = protocols.parse_json(body)
+        payload, request_id = protocols.parse_v2(document)
     else:
-        document = binary_tensors.parse_request(body, header_length)
-    payload, request_id = protocols.parse_v2(document)
+        document, stacked = binary_tensors.read_request(body, header_length)
+        if stacked is None:
+            payload, request_id = protocols.parse_v2(document)
+        else:
+            payload, request_id = stacked, protocols.v2_request_id(document)
     return payload, request_id, binary_tensors.output_request(document)
 
 

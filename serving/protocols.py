@@ -21,7 +21,7 @@ from maestro.serving import json_codec
 from maestro.serving.errors import InputError, MalformedBody
 from maestro.serving.outputs import Outputs, to_mlflow, to_v2
 from maestro.serving.schema import Columns, Payload, Records, Rows, Tensor
-from maestro.serving.stacked import stacked_columns
+from maestro.serving.stacked import column_rows, distinct_names, stacked_columns
 
 V2_DATATYPES: dict[str, Any] = {
     "BOOL": np.bool_,
@@ -61,12 +61,17 @@ def _object(body: Any) -> dict[str, Any]:
 # --- v2 ----------------------------------------------------------------------------------------
 
 
-def parse_v2(body: Any) -> tuple[Payload, str | None]:
-    """A v2 inference request as a payload, and its `id`."""
-    request = _object(body)
+def v2_request_id(request: dict[str, Any]) -> str | None:
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InputError("id", "must be a string")
+    return request_id
+
+
+def parse_v2(body: Any) -> tuple[Payload, str | None]:
+    """A v2 inference request as a payload, and its `id`."""
+    request = _object(body)
+    request_id = v2_request_id(request)
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InputError("inputs", "expected a non-empty list of input tensors")
@@ -108,22 +113,14 @@ def _v2_numeric_columns(inputs: list[Any]) -> Columns | None:
     if len(datatypes) != 1:
         return None
     datatype = datatypes.pop()
-    shape = given[0][2]
-    if datatype not in V2_NUMERIC or type(shape) is not list:
+    if datatype not in V2_NUMERIC:
         return None
-    if not (len(shape) == 1 or shape[1:] == [1]) or type(shape[0]) is not int:
-        return None
-    rows = shape[0]
+    rows = column_rows([shape for _, _, shape, _ in given])
     names: list[str] = [name for _, name, _, _ in given]
     values: list[Any] = [data for _, _, _, data in given]
-    accepted = ([rows], [rows, 1])  # each input may say [n] or [n, 1]
-    if not all(other in accepted for _, _, other, _ in given):
+    if rows is None or not distinct_names(names):
         return None
     if not all(type(data) is list and len(data) == rows for data in values):
-        return None
-    if not all(type(name) is str and name for name in names):
-        return None
-    if len(set(names)) != len(names):
         return None
     try:
         if rows == 1:

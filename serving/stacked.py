@@ -71,3 +71,19 @@ def stacked_columns(names: list[str], matrix: np.ndarray[Any, Any], field: str) 
     """`matrix` has one row per name, in order; the names are distinct."""
     at = _Positions(names)
     return Columns(StackedValues(at, matrix), field, InputFields(at, field), matrix)
+
+
+def column_rows(shapes: list[Any]) -> int | None:
+    """n when every shape is [n] or [n, 1] (one value per row, as a column is sent) for the
+    same integer n, else None."""
+    first = shapes[0]
+    if type(first) is not list or not first or type(first[0]) is not int or first[0] < 0:
+        return None
+    rows: int = first[0]
+    accepted = ([rows], [rows, 1])
+    return rows if all(shape in accepted for shape in shapes) else None
+
+
+def distinct_names(names: list[Any]) -> bool:
+    """Every name a non-empty string, none twice."""
+    return all(type(name) is str and name for name in names) and len(set(names)) == len(names)

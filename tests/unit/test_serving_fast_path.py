@@ -122,3 +122,49 @@ def test_errors_on_stacked_columns_name_the_input_that_is_wrong() -> None:
 )
 def test_prediction_routes_match_only_their_paths(path: str, route: Route | None) -> None:
     assert match(path) == route
+
+
+# --- stacked binary inputs ---------------------------------------------------------------------
+
+
+def binary_body(inputs: list[dict[str, object]], *raw: bytes) -> tuple[bytes, str]:
+    header = json.dumps({"id": "r", "inputs": inputs}).encode()
+    return header + b"".join(raw), str(len(header))
+
+
+def test_binary_columns_are_read_stacked_and_match_the_general_path() -> None:
+    from maestro.serving import binary_tensors
+
+    x, y = np.array([1.0, 3.0]), np.array([2.0, 4.0])
+    inputs = [
+        {"name": n, "shape": [2, 1], "datatype": "FP64", "parameters": {"binary_data_size": 16}}
+        for n in ("y", "x")
+    ]
+    content, length = binary_body(inputs, y.tobytes(), x.tobytes())
+    document, stacked = binary_tensors.read_request(content, length)
+    assert stacked is not None and document["id"] == "r"
+    general, _ = protocols.parse_v2(binary_tensors.parse_request(content, length))
+    np.testing.assert_array_equal(to_array(SCHEMA, stacked), to_array(SCHEMA, general))
+
+
+@pytest.mark.parametrize("mixed", ["json-input", "fp32", "short"])
+def test_anything_else_binary_takes_the_general_path(mixed: str) -> None:
+    from maestro.serving import binary_tensors
+    from maestro.serving.errors import MalformedBody
+
+    size = 8 if mixed == "short" else 16
+    x = {"name": "x", "shape": [2], "datatype": "FP64", "parameters": {"binary_data_size": size}}
+    y: dict[str, object] = {**x, "name": "y"}
+    if mixed == "json-input":
+        y = {"name": "y", "shape": [2], "datatype": "FP64", "data": [2.0, 4.0]}
+    if mixed == "fp32":
+        y = {**y, "datatype": "FP32", "parameters": {"binary_data_size": 8}}
+    raw_y = b"" if mixed == "json-input" else bytes(8 if mixed == "fp32" else 16)
+    content, length = binary_body([x, y], bytes(16), raw_y)
+    if mixed == "short":  # a size that does not fit its shape: the framing error names the input
+        with pytest.raises(MalformedBody, match=r"inputs\[0\] \('x'\): 8 bytes of raw data"):
+            binary_tensors.read_request(content, length)
+        return
+    document, stacked = binary_tensors.read_request(content, length)
+    assert stacked is None
+    assert isinstance(document["inputs"][0]["data"], np.ndarray)
