@@ -5,12 +5,14 @@ the web stack itself.
 - `fastapi`: a FastAPI route under uvicorn, the framework's ceiling the issue names
   (`Request.body()`, a `Response` of fixed bytes);
 - `asgi`: a bare ASGI callable under uvicorn, uvicorn's own ceiling (maestro serve's
-  prediction routes are plain ASGI in front of FastAPI, see serving.prediction_routes).
+  prediction routes are plain ASGI in front of FastAPI, see serving.prediction_routes);
+- `grpc`: grpcio's asyncio server answering ModelInfer with a fixed ModelInferResponse,
+  the gRPC library's ceiling (maestro serve's gRPC service runs on it).
 
-Both serve `/invocations` and `/v2/models/{name}/infer`, one process, uvloop and httptools
-(what `maestro serve` runs on).
+The HTTP ones serve `/invocations` and `/v2/models/{name}/infer`, one process, uvloop and
+httptools (what `maestro serve` runs on).
 
-    python -m tests.bench.serving_ceiling {fastapi|asgi} --port PORT
+    python -m tests.bench.serving_ceiling {fastapi|asgi|grpc} --port PORT
 """
 
 from __future__ import annotations
@@ -62,14 +64,49 @@ def asgi_app() -> App:
     return app
 
 
+async def serve_grpc(host: str, port: int) -> None:
+    import grpc
+
+    from maestro.serving.grpc_tensors import SERVICE
+    from maestro.serving.proto import grpc_predict_v2_pb2 as pb
+
+    answer = pb.ModelInferResponse(model_name="breast-cancer").SerializeToString()
+
+    async def infer(request: bytes, context: Any) -> bytes:
+        return answer
+
+    def same(message: bytes) -> bytes:
+        return message
+
+    method = grpc.unary_unary_rpc_method_handler(
+        infer, request_deserializer=same, response_serializer=same
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE, {"ModelInfer": method}),)
+    )
+    server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.bench.serving_ceiling", description=__doc__
     )
-    parser.add_argument("app", choices=("fastapi", "asgi"))
+    parser.add_argument("app", choices=("fastapi", "asgi", "grpc"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
+
+    if args.app == "grpc":
+        import asyncio
+
+        import uvloop
+
+        uvloop.install()  # as uvicorn's loop="uvloop" does for maestro serve
+        asyncio.run(serve_grpc(args.host, args.port))
+        return 0
 
     import uvicorn
 

@@ -39,6 +39,7 @@ PORTS = {
     "mlserver": 18204,
     "fastapi": 18208,
     "asgi": 18209,
+    "grpc": 18210,
 }
 MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT = 18205, 18206
 MAESTRO_GRPC_PORT = 18207
@@ -59,6 +60,10 @@ class Server:
         return PORTS[self.key]
 
     @property
+    def grpc_port(self) -> int:
+        return MAESTRO_GRPC_PORT if self.key == "maestro" else self.port
+
+    @property
     def extra_ports(self) -> tuple[int, ...]:
         if self.key == "mlserver":
             return (MLSERVER_GRPC_PORT, MLSERVER_METRICS_PORT)
@@ -67,15 +72,15 @@ class Server:
 
 def ceiling(venv_bin: Path, key: str, label: str) -> Server:
     argv = [str(venv_bin / "python"), "-m", "tests.bench.serving_ceiling", key]
-    return Server(
-        key, label, [*argv, "--port", str(PORTS[key])], ("invocations", "v2"), predicts=False
-    )
+    protocols = ("grpc",) if key == "grpc" else ("invocations", "v2")
+    return Server(key, label, [*argv, "--port", str(PORTS[key])], protocols, predicts=False)
 
 
 def servers(venv_bin: Path, model_dir: Path) -> dict[str, Server]:
     return {
         "fastapi": ceiling(venv_bin, "fastapi", "no-op FastAPI endpoint (the framework's ceiling)"),
         "asgi": ceiling(venv_bin, "asgi", "no-op bare ASGI endpoint (uvicorn's ceiling)"),
+        "grpc": ceiling(venv_bin, "grpc", "no-op grpcio asyncio server (gRPC's ceiling)"),
         "floor": Server(
             "floor",
             "floor (native predict + loopback HTTP)",
@@ -218,8 +223,11 @@ def log_tail(server: Server, log_dir: Path, lines: int = 25) -> str:
 def wait_ready(
     server: Server, proc: subprocess.Popen[bytes], data: Data, log_dir: Path, timeout: float
 ) -> float:
-    """Seconds from start until the server answers a prediction with 200."""
+    """Seconds from start until the server answers a prediction with 200 (a gRPC-only
+    server: until ModelInfer answers OK)."""
     protocol = server.protocols[0]
+    if protocol == "grpc":
+        return wait_grpc_ready(server, proc, data, log_dir, timeout)
     url = f"http://127.0.0.1:{server.port}{url_path(protocol)}"
     content, headers = request(protocol, data, 1)
     started = time.monotonic()
@@ -243,6 +251,31 @@ def wait_ready(
         f"{server.label} did not answer POST {url} with 200 within {timeout:.0f} s "
         f"(last: {last}); its log ends:\n{log_tail(server, log_dir)}"
     )
+
+
+def wait_grpc_ready(
+    server: Server, proc: subprocess.Popen[bytes], data: Data, log_dir: Path, timeout: float
+) -> float:
+    import grpc
+
+    started = time.monotonic()
+    last = "no answer yet"
+    target = f"127.0.0.1:{server.grpc_port}"
+    while time.monotonic() - started < timeout:
+        if proc.poll() is not None:
+            raise BenchError(
+                f"{server.label} exited with status {proc.returncode} before answering; "
+                f"its log ends:\n{log_tail(server, log_dir)}"
+            )
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+            try:
+                call(grpc_message(data, 1), timeout=5)
+                return time.monotonic() - started
+            except grpc.RpcError as err:
+                last = str(err.code())
+        time.sleep(0.25)
+    raise BenchError(f"{server.label} did not answer ModelInfer at {target} (last: {last})")
 
 
 def check_answers(server: Server, data: Data) -> None:
@@ -281,7 +314,7 @@ def check_grpc_answers(server: Server, data: Data) -> None:
     """The gRPC endpoint, one row and 100 rows, as check_answers does for HTTP."""
     import grpc
 
-    target = f"127.0.0.1:{MAESTRO_GRPC_PORT}"
+    target = f"127.0.0.1:{server.grpc_port}"
     with grpc.insecure_channel(target) as channel:
         call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
         for rows in sorted({c.rows for c in CELLS}):
