@@ -19,7 +19,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
-        test test-fault test-autoscaling test-distributed fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -150,6 +150,9 @@ fuzz: install ## hypothesis fuzzing of maestro serve's requests and the spec mod
 
 test-distributed: install binaries upstream-crds services ## PyTorch DDP and XGBoost TrainingRuns across 2 pods through Kubeflow's training operator, a failing worker, bad input (left out of `make test`)
 	$(VENV)/bin/pytest -m cluster tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
+
+test-overload: install ## maestro serve at twice the load it sustains for 60 s, SIGTERM under load, then a 10-minute soak at steady load with flat memory (about 12 minutes)
+	MAESTRO_OVERLOAD_SECONDS=$${MAESTRO_OVERLOAD_SECONDS:-60} $(VENV)/bin/pytest -m "overload or not overload" tests/integration/test_serving_overload.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
