@@ -54,7 +54,7 @@ async def _one(session: aiohttp.ClientSession, url: str, began: float, run: Run)
             await r.read()
             outcome = Outcome(sent - began, r.status, time.monotonic() - sent)
             outcome.retry_after = r.headers.get("retry-after")
-    except (aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError):
         outcome = Outcome(sent - began, 0, time.monotonic() - sent)
     run.outcomes.append(outcome)
 
