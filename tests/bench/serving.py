@@ -191,6 +191,15 @@ CEILING_SHARE = 0.8
 V2_SHARE = 0.8
 
 
+def share_goal(text: str, ours: Result, theirs: Result, share: float, more: str = "") -> Goal:
+    """Ours at least `share` of theirs' throughput, at GOAL_CELL, without errors."""
+    return Goal(
+        f"{GOAL_CELL.label}: {text}",
+        ours.errors == 0 and ours.rps >= share * theirs.rps,
+        f"{ratio(ours.rps / theirs.rps)} ({ours.rps:.0f} vs {theirs.rps:.0f} req/s){more}",
+    )
+
+
 def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
     out = []
     for peer, protocol, factor in PAIRS:
@@ -206,30 +215,22 @@ def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
                 f"{ms(theirs.p99_ms)} ms" + (f"; {ours.errors} errors" if ours.errors else ""),
             )
         )
-    if any(r.server == "fastapi" for r in results):
-        ceiling = find(results, "fastapi", "invocations", GOAL_CELL)
-        bare = find(results, "asgi", "invocations", GOAL_CELL)
-        ours = find(results, "maestro", "invocations", GOAL_CELL)
-        out.append(
-            Goal(
-                f"{GOAL_CELL.label}: `{path('invocations')}` at least {CEILING_SHARE}x the "
-                f"throughput of {labels['fastapi']}",
-                ours.errors == 0 and ours.rps >= CEILING_SHARE * ceiling.rps,
-                f"{ratio(ours.rps / ceiling.rps)} ({ours.rps:.0f} vs {ceiling.rps:.0f} req/s); "
-                f"{ratio(ours.rps / bare.rps)} of {labels['asgi']} ({bare.rps:.0f} req/s)",
-            )
-        )
     json_v2 = find(results, "maestro", "v2", GOAL_CELL)
     invocations = find(results, "maestro", "invocations", GOAL_CELL)
-    out.append(
-        Goal(
-            f"{GOAL_CELL.label}: `{path('v2')}` (JSON) at least {V2_SHARE}x the throughput of "
-            f"`{path('invocations')}`, both Maestro",
-            json_v2.errors == 0 and json_v2.rps >= V2_SHARE * invocations.rps,
-            f"{ratio(json_v2.rps / invocations.rps)} ({json_v2.rps:.0f} vs "
-            f"{invocations.rps:.0f} req/s)",
+    if any(r.server == "fastapi" for r in results):
+        bare = find(results, "asgi", "invocations", GOAL_CELL)
+        text = f"`{path('invocations')}` at least {CEILING_SHARE}x the throughput of "
+        out.append(
+            share_goal(
+                text + labels["fastapi"],
+                invocations,
+                find(results, "fastapi", "invocations", GOAL_CELL),
+                CEILING_SHARE,
+                f"; {ratio(invocations.rps / bare.rps)} of {labels['asgi']} ({bare.rps:.0f} req/s)",
+            )
         )
-    )
+    text = f"`{path('v2')}` (JSON) at least {V2_SHARE}x the throughput of `{path('invocations')}`"
+    out.append(share_goal(text + ", both Maestro", json_v2, invocations, V2_SHARE))
     if any(r.server == "maestro" and r.protocol == "grpc" for r in results):
         grpc = find(results, "maestro", "grpc", GOAL_CELL)
         figures = (

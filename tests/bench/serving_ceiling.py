@@ -108,20 +108,26 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve_grpc(args.host, args.port))
         return 0
 
+    app = fastapi_app() if args.app == "fastapi" else asgi_app()
+    serve_asgi(app, args.host, args.port, lifespan="on" if args.app == "fastapi" else "off")
+    return 0
+
+
+def serve_asgi(app: App, host: str, port: int, lifespan: str = "auto") -> None:
+    """Under uvicorn as maestro serve runs: one process, uvloop and httptools, no access log."""
     import uvicorn
 
     uvicorn.run(
-        fastapi_app() if args.app == "fastapi" else asgi_app(),
-        host=args.host,
-        port=args.port,
+        app,
+        host=host,
+        port=port,
         loop="uvloop",
         http="httptools",
-        lifespan="on" if args.app == "fastapi" else "off",
+        lifespan=lifespan,
         workers=1,
         access_log=False,
         log_level="warning",
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from tests.bench.serving_ceiling import serve_asgi
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -75,21 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import mlflow.sklearn
-    import uvicorn
 
     model = mlflow.sklearn.load_model(args.model_dir)
     # The pipeline was fitted on a DataFrame; the floor predicts on a bare array on purpose.
     warnings.filterwarnings("ignore", message="X does not have valid feature names")
-    uvicorn.run(
-        make_app(model),
-        host=args.host,
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        workers=1,
-        access_log=False,
-        log_level="warning",
-    )
+    serve_asgi(make_app(model), args.host, args.port)
     return 0
 
 
