@@ -105,23 +105,19 @@ def _v2_numeric_columns(inputs: list[Any]) -> Columns | None:
     the common case (KServe's and MLServer's clients send tabular rows so), converted by one
     NumPy call instead of one per column and kept stacked (serving.stacked). None: anything
     else, for the general path, which also names the field of any error."""
+    # Whole-list operations (zip, set, map) rather than a Python loop per input: with one
+    # input per column this runs for every column of every request.
     try:
-        given = [_V2_FIELDS(item) for item in inputs]
-        datatypes = {datatype for datatype, _, _, _ in given}
+        datatypes, names, shapes, values = zip(*map(_V2_FIELDS, inputs), strict=True)
+        single = len(set(datatypes)) == 1
     except (TypeError, KeyError):  # not an object, a field missing, an unhashable datatype
         return None
-    if len(datatypes) != 1:
+    if not single or datatypes[0] not in V2_NUMERIC or set(map(type, values)) != {list}:
         return None
-    datatype = datatypes.pop()
-    if datatype not in V2_NUMERIC:
+    rows = column_rows(list(shapes))
+    if rows is None or not distinct_names(list(names)) or set(map(len, values)) != {rows}:
         return None
-    rows = column_rows([shape for _, _, shape, _ in given])
-    names: list[str] = [name for _, name, _, _ in given]
-    values: list[Any] = [data for _, _, _, data in given]
-    if rows is None or not distinct_names(names):
-        return None
-    if not all(type(data) is list and len(data) == rows for data in values):
-        return None
+    datatype = datatypes[0]
     try:
         if rows == 1:
             # One row: a flat list converts in a third of the time of a list of lists.
@@ -133,7 +129,7 @@ def _v2_numeric_columns(inputs: list[Any]) -> Columns | None:
         return None
     if matrix.ndim != 2 or matrix.shape[1] != rows:
         return None  # e.g. nested values: the general path says which input is wrong
-    return stacked_columns(names, matrix, "inputs")
+    return stacked_columns(list(names), matrix, "inputs")
 
 
 def _v2_tensor(item: Any, field: str) -> tuple[str, np.ndarray[Any, Any], str]:

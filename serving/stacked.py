@@ -80,10 +80,16 @@ def column_rows(shapes: list[Any]) -> int | None:
     if type(first) is not list or not first or type(first[0]) is not int or first[0] < 0:
         return None
     rows: int = first[0]
+    if first[1:] not in ([], [1]):
+        return None
+    if shapes.count(first) == len(shapes):  # all alike, the common case: one C-level pass
+        return rows
     accepted = ([rows], [rows, 1])
     return rows if all(shape in accepted for shape in shapes) else None
 
 
 def distinct_names(names: list[Any]) -> bool:
     """Every name a non-empty string, none twice."""
-    return all(type(name) is str and name for name in names) and len(set(names)) == len(names)
+    if not all(type(name) is str for name in names) or "" in names:
+        return False
+    return len(set(names)) == len(names)
