@@ -30,6 +30,7 @@ from maestro.localplatform.pods.processes import (
 )
 from maestro.localplatform.pods.services import SERVICE_CIDR, ServiceProxy, route_service_range
 from maestro.localplatform.pods.status import pod_status, stopped_status
+from maestro.localplatform.pods.usage_reporter import UsageReporter
 
 TICK = 0.25
 SERVICES_POLL = 1.0
@@ -76,10 +77,7 @@ class PodRunner:
         self.stopping = threading.Event()
         self.supervisor = Supervisor(self.container_env, platform)
         self.services = ServiceProxy() if route_service_range() else None
-        # Per (pod uid, container): the main pid and the usage measured last, and when.
-        self.usage_seen: dict[tuple[str, str], tuple[int, usage.Sample, float]] = {}
-        # Per pod uid: the usage annotations written last.
-        self.usage_written: dict[str, dict[str, str]] = {}
+        self.usage = UsageReporter(self.api)
         # The cluster DNS listens on a ClusterIP, and each container's resolv.conf is bound
         # in a mount namespace of its own: both need root, as the Service range's route.
         self.cluster_dns = cluster_dns if self.services is not None else None
@@ -333,57 +331,13 @@ class PodRunner:
                 log.warning("services not synced: %s", err)
             self.stopping.wait(SERVICES_POLL)
 
-    def measure_usage(self, pods: list[LocalPod], at: float) -> None:
-        """Measure each running container's CPU and memory and write what moved
-        noticeably as the pod's usage annotations (usage.CPU_ANNOTATION + container)."""
-        running: dict[tuple[str, str], int] = {}
-        by_uid = {pod.uid: pod for pod in pods}
-        for pod in pods:
-            for c in pod.containers:
-                proc = c.proc  # the main loop may replace it meanwhile
-                if not pod.stopping and proc is not None and proc.returncode is None:
-                    running[(pod.uid, c.name)] = proc.pid
-        samples = usage.sample_groups(set(running.values()))
-        seen: dict[tuple[str, str], tuple[int, usage.Sample, float]] = {}
-        measured: dict[str, dict[str, str]] = {}
-        for (uid, name), pid in running.items():
-            sample = samples.get(pid)
-            if sample is None:
-                continue
-            values = measured.setdefault(uid, {})
-            values[usage.MEMORY_ANNOTATION + name] = usage.memory_quantity(sample.rss_bytes)
-            before = self.usage_seen.get((uid, name))
-            if before is not None and before[0] == pid:
-                values[usage.CPU_ANNOTATION + name] = usage.cpu_quantity(
-                    usage.cores(before[1], sample, at - before[2])
-                )
-            seen[(uid, name)] = (pid, sample, at)
-        self.usage_seen = seen
-        for uid, values in measured.items():
-            pod = by_uid[uid]
-            written = self.usage_written.get(uid)
-            if written is None:  # a runner before this one may have written some
-                annotations = pod.body["metadata"].get("annotations") or {}
-                written = {k: v for k, v in annotations.items() if k in values}
-            changed = usage.annotations_to_write(written, values)
-            if changed:
-                try:
-                    self.api.annotate(pod.namespace, pod.name, changed)
-                    written = {**written, **changed}
-                except ApiException as err:
-                    if err.status != 404:
-                        log.warning("usage of %s not written: %s", pod.key, err.reason)
-            self.usage_written[uid] = written
-        for uid in set(self.usage_written) - set(measured):
-            del self.usage_written[uid]
-
     def follow_usage(self) -> None:
         """Every usage.INTERVAL seconds, the usage of every pod's containers."""
         while not self.stopping.wait(usage.INTERVAL):
             with self.lock:
                 pods = list(self.pods.values())
             try:
-                self.measure_usage(pods, time.monotonic())
+                self.usage.measure(pods, time.monotonic())
             except Exception:
                 log.exception("usage not measured")
 
