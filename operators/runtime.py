@@ -15,11 +15,13 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from maestro.monitoring.tracing import shutdown_tracing
 from maestro.operators.abtest import handlers as abtest
 from maestro.operators.api.common import GROUP
 from maestro.operators.core.conditions import Clock, utc_now
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.core.tracing import log_trace_ids, operator_tracer_provider
 from maestro.operators.driftcheck import handlers as driftcheck
 from maestro.operators.modeldeployment import handlers as modeldeployment
 from maestro.operators.trainingrun import handlers as trainingrun
@@ -66,7 +68,12 @@ def configure(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
 
 def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    runtime = Runtime(clock=clock, request_timeout=config.request_timeout, config=config)
+    runtime = Runtime(
+        clock=clock,
+        request_timeout=config.request_timeout,
+        config=config,
+        tracer_provider=operator_tracer_provider(config.otlp_endpoint),
+    )
 
     # A custom registry does not get Kopf's default login handlers; these are Kopf's own
     # (no extra client library): the pod's ServiceAccount, else KUBECONFIG / ~/.kube/config.
@@ -88,6 +95,10 @@ def build_registry(config: OperatorConfig, *, clock: Clock = utc_now) -> kopf.Op
             # A daemon thread of prometheus_client's own; it ends with the process.
             start_http_server(int(port), addr=host or "0.0.0.0", registry=runtime.metrics)
 
+    @kopf.on.cleanup(registry=registry)
+    def flush_spans(**_: Any) -> None:
+        shutdown_tracing(runtime.tracer_provider)
+
     for kind in KINDS:
         kind.register(registry, runtime)
     return registry
@@ -102,6 +113,7 @@ def run(config: OperatorConfig) -> None:
         # As Kopf's own CLI does: text lines start with [namespace/name] of their object.
         log_prefix=None,
     )
+    log_trace_ids(logging.getLogger(), text=config.log_format != "json")
     registry = build_registry(config)
     kopf.run(
         registry=registry,

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from maestro.monitoring.tracing import parent_context
 from maestro.serving import protocols
 from maestro.serving.abtest_router import ABTestRouter, abtest_role
 from maestro.serving.auth import AuthMiddleware, checks_from
@@ -120,6 +121,19 @@ def create_app(
     state = ServerState(settings, metrics, provider.get_tracer("maestro.serving"), predlog)
 
     async def load() -> None:
+        # A child of the reconcile that created this revision (TRACEPARENT), so the trace
+        # of a rollout runs from the operator into the pods; requests start their own.
+        with state.tracer.start_as_current_span(
+            "load models",
+            context=parent_context(settings.traceparent),
+            attributes={"maestro.model_uris": list(settings.named_uris().values())},
+        ) as span:
+            error = await load_and_install()
+            if error is not None:
+                span.set_status(trace.Status(trace.StatusCode.ERROR, error))
+
+    async def load_and_install() -> str | None:
+        """Load the models and take traffic; the error, when that failed."""
         loop = asyncio.get_running_loop()
         try:
             loaded = await in_daemon_thread(loader, settings)
@@ -129,7 +143,7 @@ def create_app(
             log.error("cannot load the models: %s", state.load_error)
             if on_fatal is not None:
                 on_fatal(state.load_error)
-            return
+            return state.load_error
         # Everything loaded now lives until exit: keep it out of the collector's full passes
         # (they otherwise walk every model object and cause 100 ms+ tail latencies).
         if freeze_gc:
@@ -149,6 +163,7 @@ def create_app(
                     "warmup_error": served.model.warmup_error,
                 },
             )
+        return None
 
     checks = checks_from(settings)
 

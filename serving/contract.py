@@ -47,6 +47,10 @@ BIND_HOST = "MAESTRO_BIND_HOST"  # the local platform gives each pod its own add
 # local platform, which cannot mount, gives each container a file and names it here.
 TERMINATION_MESSAGE_PATH = "MAESTRO_TERMINATION_MESSAGE_PATH"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+# The W3C trace context of the reconcile that created the pod's revision; the server's
+# start-up span (loading the models) is its child. Requests keep their own incoming context.
+TRACEPARENT = "TRACEPARENT"
+OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"  # where spans go; unset: no spans are made
 POD_NAME = "POD_NAME"  # from the downward API; names the pod's prediction log file
 
 # --- metrics ------------------------------------------------------------------------------

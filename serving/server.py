@@ -17,12 +17,13 @@ from types import FrameType
 
 import uvicorn
 
+from maestro.monitoring.tracing import shutdown_tracing
 from maestro.serving.app import create_app
 from maestro.serving.metrics import ServingMetrics
 from maestro.serving.secret_files import SecretFileError, load_secret_files
 from maestro.serving.settings import ServeSettings
 from maestro.serving.state import ServerState
-from maestro.serving.telemetry import configure_logging, shutdown_tracing, tracer_provider
+from maestro.serving.telemetry import configure_logging, tracer_provider
 
 log = logging.getLogger(__name__)
 

@@ -161,6 +161,11 @@ class ServeSettings(BaseSettings):
         "", validation_alias=AliasChoices("model_version", contract.MODEL_VERSION)
     )
     bind_host: str = Field("", validation_alias=AliasChoices("bind_host", contract.BIND_HOST))
+    traceparent: str = Field(
+        "",
+        validation_alias=AliasChoices("traceparent", contract.TRACEPARENT),
+        description="W3C trace context the start-up span (model loading) continues",
+    )
     termination_message_path: Path = Field(
         Path(contract.DEFAULT_TERMINATION_MESSAGE_PATH),
         validation_alias=AliasChoices(

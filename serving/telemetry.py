@@ -9,10 +9,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
-OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+from maestro.monitoring.tracing import otlp_tracer_provider, trace_ids
+from maestro.serving import contract
+
+OTLP_ENDPOINT_ENV = contract.OTLP_ENDPOINT
 SERVICE_NAME = "maestro-serving"
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
@@ -38,10 +40,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
-        context = trace.get_current_span().get_span_context()
-        if context.is_valid:
-            entry["trace_id"] = format(context.trace_id, "032x")
-            entry["span_id"] = format(context.span_id, "016x")
+        ids = trace_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -66,24 +67,6 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
 
 
 def tracer_provider(environ: Mapping[str, str], attributes: Mapping[str, str]) -> TracerProvider:
-    """An SDK provider exporting over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (the
-    exporter reads the endpoint and headers from the environment itself); otherwise a no-op
-    provider, so an unconfigured server pays nothing for spans."""
-    if not environ.get(OTLP_ENDPOINT_ENV):
-        return trace.NoOpTracerProvider()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    resource = Resource.create({"service.name": SERVICE_NAME, **attributes})
-    provider = SdkTracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return provider
-
-
-def shutdown_tracing(provider: TracerProvider) -> None:
-    """Flush pending spans (SDK providers only)."""
-    shutdown = getattr(provider, "shutdown", None)
-    if callable(shutdown):
-        shutdown()
+    """An SDK provider exporting over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set;
+    otherwise a no-op provider, so an unconfigured server pays nothing for spans."""
+    return otlp_tracer_provider(environ.get(OTLP_ENDPOINT_ENV), SERVICE_NAME, attributes)

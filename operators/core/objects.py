@@ -8,7 +8,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from maestro.operators.api.common import API_VERSION
+from maestro.operators.api.common import API_VERSION, GROUP
+from maestro.serving import contract
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "maestro-operator"}
 # The project image's fixed numeric user (the Dockerfile's), so runAsNonRoot is verifiable
@@ -53,6 +54,32 @@ def metadata(
 
 def env_value(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "value": value}
+
+
+# The W3C trace context of the reconcile that created a pod template, on the template (the
+# next reconciles read it back and render it unchanged, so tracing never rolls pods out)
+# and, as TRACEPARENT, in its containers' environment, where their start-up span reads it.
+TRACEPARENT_ANNOTATION = f"{GROUP}/traceparent"
+
+
+def trace_env(traceparent: str | None, otlp_endpoint: str | None) -> list[dict[str, Any]]:
+    """A container's tracing environment: where its spans go, and the trace they join."""
+    env = [env_value(contract.OTLP_ENDPOINT, otlp_endpoint)] if otlp_endpoint else []
+    if traceparent:
+        env.append(env_value(contract.TRACEPARENT, traceparent))
+    return env
+
+
+def trace_annotations(traceparent: str | None) -> dict[str, str]:
+    return {TRACEPARENT_ANNOTATION: traceparent} if traceparent else {}
+
+
+def template_traceparent(workload: Mapping[str, Any]) -> str | None:
+    """The trace context a live workload's pod template carries, if any."""
+    template = (workload.get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(TRACEPARENT_ANNOTATION)
+    return str(value) if value else None
 
 
 def env_from_secret(name: str | None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What every kind's handlers share, built once per operator run (no module globals): the
-settings, the clock, the API client created by the startup handler and the registry of
-the metrics the operator exports."""
+settings, the clock, the API client created by the startup handler, the registry of the
+metrics the operator exports and the provider of its reconcile spans."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 from prometheus_client import CollectorRegistry
 
 from maestro.operators.core.conditions import Clock
@@ -16,6 +17,7 @@ from maestro.operators.core.kube import Kube
 from maestro.operators.core.operator_metrics import OperatorMetrics
 from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.core.tracing import TRACER_NAME
 from maestro.operators.core.workqueue import WorkQueue
 
 
@@ -29,6 +31,8 @@ class Runtime:
     # What the operator exports at MAESTRO_METRICS_LISTEN (e.g. DriftCheck results).
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     operator_metrics: OperatorMetrics = field(init=False)
+    # Where the span of each reconcile goes (a no-op provider when tracing is off).
+    tracer_provider: TracerProvider = field(default_factory=NoOpTracerProvider)
     _kube: Kube | None = field(default=None, init=False, repr=False)
     _prometheus: PrometheusClient | None = field(default=None, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -38,7 +42,12 @@ class Runtime:
 
     def queue(self, kind: str, reconcile: Callable[[str, str], None]) -> WorkQueue:
         """A controller's work queue, measured."""
-        return WorkQueue(kind, reconcile, metrics=self.operator_metrics)
+        return WorkQueue(
+            kind,
+            reconcile,
+            metrics=self.operator_metrics,
+            tracer=self.tracer_provider.get_tracer(TRACER_NAME),
+        )
 
     @property
     def prometheus(self) -> PrometheusClient | None:

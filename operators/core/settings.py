@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from maestro.security.vault_settings import VaultSettings
@@ -11,7 +11,9 @@ from maestro.security.vault_settings import VaultSettings
 class OperatorConfig(BaseSettings):
     """How `maestro operator` runs. Every field can be set as MAESTRO_<FIELD_NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="MAESTRO_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="MAESTRO_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     namespaces: list[str] = Field(
         default_factory=list,
@@ -69,6 +71,19 @@ class OperatorConfig(BaseSettings):
         description=(
             "host:port serving the operator's Prometheus metrics at /metrics (each"
             " DriftCheck's drift share, severity and per-column scores); unset serves none."
+        ),
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        # The standard OpenTelemetry variable, as every OTLP exporter reads it.
+        validation_alias=AliasChoices(
+            "otlp_endpoint", "MAESTRO_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+        description=(
+            "Base URL of an OTLP/HTTP collector (e.g. http://jaeger-collector.observability"
+            ":4318; /v1/traces is appended) that receives a span per reconcile; serving pods"
+            " export theirs there too, and the pods a reconcile creates continue its trace"
+            " (TRACEPARENT). Unset: no spans (no-op tracing)."
         ),
     )
     log_format: str = Field(default="plain", description="Kopf log format: plain, full or json.")

@@ -17,8 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.trace import NoOpTracer, Tracer
+
 from maestro.operators.core.kube import Obj
 from maestro.operators.core.operator_metrics import OperatorMetrics
+from maestro.operators.core.tracing import reconcile_span, set_result
 
 RETRY_MAX_SECONDS = 60.0
 Key = tuple[str, str]
@@ -42,6 +45,8 @@ class WorkQueue:
     reconcile: Callable[[str, str], None]
     loop: asyncio.AbstractEventLoop | None = None
     metrics: OperatorMetrics | None = None
+    # One span per reconcile (operators.core.tracing); OpenTelemetry's no-op one when off.
+    tracer: Tracer = field(default_factory=NoOpTracer)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
@@ -102,10 +107,15 @@ class WorkQueue:
     ) -> None:
         """Under the object's lock: read it, run one step on it unless it is gone or being
         deleted, and retry with back-off when the step fails."""
-        with self.lock((namespace, name)):
+        with (
+            self.lock((namespace, name)),
+            reconcile_span(self.tracer, self.what, namespace, name) as span,
+        ):
             obj = fetch()
             if obj is None or obj["metadata"].get("deletionTimestamp"):
+                set_result(span, "gone")
                 return
+            generation = obj["metadata"].get("generation")
             current = step(obj)
             started = time.perf_counter()
             try:
@@ -113,9 +123,11 @@ class WorkQueue:
             except Exception as err:
                 if self.metrics is not None:
                     self.metrics.reconcile_errors.labels(self.what).inc()
+                set_result(span, "error", generation, err)
                 current.report_error(err)
                 self.failed(namespace, name, err)
             else:
+                set_result(span, "ok", generation)
                 self.succeeded(namespace, name)
             finally:
                 if self.metrics is not None:

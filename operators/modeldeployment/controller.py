@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from maestro.monitoring.tracing import current_traceparent
 from maestro.operators.api.common import API_VERSION, Reason
 from maestro.operators.api.modeldeployment import (
     ModelDeployment,
@@ -69,6 +70,7 @@ from maestro.operators.modeldeployment.render import (
     LABEL_REVISION,
     DeploymentIds,
     ServingSettings,
+    TraceContexts,
     owned_kinds,
     pods_selector,
     render,
@@ -223,7 +225,11 @@ class _Step:
         )
         decision = decide(inputs)
         split, challenger_ip = gather_split(self.c.kube, self.ids, live, revisions)
-        desired = render(self.ids, spec, decision.plan, self.c.settings, split, challenger_ip)
+        # This reconcile's trace context goes to the revisions it creates (see TraceContexts).
+        traces = TraceContexts.gather(live, current_traceparent())
+        desired = render(
+            self.ids, spec, decision.plan, self.c.settings, split, challenger_ip, traces
+        )
         self.apply(desired, live)
         # decision.status carries readyReplicas: the ready pods of the revisions that take
         # traffic, not those of a preview, a shadow or a kept previous revision.

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from maestro.monitoring.tracing import current_traceparent
 from maestro.operators.api.trainingrun import TrainingRun, TrainingRunSpec, TrainingRunStatus
 from maestro.operators.core.events import one_line
 from maestro.operators.core.kube import Obj
@@ -311,6 +312,9 @@ class _Step:
             experiment=self.experiment(spec),
             parent_run_id=status.mlflow_run_id,
             study=study_name(self.uid) if spec.tuning is not None else None,
+            # The job is applied once, so its pods carry the trace of the reconcile that
+            # created it (a job's pod template cannot change anyway).
+            traceparent=current_traceparent(),
         )
 
     def apply(self, spec: TrainingRunSpec) -> None:

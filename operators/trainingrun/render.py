@@ -124,6 +124,8 @@ class TrainerSettings:
     secret_key: str = "storage"
     # Feast settings by key (repo, registry, redis, project) for runs with a feature service.
     feast: Mapping[str, str] = field(default_factory=dict)
+    # OTLP/HTTP collector the trainers may export spans to (the operator's own).
+    otlp_endpoint: str | None = None
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> TrainerSettings:
@@ -135,6 +137,7 @@ class TrainerSettings:
             kubeflow=config.kubeflow,
             secret_key=config.optuna_secret_key,
             feast=dict(config.trainer_feast),
+            otlp_endpoint=config.otlp_endpoint,
         )
 
 
@@ -148,6 +151,8 @@ class RunIds:
     experiment: str
     parent_run_id: str
     study: str | None = None
+    # The W3C trace context of the reconcile that creates the job: its pods join that trace.
+    traceparent: str | None = None
 
 
 def job_kind(spec: TrainingRunSpec, kubeflow: bool) -> JobKind:
@@ -244,6 +249,7 @@ def trainer_env(
                 ),
             ),
         ]
+    env += objects.trace_env(ids.traceparent, settings.otlp_endpoint)
     # The root filesystem is read-only; libraries that cache under ~ write to /tmp.
     env.append(env_value("HOME", "/tmp"))
     return env
@@ -284,10 +290,10 @@ def _pod_template(
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
-    return {
-        "metadata": {"labels": {**settings.pod_labels, **labels(ids)}},
-        "spec": pod_spec,
-    }
+    metadata: dict[str, Any] = {"labels": {**settings.pod_labels, **labels(ids)}}
+    if ids.traceparent:
+        metadata["annotations"] = objects.trace_annotations(ids.traceparent)
+    return {"metadata": metadata, "spec": pod_spec}
 
 
 def render_secret(ids: RunIds, settings: TrainerSettings, storage_url: str) -> Manifest:

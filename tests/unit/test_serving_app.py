@@ -479,7 +479,8 @@ def test_json_logs() -> None:
 def test_spans_are_exported_only_when_an_otlp_endpoint_is_set() -> None:
     from opentelemetry import trace
 
-    from maestro.serving.telemetry import shutdown_tracing, tracer_provider
+    from maestro.monitoring.tracing import shutdown_tracing
+    from maestro.serving.telemetry import tracer_provider
 
     assert isinstance(tracer_provider({}, {}), trace.NoOpTracerProvider)
     exporting = tracer_provider(

@@ -102,6 +102,7 @@ from maestro.operators.modeldeployment.render.traffic import (
     tracking_port,
 )
 from maestro.operators.modeldeployment.render.workload import (
+    TraceContexts,
     render_deployment,
     render_service_account,
     server_args,
@@ -117,16 +118,21 @@ def render(
     settings: ServingSettings,
     split: SplitPlan | None = None,
     challenger_ip: str | None = None,
+    traces: TraceContexts | None = None,
 ) -> list[Manifest]:
     """Every object the plan needs, in OWNED_KINDS order; none when it names no revision.
     `split`: a running ABTest's (render.abtest); `challenger_ip`: its challenger Service's
-    ClusterIP once the challenger is ready, the champion's pods then send it its share."""
+    ClusterIP once the challenger is ready, the champion's pods then send it its share;
+    `traces`: the trace context each revision's pods carry (none without)."""
     if not plan.revisions:
         return []
     objects = [render_service_account(ids)] if spec.secrets else []
     objects.append(render_service(ids, plan, settings))
     objects += [render_revision_service(ids, r) for r in plan.revisions]
-    deployments = [render_deployment(ids, spec, r, settings) for r in plan.revisions]
+    traces = traces or TraceContexts()
+    deployments = [
+        render_deployment(ids, spec, r, settings, traces.of(r.name)) for r in plan.revisions
+    ]
     if split is not None:
         challenger = challenger_revision(spec, split)
         objects.append(render_revision_service(ids, challenger))
@@ -137,7 +143,7 @@ def render(
         ]
         deployments.append(
             with_env(
-                render_deployment(ids, spec, challenger, settings),
+                render_deployment(ids, spec, challenger, settings, traces.of(challenger.name)),
                 split_env(split, "challenger"),
             )
         )
@@ -195,6 +201,7 @@ __all__ = [
     "Manifest",
     "OwnedKind",
     "ServingSettings",
+    "TraceContexts",
     "alert_rules",
     "base_name",
     "challenger_service_name",

@@ -118,6 +118,8 @@ class ServingSettings:
     vault_render_interval: str = "1m"
     vault_port: int = 8200
     cluster_domain: str = "cluster.local"
+    # OTLP/HTTP collector the servers export spans to (the operator's own); None: no spans.
+    otlp_endpoint: str | None = None
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> ServingSettings:
@@ -144,6 +146,7 @@ class ServingSettings:
             vault_render_interval=config.vault.render_interval,
             vault_port=config.vault_port,
             cluster_domain=config.cluster_domain,
+            otlp_endpoint=config.otlp_endpoint,
         )
 
 

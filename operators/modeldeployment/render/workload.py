@@ -4,6 +4,8 @@ serving contract), Vault Agent annotations and the restricted Pod Security setti
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from maestro.operators.api.modeldeployment import (
@@ -11,7 +13,12 @@ from maestro.operators.api.modeldeployment import (
     SecretRef,
 )
 from maestro.operators.core import objects
-from maestro.operators.core.objects import env_value
+from maestro.operators.core.objects import (
+    env_value,
+    template_traceparent,
+    trace_annotations,
+    trace_env,
+)
 from maestro.operators.modeldeployment.decide import Revision
 from maestro.operators.modeldeployment.render.names import (
     COMMAND,
@@ -48,8 +55,39 @@ from maestro.serving import contract, predlog_layout
 # --- the Deployment -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TraceContexts:
+    """The trace context each revision's pods carry (TRACEPARENT). A revision keeps the
+    context of the reconcile that created its Deployment: every later reconcile, each in a
+    trace of its own, renders the same pod template, so tracing never rolls pods out. A
+    Deployment created without one (tracing was off) stays without."""
+
+    live: Mapping[str, str | None] = field(default_factory=dict)  # revision -> its pods'
+    current: str | None = None  # the running reconcile's, for revisions not created yet
+
+    def of(self, revision: str) -> str | None:
+        return self.live.get(revision, self.current)
+
+    @classmethod
+    def gather(cls, live: Iterable[Mapping[str, Any]], current: str | None) -> TraceContexts:
+        """From the live objects of one ModelDeployment (its Deployments by revision label)."""
+        return cls(
+            live={
+                str(obj["metadata"]["labels"][LABEL_REVISION]): template_traceparent(obj)
+                for obj in live
+                if obj.get("kind") == "Deployment"
+                and LABEL_REVISION in (obj["metadata"].get("labels") or {})
+            },
+            current=current,
+        )
+
+
 def server_env(
-    ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision, settings: ServingSettings
+    ids: DeploymentIds,
+    spec: ModelDeploymentSpec,
+    revision: Revision,
+    settings: ServingSettings,
+    traceparent: str | None = None,
 ) -> list[dict[str, Any]]:
     """The shared serving contract's environment (the same values as the args)."""
     env = [
@@ -98,6 +136,7 @@ def server_env(
             "OTEL_RESOURCE_ATTRIBUTES",
             f"k8s.namespace.name={ids.namespace},maestro.revision={revision.name}",
         ),
+        *trace_env(traceparent, settings.otlp_endpoint),
         # The root filesystem is read-only; MLflow downloads models under the home folder.
         env_value("HOME", "/tmp"),
     ]
@@ -187,7 +226,11 @@ def _probe(path: str, period: int) -> dict[str, Any]:
 
 
 def render_deployment(
-    ids: DeploymentIds, spec: ModelDeploymentSpec, revision: Revision, settings: ServingSettings
+    ids: DeploymentIds,
+    spec: ModelDeploymentSpec,
+    revision: Revision,
+    settings: ServingSettings,
+    traceparent: str | None = None,
 ) -> Manifest:
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
@@ -219,7 +262,7 @@ def render_deployment(
             {"name": PORT_NAME, "containerPort": spec.port, "protocol": "TCP"},
             {"name": GRPC_PORT_NAME, "containerPort": spec.grpc_port, "protocol": "TCP"},
         ],
-        "env": server_env(ids, spec, revision, settings),
+        "env": server_env(ids, spec, revision, settings, traceparent),
         **objects.env_from_secret(settings.object_store_secret),
         "resources": _resources(spec),
         "readinessProbe": _probe(READY_PATH, 5),
@@ -251,6 +294,7 @@ def render_deployment(
         "prometheus.io/port": str(spec.port),
         "prometheus.io/path": METRICS_PATH,
         **vault_annotations(ids, spec, settings),
+        **trace_annotations(traceparent),
     }
     deployment_spec: dict[str, Any] = {
         "revisionHistoryLimit": 3,
