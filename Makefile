@@ -18,7 +18,7 @@ KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
 
-.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
+.PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator jaeger upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
         test test-fault test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
@@ -39,7 +39,7 @@ install: $(VENV)/.installed ## create .venv with every component's dependencies 
 $(BINARIES) &: tools/k8s/go.mod tools/kwok/go.mod tools/build-binaries.sh
 	BIN=$(abspath $(BIN)) tools/build-binaries.sh
 
-binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter $(BIN)/coredns $(BIN)/training-operator ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server, prometheus-adapter, CoreDNS and the training operator from Go modules
+binaries: $(BINARIES) $(BIN)/vault $(BIN)/weed $(BIN)/metrics-server $(BIN)/prometheus-adapter $(BIN)/coredns $(BIN)/training-operator $(BIN)/jaeger ## build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok, Vault, SeaweedFS, metrics-server, prometheus-adapter, CoreDNS, the training operator and Jaeger from Go modules
 
 # The script leaves an up-to-date binary alone; touch it so make does not ask again.
 $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
@@ -94,6 +94,13 @@ $(BIN)/training-operator: tools/training-operator/go.mod tools/training-operator
 
 # The local platform runs it (`binaries` needs it): PyTorchJob, TFJob, XGBoostJob -> pods and Services.
 training-operator: $(BIN)/training-operator ## build Kubeflow's training operator v1.8.1 from its Go module (~2.5 min cold)
+
+$(BIN)/jaeger: tools/jaeger/go.mod tools/jaeger/go.sum tools/jaeger/tools.go tools/build-jaeger.sh
+	BIN=$(abspath $(BIN)) tools/build-jaeger.sh
+	touch $@
+
+# The local platform runs it (`binaries` needs it): OTLP receiver and query API for traces.
+jaeger: $(BIN)/jaeger ## build Jaeger v1.76.0 all-in-one (OTLP in, in-memory storage, query API) from its Go module (~5 min cold)
 
 .maestro/crds/.fetched: tools/fetch-upstream-crds.sh
 	OUT=$(abspath .maestro/crds) tools/fetch-upstream-crds.sh

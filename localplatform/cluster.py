@@ -1,12 +1,12 @@
 """The local Kubernetes control plane: etcd, kube-apiserver (TLS, RBAC, admission, the
 aggregation layer), kube-controller-manager, kube-scheduler, kwok for simulated nodes,
 metrics-server (metrics.k8s.io from kwok's kubelet resource metrics), CoreDNS (the cluster
-DNS), the pod runner for the project's own pods, Kubeflow's training operator, Vault and
-the object store (SeaweedFS, S3 API: `objectstore`).
+DNS), the pod runner for the project's own pods, Kubeflow's training operator, Vault, the
+object store (SeaweedFS, S3 API: `objectstore`) and Jaeger (traces: `jaeger`).
 `python -m maestro.localplatform.cluster up|down|status`.
 
 Starting, checking and stopping them lives here; their command lines are in `components`,
-`cluster_dns` and `training_operator`, the configuration in `clusterconfig` and kubectl in
+`cluster_dns`, `training_operator` and `jaeger`, the configuration in `clusterconfig` and kubectl in
 `kubectl`. The names tests and tools use (ClusterConfig, ClusterError, REPO, kubectl, ...)
 are also importable from here."""
 
@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from maestro.localplatform import objectstore, vault
+from maestro.localplatform import jaeger, objectstore, vault
 from maestro.localplatform.cluster_dns import start_cluster_dns
 from maestro.localplatform.clusterconfig import (
     NODE_NAMES,
@@ -115,7 +115,7 @@ def is_up(cfg: ClusterConfig) -> bool:
         cfg.kubeconfig.exists()
         and pki_ca.exists()
         and _healthy(f"{cfg.server}/readyz", pki_ca)
-        and all(cfg.processes().pid(c) is not None for c in COMPONENTS)
+        and all(cfg.processes().pid(c) is not None for c in (*COMPONENTS, jaeger.PROCESS))
     )
 
 
@@ -204,6 +204,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     wait_default_serviceaccount(cfg)
     vault.up(cfg, pki)
     objectstore.up(cfg).ensure_secret("default")
+    jaeger.up(cfg)
     return time.monotonic() - started
 
 
@@ -279,7 +280,9 @@ def down(cfg: ClusterConfig, *, wipe: bool = False) -> list[str]:
     procs = cfg.processes()
     for name in reversed(COMPONENTS):
         procs.stop(name)
-    left = procs.sweep((*COMPONENTS, POD_PROCESS))
+    # After the pods, whose last spans it receives.
+    jaeger.down(cfg)
+    left = procs.sweep((*COMPONENTS, jaeger.PROCESS, POD_PROCESS))
     if wipe:
         subprocess.run(
             [
