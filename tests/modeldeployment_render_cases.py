@@ -8,7 +8,12 @@ from typing import Any
 
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 from maestro.operators.modeldeployment.decide import Mirror, Revision, RevisionPlan, Role
-from maestro.operators.modeldeployment.render import DeploymentIds, ServingSettings, render
+from maestro.operators.modeldeployment.render import (
+    DeploymentIds,
+    ServingSettings,
+    TraceContexts,
+    render,
+)
 
 IDS = DeploymentIds(namespace="ml", name="iris", uid="5f0c2a9e-1b3d-4e5f-8a7b-9c0d1e2f3a4b")
 SETTINGS = ServingSettings(
@@ -85,6 +90,7 @@ CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
             prediction_log_dir="/var/log/maestro/predictions",
             prediction_log_claim="prediction-logs",
             prediction_log_sample=0.25,
+            otlp_endpoint="http://jaeger-collector.observability:4318",
         ),
     ),
     "blue-green-plain": (
@@ -110,6 +116,17 @@ CASES: dict[str, tuple[dict[str, Any], str, ServingSettings]] = {
 }
 
 
+# The trace contexts of the canary case: v3 was created by an earlier, traced reconcile; the
+# reconcile rendering now creates v4.
+TRACES = {
+    "canary": TraceContexts(
+        live={"v3": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+        current="00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    )
+}
+
+
 def rendered(case: str) -> list[dict[str, Any]]:
     spec_fields, plan, settings = CASES[case]
-    return render(IDS, ModelDeploymentSpec.model_validate(spec_fields), PLANS[plan], settings)
+    spec = ModelDeploymentSpec.model_validate(spec_fields)
+    return render(IDS, spec, PLANS[plan], settings, traces=TRACES.get(case))

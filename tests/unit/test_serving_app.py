@@ -463,6 +463,38 @@ def test_spans_per_request_and_per_batch(data: Data, client_for: Callable[..., T
     assert [link.context.span_id for link in batch.links] == [request.context.span_id]
 
 
+@pytest.mark.parametrize(
+    "traceparent", ["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "", "garbage"]
+)
+def test_the_load_span_continues_the_traceparent_the_pod_was_given(
+    data: Data, client_for: Callable[..., TestClient], traceparent: str
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    client = client_for(
+        ModelSet([model(data, "bc", data.linear.predict)], "bc"),
+        tracer_provider=provider,
+        settings=settings(traceparent=traceparent),
+    )
+    client.post("/predict", json={"instances": [[0.0] * 30]})
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    load, request = spans["load models"], spans["POST /predict"]
+    assert load.attributes is not None and load.attributes["maestro.model_uris"] == (
+        "models:/bc/3",
+    )
+    if traceparent.startswith("00-"):
+        assert format(load.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+        assert load.parent is not None and format(load.parent.span_id, "016x") == (
+            "b7ad6b7169203331"
+        )
+    else:  # unset or malformed: a trace of its own
+        assert load.parent is None
+    # A request without a context of its own starts its own trace, not the pod's.
+    assert request.context.trace_id != load.context.trace_id
+    assert request.parent is None
+
+
 def test_json_logs() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

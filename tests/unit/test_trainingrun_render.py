@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,11 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
-def ids(spec: TrainingRunSpec) -> RunIds:
+# The PyTorch case is traced: its pods continue the trace of the reconcile that made the job.
+TRACED = {"pytorch": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+
+
+def ids(spec: TrainingRunSpec, traceparent: str | None = None) -> RunIds:
     return RunIds(
         namespace="ml",
         name="iris-train",
@@ -77,12 +82,16 @@ def ids(spec: TrainingRunSpec) -> RunIds:
         experiment="iris",
         parent_run_id="a1b2c3d4e5f6",
         study=f"trainingrun-{UID}" if spec.tuning else None,
+        traceparent=traceparent,
     )
 
 
 def rendered(case: str) -> list[dict[str, Any]]:
     spec = TrainingRunSpec.model_validate(CASES[case])
-    return render(spec, SETTINGS, ids(spec), optuna_storage=STORAGE)
+    settings = SETTINGS
+    if case in TRACED:
+        settings = replace(SETTINGS, otlp_endpoint="http://jaeger-collector.observability:4318")
+    return render(spec, settings, ids(spec, TRACED.get(case)), optuna_storage=STORAGE)
 
 
 @pytest.mark.parametrize("case", CASES)

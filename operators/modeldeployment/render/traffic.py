@@ -277,7 +277,10 @@ def render_network_policy(
     egress: list[dict[str, Any]] = [
         {"ports": [{"protocol": "UDP", "port": 53}, _tcp(53)]},
     ]
+    # MLflow, and the OTLP collector the servers' spans go to (same URL rules).
     ports = [tracking_port(settings.tracking_uri)]
+    if settings.otlp_endpoint:
+        ports.append(tracking_port(settings.otlp_endpoint))
     if spec.secrets:
         ports.append(settings.vault_port)
     if settings.prediction_log_uri and settings.object_store_port:
