@@ -35,7 +35,7 @@ OPERATOR = "maestro-operator"
 SERVING = "maestro-serving"
 NAME = "iris"
 # A client's own trace context: the request span must continue it.
-CLIENT_TRACE = "5b8efff798038103d269b633813fc60c"
+CLIENT_TRACE = "5b8efff798038103d269b633813fc60c"  # pragma: allowlist secret
 CLIENT_PARENT = f"00-{CLIENT_TRACE}-eee19b7ec3c1b174-01"
 
 

@@ -287,7 +287,7 @@ def test_a_pdb_per_revision_never_blocks_a_drain() -> None:
         assert pdb["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
-def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
+def test_network_policy_lets_in_the_port_and_out_dns_mlflow_vault_and_otlp() -> None:
     policy = only(rendered("canary"), "NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"] == {
         "app.kubernetes.io/name": "maestro-serving",
@@ -307,13 +307,15 @@ def test_network_policy_lets_in_the_port_and_out_dns_mlflow_and_vault() -> None:
     assert namespaces == {"batch", "istio-system", "monitoring"}
     assert {"podSelector": {}} in ingress["from"]
     egress_ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    # DNS, MLflow over https, Vault (the spec has secrets), istiod, the configured extra port,
-    # and the deployment's own pods (an ABTest's champion forwards to its challenger).
+    # DNS, MLflow over https, Vault (the spec has secrets), the OTLP collector, istiod, the
+    # configured extra port, and the deployment's own pods (an ABTest's champion forwards to
+    # its challenger).
     assert egress_ports == {
         ("UDP", 53),
         ("TCP", 53),
         ("TCP", 443),
         ("TCP", 8200),
+        ("TCP", 4318),
         ("TCP", 15012),
         ("TCP", 8080),
     }
