@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from typing import Literal
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, Tracer, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, Tracer, TracerProvider
 
 from maestro.monitoring.tracing import otlp_tracer_provider, trace_ids
 
@@ -35,8 +36,15 @@ def reconcile_span(tracer: Tracer, kind: str, namespace: str, name: str) -> Iter
     """The span of one reconcile, current inside the block; the caller sets the
     generation once it read the object and the result (`set_result`). An exception is
     recorded on the span and goes on."""
+    # Each reconcile is the root of a trace of its own. A re-check runs in the context of
+    # the reconcile that scheduled it (the work queue copies it, for Kopf's sake): that one
+    # becomes a link, not the parent, or a deployment polled every few seconds would grow
+    # one endless trace.
+    scheduled_by = trace.get_current_span().get_span_context()
     with tracer.start_as_current_span(
         f"reconcile {kind}",
+        context=Context(),
+        links=[Link(scheduled_by)] if scheduled_by.is_valid else None,
         attributes={"maestro.kind": kind, "k8s.namespace.name": namespace, "maestro.name": name},
     ) as span:
         yield span

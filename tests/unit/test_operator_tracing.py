@@ -106,6 +106,23 @@ def test_each_reconcile_is_one_span_with_what_and_how_it_went(
     assert [e.name for e in span.events] == (["exception"] if fail else [])
 
 
+def test_a_recheck_scheduled_by_a_reconcile_starts_its_own_trace_linked_to_it(
+    spans: tuple[trace.Tracer, InMemorySpanExporter],
+) -> None:
+    tracer, exporter = spans
+    queue = WorkQueue("TrainingRun", lambda ns, n: None, tracer=tracer)
+    obj = {"metadata": {"name": "a", "generation": 1}}
+    # The queue runs a re-check in the context copied where it was scheduled: inside the
+    # span of the reconcile that scheduled it.
+    with tracer.start_as_current_span("reconcile TrainingRun") as scheduling:
+        queue.process("ns", "a", lambda: obj, lambda o: Step())
+    recheck = exporter.get_finished_spans()[0]
+    assert recheck.parent is None
+    assert recheck.context is not None
+    assert recheck.context.trace_id != scheduling.get_span_context().trace_id
+    assert [link.context for link in recheck.links] == [scheduling.get_span_context()]
+
+
 def test_without_a_tracer_the_queue_uses_the_no_op_one() -> None:
     step = Step()
     WorkQueue("DriftCheck", lambda ns, n: None).process(
