@@ -19,7 +19,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator jaeger upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
-        test test-fault test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-tracing bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -180,6 +180,9 @@ bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HP
 bench-serving: install $(BIN)/ghz ## maestro serve vs mlflow models serve and MLServer (wrk; ghz for gRPC) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh
 	$(PY) -m tests.bench.serving
+
+bench-tracing: install $(BIN)/jaeger ## the cost of tracing per reconcile and per `maestro serve` request, off vs on (Jaeger) -> docs/benchmarks.md
+	$(PY) -m tests.bench.tracing
 
 bench-abtest: install ## ABTest sequential test vs fixed horizon: samples to decision, power, false positives (simulated) -> docs/benchmarks.md
 	$(PY) -m tests.bench.abtest
