@@ -175,7 +175,11 @@ def test_a_prediction_is_traced_from_the_reconcile_into_the_serving_pod(
     assert tags(creator)["maestro.generation"] == 1
     services = {p["serviceName"] for p in whole["processes"].values()}
     assert services == {OPERATOR, SERVING}
-    print(f"\ntrace {load['traceID']}:\n{describe(whole)}")
+    print(f"\nrollout trace {load['traceID']}:\n{describe(whole)}")
+    for span in (next(s for s in requests if s["traceID"] == CLIENT_TRACE), *serving("predict")):
+        found = jaeger.trace(jaeger_url, span["traceID"])
+        assert found is not None
+        print(f"request/batch trace {span['traceID']}:\n{describe(found)}")
 
     # Later reconciles (each its own trace: here an annotation's event) keep the pod
     # template, so nothing rolls out for tracing's sake.
