@@ -46,8 +46,12 @@ environment (flags override; set by the ModelDeployment operator):
                                    as $ENV before the model loads, and again whenever the
                                    file changes (checked every
                                    MAESTRO_SERVE_SECRET_REFRESH_SECONDS, 2)
-  OTEL_EXPORTER_OTLP_ENDPOINT      export a span per request and per batch over OTLP/HTTP
-                                   (OTEL_EXPORTER_OTLP_HEADERS etc. are honoured)
+  OTEL_EXPORTER_OTLP_ENDPOINT      export a span per request and per batch, and one for
+                                   loading the models, over OTLP/HTTP
+                                   (OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER etc.
+                                   are honoured)
+  TRACEPARENT                      W3C trace context the model-load span continues (the
+                                   operator sets it: the reconcile that made the revision)
 
 metrics (labels deployment, revision, model, model_version): maestro_requests_total (+ code,
   protocol), maestro_request_duration_seconds, maestro_batch_size, maestro_model_info,
