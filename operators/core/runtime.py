@@ -17,7 +17,7 @@ from maestro.operators.core.kube import Kube
 from maestro.operators.core.operator_metrics import OperatorMetrics
 from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.settings import OperatorConfig
-from maestro.operators.core.tracing import TRACER_NAME
+from maestro.operators.core.tracing import reconcile_tracer
 from maestro.operators.core.workqueue import WorkQueue
 
 
@@ -46,7 +46,7 @@ class Runtime:
             kind,
             reconcile,
             metrics=self.operator_metrics,
-            tracer=self.tracer_provider.get_tracer(TRACER_NAME),
+            tracer=reconcile_tracer(self.tracer_provider),
         )
 
     @property

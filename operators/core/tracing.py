@@ -31,11 +31,22 @@ def operator_tracer_provider(endpoint: str | None) -> TracerProvider:
     return otlp_tracer_provider(endpoint, SERVICE_NAME)
 
 
+def reconcile_tracer(provider: TracerProvider) -> Tracer | None:
+    """The tracer of the reconciles; None when tracing is off, so that a reconcile skips
+    even the no-op tracer's context bookkeeping (about 5 µs each)."""
+    if isinstance(provider, trace.NoOpTracerProvider):
+        return None
+    return provider.get_tracer(TRACER_NAME)
+
+
 @contextmanager
-def reconcile_span(tracer: Tracer, kind: str, namespace: str, name: str) -> Iterator[Span]:
+def reconcile_span(tracer: Tracer | None, kind: str, namespace: str, name: str) -> Iterator[Span]:
     """The span of one reconcile, current inside the block; the caller sets the
     generation once it read the object and the result (`set_result`). An exception is
-    recorded on the span and goes on."""
+    recorded on the span and goes on. Without a tracer: the invalid span, nothing current."""
+    if tracer is None:
+        yield trace.INVALID_SPAN
+        return
     # Each reconcile is the root of a trace of its own. A re-check runs in the context of
     # the reconcile that scheduled it (the work queue copies it, for Kopf's sake): that one
     # becomes a link, not the parent, or a deployment polled every few seconds would grow

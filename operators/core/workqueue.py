@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opentelemetry.trace import NoOpTracer, Tracer
+from opentelemetry.trace import Tracer
 
 from maestro.operators.core.kube import Obj
 from maestro.operators.core.operator_metrics import OperatorMetrics
@@ -45,8 +45,8 @@ class WorkQueue:
     reconcile: Callable[[str, str], None]
     loop: asyncio.AbstractEventLoop | None = None
     metrics: OperatorMetrics | None = None
-    # One span per reconcile (operators.core.tracing); OpenTelemetry's no-op one when off.
-    tracer: Tracer = field(default_factory=NoOpTracer)
+    # One span per reconcile (operators.core.tracing); None: tracing is off.
+    tracer: Tracer | None = None
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)

@@ -24,7 +24,7 @@ from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 from maestro.operators.core.kube import manifest_hash
 from maestro.operators.core.objects import TRACEPARENT_ANNOTATION, template_traceparent
 from maestro.operators.core.settings import OperatorConfig
-from maestro.operators.core.tracing import TraceIdFilter
+from maestro.operators.core.tracing import TraceIdFilter, reconcile_tracer
 from maestro.operators.core.workqueue import WorkQueue
 from maestro.operators.modeldeployment.render import ServingSettings, TraceContexts, render
 from tests.modeldeployment_render_cases import IDS, PLANS, SETTINGS
@@ -123,7 +123,8 @@ def test_a_recheck_scheduled_by_a_reconcile_starts_its_own_trace_linked_to_it(
     assert [link.context for link in recheck.links] == [scheduling.get_span_context()]
 
 
-def test_without_a_tracer_the_queue_uses_the_no_op_one() -> None:
+def test_tracing_off_makes_no_span_and_no_context() -> None:
+    assert reconcile_tracer(trace.NoOpTracerProvider()) is None
     step = Step()
     WorkQueue("DriftCheck", lambda ns, n: None).process(
         "ns", "a", lambda: {"metadata": {"name": "a"}}, lambda o: step
