@@ -158,6 +158,7 @@ def test_sigterm_under_load_answers_every_request_it_accepted(server: Server) ->
 
 
 @pytest.mark.overload
+@pytest.mark.timeout(SOAK_SECONDS + 120)
 def test_a_soak_at_steady_load_keeps_memory_flat(server: Server) -> None:
     capacity = sustained(server)
     run = asyncio.run(open_loop(server.predict, 0.7 * capacity, SOAK_SECONDS, server.proc.pid))
