@@ -21,7 +21,7 @@ from maestro.operators.api.abtest import ABTest, ABTestPhase, ABTestSpec, ABTest
 from maestro.operators.api.common import API_VERSION
 from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core.abtests import split_plan
-from maestro.operators.core.events import emit, one_line
+from maestro.operators.core.events import one_line
 from maestro.operators.core.kube import Kube, Obj
 from maestro.operators.core.registry import ModelNotServable, Registry, is_missing
 from maestro.operators.core.runtime import Runtime
@@ -172,16 +172,17 @@ class _Step:
             outcome.verdict,
             outcome.status,
             self.c.runtime.clock,
+            self.c.runtime.post_event,
         )
         deployment = str((self.obj.get("spec") or {}).get("deployment") or "")
         self.c.metrics.show(self.namespace, self.name, deployment, self.stored)
         for kind, reason, message in outcome.events:
-            emit(self.obj, kind, reason.value, message)
+            self.c.runtime.post_event(self.obj, kind, reason.value, message)
         if outcome.requeue_after is not None:
             self.c.queue.requeue(self.namespace, self.name, outcome.requeue_after)
 
     def report_error(self, err: Exception) -> None:
-        emit(self.obj, "Warning", "ReconcileError", one_line(err))
+        self.c.runtime.post_event(self.obj, "Warning", "ReconcileError", one_line(err))
 
 
 def view(md: Obj | None) -> DeploymentView | None:

@@ -8,8 +8,6 @@ from typing import Any, cast
 
 import kopf
 
-from maestro.operators.api.common import Condition, ConditionStatus
-
 log = logging.getLogger(__name__)
 
 
@@ -29,12 +27,6 @@ def emit(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         reason,
         message,
     )
-
-
-def emit_transition(obj: Mapping[str, Any], condition: Condition) -> None:
-    """The Event of a Ready transition; Unknown is work in progress, not a problem."""
-    type_ = "Warning" if condition.status == ConditionStatus.FALSE else "Normal"
-    emit(obj, type_, condition.reason, condition.message)
 
 
 def one_line(err: BaseException) -> str:

@@ -13,10 +13,12 @@ from opentelemetry.trace import NoOpTracerProvider, TracerProvider
 from prometheus_client import CollectorRegistry
 
 from maestro.operators.core.conditions import Clock
+from maestro.operators.core.events import emit
 from maestro.operators.core.kube import Kube
 from maestro.operators.core.operator_metrics import OperatorMetrics
 from maestro.operators.core.prometheus import PrometheusClient
 from maestro.operators.core.settings import OperatorConfig
+from maestro.operators.core.status_writer import EventPoster
 from maestro.operators.core.tracing import reconcile_tracer
 from maestro.operators.core.workqueue import WorkQueue
 
@@ -33,6 +35,8 @@ class Runtime:
     operator_metrics: OperatorMetrics = field(init=False)
     # Where the span of each reconcile goes (a no-op provider when tracing is off).
     tracer_provider: TracerProvider = field(default_factory=NoOpTracerProvider)
+    # How Events are posted: through Kopf in the operator (events.emit).
+    post_event: EventPoster = field(default=emit)
     _kube: Kube | None = field(default=None, init=False, repr=False)
     _prometheus: PrometheusClient | None = field(default=None, init=False, repr=False)
     _guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)

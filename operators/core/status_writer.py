@@ -3,14 +3,18 @@ when something changed, and hand back the Ready transition for the Event."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from maestro.operators.api.common import Condition, StatusBase
+from maestro.operators.api.common import Condition, ConditionStatus, StatusBase
 from maestro.operators.core.conditions import Clock
 from maestro.operators.core.kube import Kube, plural_of
 from maestro.operators.core.status import plan_status
 from maestro.operators.core.verdict import Verdict
+
+# Posts an Event about an object: (object, type, reason, message); events.emit in the
+# operator, a recorder in tests.
+EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
 
 def write_status(
@@ -50,11 +54,12 @@ def report(
     verdict: Verdict,
     extra: Mapping[str, Any] | None,
     clock: Clock,
+    post: EventPoster,
 ) -> dict[str, Any]:
     """write_status, then the Event of a Ready transition; returns the status as stored."""
-    from maestro.operators.core.events import emit_transition
-
     status, transition = write_status(kube, obj, model, stored, verdict, extra, clock)
     if transition is not None:
-        emit_transition(obj, transition)
+        # Unknown is work in progress, not a problem.
+        type_ = "Warning" if transition.status == ConditionStatus.FALSE else "Normal"
+        post(obj, type_, transition.reason, transition.message)
     return status

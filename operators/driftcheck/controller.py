@@ -20,7 +20,7 @@ from maestro.monitoring.contract import decode_message
 from maestro.operators.api.common import API_VERSION, Reason
 from maestro.operators.api.driftcheck import DriftCheck, DriftCheckSpec, DriftCheckStatus
 from maestro.operators.api.trainingrun import TrainingRun
-from maestro.operators.core.events import emit, one_line
+from maestro.operators.core.events import one_line
 from maestro.operators.core.gather import deployment_facts, existing_training_runs
 from maestro.operators.core.kube import (
     APPLIED_HASH_ANNOTATION,
@@ -276,9 +276,10 @@ class _Step:
             outcome.verdict,
             outcome.status,
             self.c.runtime.clock,
+            self.c.runtime.post_event,
         )
         for kind, reason, message in outcome.events:
-            emit(self.obj, kind, reason.value, message)
+            self.c.runtime.post_event(self.obj, kind, reason.value, message)
         spec = self.obj.get("spec") or {}
         deployment = str(spec.get("deployment") or "")
         self.c.metrics.show(self.ids.namespace, self.ids.name, self.stored, deployment)
@@ -295,7 +296,7 @@ class _Step:
         )
 
     def report_error(self, err: Exception) -> None:
-        emit(self.obj, "Warning", "ReconcileError", one_line(err))
+        self.c.runtime.post_event(self.obj, "Warning", "ReconcileError", one_line(err))
 
 
 def _ended(job: Obj) -> tuple[datetime, bool] | None:

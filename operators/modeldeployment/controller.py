@@ -32,7 +32,7 @@ from maestro.operators.api.modeldeployment import (
     ModelDeploymentStatus,
 )
 from maestro.operators.core.approvals import Approvals
-from maestro.operators.core.events import emit, one_line
+from maestro.operators.core.events import one_line
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
 from maestro.operators.core.prometheus import (
     PrometheusQueryError,
@@ -378,10 +378,11 @@ class _Step:
             verdict,
             dict(extra),
             self.c.runtime.clock,
+            self.c.runtime.post_event,
         )
 
     def emit(self, type_: str, reason: str, message: str) -> None:
-        emit(self.obj, type_, reason, message)
+        self.c.runtime.post_event(self.obj, type_, reason, message)
 
     def requeue(self, spec: ModelDeploymentSpec, decision: Decision) -> None:
         delays = [decision.requeue_after] if decision.requeue_after is not None else []

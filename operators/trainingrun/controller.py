@@ -194,6 +194,7 @@ class _Step:
             verdict,
             extra,
             self.c.runtime.clock,
+            self.c.runtime.post_event,
         )
         self.c.metrics.show(self.namespace, self.name, self.status_raw)
 

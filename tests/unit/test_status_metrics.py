@@ -163,14 +163,26 @@ def obj_of(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+Posted = list[tuple[str, str, str]]  # (type, reason, message) of each Event
+
+
 @pytest.fixture
-def runtime(monkeypatch: pytest.MonkeyPatch) -> Runtime:
-    monkeypatch.setattr("kopf.event", lambda *args, **kwargs: None)  # no operator to post to
-    return Runtime(clock=lambda: datetime(2026, 1, 1, tzinfo=UTC), request_timeout=5.0)
+def events() -> Posted:
+    return []
+
+
+@pytest.fixture
+def runtime(events: Posted) -> Runtime:
+    """Events are recorded here: outside a running operator Kopf has nowhere to post them."""
+    return Runtime(
+        clock=lambda: datetime(2026, 1, 1, tzinfo=UTC),
+        request_timeout=5.0,
+        post_event=lambda obj, type_, reason, message: events.append((type_, reason, message)),
+    )
 
 
 def test_a_trainingrun_status_write_sets_its_gauges_and_deletion_drops_them(
-    runtime: Runtime,
+    runtime: Runtime, events: Posted
 ) -> None:
     from maestro.operators.trainingrun.controller import Controller, _Step
 
@@ -183,6 +195,7 @@ def test_a_trainingrun_status_write_sets_its_gauges_and_deletion_drops_them(
         {"trials": {"total": 4, "running": 0, "completed": 3, "pruned": 0, "failed": 1}},
     )
     assert kube.patches and kube.patches[0]["phase"] == "Failed"
+    assert events == [("Warning", "JobFailed", "boom")]  # the Ready transition's Event
     get = runtime.metrics.get_sample_value
     run = {"namespace": "ns", "trainingrun": "x"}
     assert get("maestro_trainingrun_phase", {**run, "phase": "Failed"}) == 1
