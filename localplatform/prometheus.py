@@ -8,6 +8,10 @@ prometheus_sd.py serves them over HTTP SD; the relabel rules are those of a
 at `<pod IP>:<prometheus.io/port>` on `prometheus.io/path`. The pod runner binds each
 pod's process to its own pod IP (10.244.x.y, routed to loopback), so Prometheus reaches
 them directly.
+
+It evaluates the rule files of its `rules/` folder (localplatform/prometheus_rules.py: the
+platform's alerts, and whatever `load_rules` adds) every second and sends alerts to the
+local Alertmanager (localplatform/alertmanager.py), which `up` starts first.
 """
 
 from __future__ import annotations
@@ -22,14 +26,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from maestro.localplatform import custom_metrics
+from maestro.localplatform import alertmanager, custom_metrics, prometheus_rules
 from maestro.localplatform.procs import ProcessTable
 from maestro.monitoring import adapter_rules
 
@@ -75,6 +79,14 @@ class PrometheusConfig:
         return self.home / "prometheus.yml"
 
     @property
+    def rules_dir(self) -> Path:
+        return self.home / "rules"
+
+    @property
+    def alertmanager(self) -> alertmanager.AlertmanagerConfig:
+        return alertmanager.AlertmanagerConfig(root=self.root)
+
+    @property
     def kubeconfig(self) -> Path:
         # Written by localplatform/cluster.py when the control plane starts.
         return self.root / "kubeconfig"
@@ -83,8 +95,14 @@ class PrometheusConfig:
         return ProcessTable(self.root / "cluster" / "run", self.root / "logs")
 
 
-def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
-    """The prometheus.yml for the local platform, as a dict (pure)."""
+def scrape_config(
+    sd_url: str,
+    scrape_interval: str,
+    rule_files: Sequence[str] = (),
+    alertmanagers: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The prometheus.yml for the local platform, as a dict (pure); rules are evaluated at
+    the scrape interval and their alerts sent to `alertmanagers` (host:port)."""
 
     def copy(meta: str, target: str) -> dict[str, Any]:
         return {"source_labels": [meta], "target_label": target, "action": "replace"}
@@ -95,6 +113,16 @@ def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
             "scrape_timeout": scrape_interval,
             "evaluation_interval": scrape_interval,
         },
+        **({"rule_files": list(rule_files)} if rule_files else {}),
+        **(
+            {
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+                }
+            }
+            if alertmanagers
+            else {}
+        ),
         "scrape_configs": [
             {
                 "job_name": "maestro-pods",
@@ -161,7 +189,13 @@ def _binary() -> str:
 
 def _write_config(cfg: PrometheusConfig) -> bool:
     """Write prometheus.yml; return whether its content changed."""
-    text = yaml.safe_dump(scrape_config(cfg.sd_url, cfg.scrape_interval), sort_keys=False)
+    config = scrape_config(
+        cfg.sd_url,
+        cfg.scrape_interval,
+        rule_files=[prometheus_rules.rule_files_glob(cfg.rules_dir)],
+        alertmanagers=[cfg.alertmanager.address],
+    )
+    text = yaml.safe_dump(config, sort_keys=False)
     cfg.home.mkdir(parents=True, exist_ok=True)
     if cfg.config_file.exists() and cfg.config_file.read_text() == text:
         return False
@@ -278,13 +312,31 @@ def _stop_adapter(cfg: PrometheusConfig) -> None:
     cfg.processes().stop(custom_metrics.PROCESS)
 
 
+def load_rules(cfg: PrometheusConfig, name: str, groups: Sequence[dict[str, Any]]) -> None:
+    """Have the running Prometheus evaluate `groups` as the rule set `name` (replacing a
+    set of that name); PrometheusError, naming the problem, if it refuses them."""
+    if prometheus_rules.write_rules(cfg.rules_dir, name, groups):
+        _reload(cfg)
+
+
+def unload_rules(cfg: PrometheusConfig, name: str) -> None:
+    if prometheus_rules.remove_rules(cfg.rules_dir, name) and ready(cfg):
+        _reload(cfg)
+
+
 def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
-    """Start pod discovery and Prometheus unless they already answer (then only reload a
-    changed config), then prometheus-adapter; return the seconds it took."""
+    """Start pod discovery, Alertmanager and Prometheus unless they already answer (then
+    only reload a changed config), then prometheus-adapter; return the seconds it took."""
     started = time.monotonic()
     binary = _binary()
     _start_discovery(cfg, timeout)
+    try:
+        alertmanager.up(cfg.alertmanager, timeout)
+    except alertmanager.AlertmanagerError as err:
+        raise PrometheusError(str(err)) from err
     changed = _write_config(cfg)
+    rules = prometheus_rules.platform_rule_groups()
+    changed |= prometheus_rules.write_rules(cfg.rules_dir, prometheus_rules.PLATFORM, rules)
     if ready(cfg):
         if changed:
             _reload(cfg)
@@ -313,6 +365,7 @@ def down(cfg: PrometheusConfig) -> None:
     procs = cfg.processes()
     procs.stop(PROCESS)
     procs.stop(SD_PROCESS)
+    alertmanager.down(cfg.alertmanager)
 
 
 def main(argv: list[str] | None = None) -> int:
