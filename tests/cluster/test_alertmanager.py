@@ -61,9 +61,18 @@ def receiver(prometheus_url: str) -> Iterator[AlertReceiver]:
             alertmanager.up(platform)
 
 
+def prometheus_api(prometheus_url: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{prometheus_url}/api/v1/{path}", timeout=5) as resp:
+        return json.load(resp)["data"]
+
+
 def loaded_groups(prometheus_url: str) -> set[str]:
-    with urllib.request.urlopen(f"{prometheus_url}/api/v1/rules", timeout=5) as resp:
-        return {g["name"] for g in json.load(resp)["data"]["groups"]}
+    return {g["name"] for g in prometheus_api(prometheus_url, "rules")["groups"]}
+
+
+def serving_group(prometheus_url: str, namespace: str) -> Any:
+    groups = prometheus_api(prometheus_url, "rules")["groups"]
+    return [g for g in groups if g["name"] == f"maestro-serving.{namespace}.{NAME}"]
 
 
 @pytest.fixture
@@ -110,7 +119,11 @@ def test_a_model_that_cannot_load_fires_at_the_webhook_and_resolves_once_it_serv
     am = prometheus.PrometheusConfig().alertmanager
 
     def why() -> str:
-        return f"{receiver.summary()}\nAlertmanager holds: {alertmanager.alerts(am)}"
+        return (
+            f"{receiver.summary()}\nAlertmanager holds: {alertmanager.alerts(am)}\n"
+            f"Prometheus' alerts: {prometheus_api(prometheus_url, 'alerts')}\n"
+            f"its rule group: {serving_group(prometheus_url, namespace)}"
+        )
 
     started = time.monotonic()
     apply(cluster, namespace, model_deployment("file:///models/not-there"))
@@ -131,7 +144,7 @@ def test_a_model_that_cannot_load_fires_at_the_webhook_and_resolves_once_it_serv
     assert rendered["for"] == "5m", operator.logs()[-2000:]
 
     firing = eventually(
-        lambda: receiver.first("firing", **labels), timeout=30, what="firing", why=why
+        lambda: receiver.first("firing", **labels), timeout=60, what="firing", why=why
     )
     (alert,) = firing.alerts(**labels)
     assert alert["status"] == "firing"
