@@ -17,7 +17,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from maestro.localplatform.http_endpoints import answers_ok, post, write_if_changed
 from maestro.localplatform.procs import ProcessTable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,11 +110,7 @@ def routing_config(
 
 
 def ready(cfg: AlertmanagerConfig) -> bool:
-    try:
-        with urllib.request.urlopen(f"{cfg.url}/-/ready", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers_ok(f"{cfg.url}/-/ready")
 
 
 def alerts(cfg: AlertmanagerConfig) -> list[dict[str, Any]]:
@@ -143,25 +139,13 @@ def _write_config(cfg: AlertmanagerConfig) -> bool:
         group_interval=cfg.group_interval,
         repeat_interval=cfg.repeat_interval,
     )
-    text = yaml.safe_dump(config, sort_keys=False)
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    if cfg.config_file.exists() and cfg.config_file.read_text() == text:
-        return False
-    cfg.config_file.write_text(text)
-    return True
+    return write_if_changed(cfg.config_file, yaml.safe_dump(config, sort_keys=False))
 
 
 def _reload(cfg: AlertmanagerConfig) -> None:
-    request = urllib.request.Request(f"{cfg.url}/-/reload", method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            if resp.status == 200:
-                return
-            reason = f"HTTP {resp.status}"
-    except urllib.error.HTTPError as err:
-        reason = err.read().decode(errors="replace").strip() or str(err)
-    except (urllib.error.URLError, OSError) as err:
-        reason = str(err)
+    reason = post(f"{cfg.url}/-/reload")
+    if reason is None:
+        return
     raise AlertmanagerError(
         f"the Alertmanager at {cfg.url} did not reload {cfg.config_file} ({reason}); "
         f"see its log {cfg.processes().log(PROCESS)}"

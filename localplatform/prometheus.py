@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from maestro.localplatform import alertmanager, custom_metrics, prometheus_rules
+from maestro.localplatform.http_endpoints import answers_ok, write_if_changed
 from maestro.localplatform.procs import ProcessTable
 from maestro.monitoring import adapter_rules
 
@@ -170,11 +171,7 @@ def scrape_config(
 
 
 def ready(cfg: PrometheusConfig) -> bool:
-    try:
-        with urllib.request.urlopen(f"{cfg.url}/-/ready", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers_ok(f"{cfg.url}/-/ready")
 
 
 def _binary() -> str:
@@ -195,12 +192,7 @@ def _write_config(cfg: PrometheusConfig) -> bool:
         rule_files=[prometheus_rules.rule_files_glob(cfg.rules_dir)],
         alertmanagers=[cfg.alertmanager.address],
     )
-    text = yaml.safe_dump(config, sort_keys=False)
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    if cfg.config_file.exists() and cfg.config_file.read_text() == text:
-        return False
-    cfg.config_file.write_text(text)
-    return True
+    return write_if_changed(cfg.config_file, yaml.safe_dump(config, sort_keys=False))
 
 
 def _reload(cfg: PrometheusConfig) -> None:

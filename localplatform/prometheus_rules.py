@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from maestro.localplatform.http_endpoints import write_if_changed
 from maestro.monitoring.alerts import Group, platform_groups
 from maestro.operators import rulegen
 
@@ -50,13 +51,7 @@ def platform_rule_groups() -> list[Group]:
 
 def write_rules(rules_dir: Path, name: str, groups: Sequence[Group]) -> bool:
     """Write the set `name`; return whether its file changed."""
-    path = rule_file(name, rules_dir)
-    text = rule_file_text(groups)
-    rules_dir.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.read_text() == text:
-        return False
-    path.write_text(text)
-    return True
+    return write_if_changed(rule_file(name, rules_dir), rule_file_text(groups))
 
 
 def remove_rules(rules_dir: Path, name: str) -> bool:
