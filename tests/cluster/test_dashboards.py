@@ -39,7 +39,8 @@ from maestro.localplatform import prometheus
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
 from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
-from tests.cluster.objects import apply, get, items
+from tests.cluster.objects import apply, items
+from tests.cluster.test_trainingrun import IRIS, training_run, wait_phase
 from tests.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -132,15 +133,6 @@ def model_deployment(model: str) -> dict[str, Any]:
     }
 
 
-def training_run(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
 def first_training_runs() -> list[dict[str, Any]]:
     """A run that fails and a tuning run, before the queue fills up."""
     return [
@@ -154,7 +146,7 @@ def first_training_runs() -> list[dict[str, Any]]:
             "tune",
             framework="SKLearn",
             params={"model": "random_forest", "n_estimators": 5},
-            dataset={"uri": "sklearn://iris"},
+            dataset=IRIS,
             tuning={
                 "trials": 2,
                 "parallelism": 1,
@@ -175,17 +167,6 @@ def infer_body(row: list[float]) -> str:
     """An Open Inference Protocol v2 request of one row (NaN written as JSON's NaN)."""
     tensor = {"name": "input", "shape": [1, len(row)], "datatype": "FP64", "data": [row]}
     return json.dumps({"inputs": [tensor]})
-
-
-def wait_phase(
-    cluster: Cluster, namespace: str, kind: str, name: str, phases: tuple[str, ...]
-) -> None:
-    def phase() -> str | None:
-        obj = get(cluster, namespace, kind, name) or {}
-        found: str | None = (obj.get("status") or {}).get("phase")
-        return found if found in phases else None
-
-    eventually(phase, timeout=120, what=f"{kind} {name} in {phases}", interval=0.5)
 
 
 class Traffic:
@@ -274,7 +255,7 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
             120,
         )
         # Once the tuning run holds its place (and reports trials), the queue fills up.
-        wait_phase(cluster, namespace, "trainingrun", "tune", ("Running", "Succeeded"))
+        wait_phase(deployed_operator, cluster, namespace, "tune", ("Running", "Succeeded"), 120)
         apply(cluster, namespace, *sleeping_runs())
         (rule,) = items(
             cluster, namespace, "prometheusrules", f"mlops.maestro.dev/deployment={NAME}"
