@@ -10,6 +10,10 @@ objects' status are in Prometheus) reconciles, in the test's namespace:
   model cannot score (500), and outcomes sent to /feedback; the operator's PrometheusRule
   for it (its SLO recording rules) is loaded into Prometheus, as the Prometheus Operator
   would;
+- a second ModelDeployment under an ABTest (champion v1, challenger v2, no promotion), with
+  users whose outcomes come back through /feedback (tests/cluster/abtests.py): the
+  model-quality dashboard's A/B row is queried for that one (Grafana shows one deployment
+  at a time, and that row is empty for a deployment without an ABTest, as it should be);
 - TrainingRuns: one whose trainer fails, a 2-trial tuning run, and more sleeping runs than
   the namespace may run at once, so one is Queued.
 
@@ -38,6 +42,7 @@ from mlflow import MlflowClient
 from maestro.localplatform import prometheus
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
+from tests.cluster.abtests import Users, abtest
 from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
 from tests.cluster.objects import apply, items
 from tests.cluster.test_trainingrun import IRIS, training_run, wait_phase
@@ -47,24 +52,17 @@ pytestmark = pytest.mark.cluster
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "manifests" / "monitoring" / "dashboards"
 NAME = "quality"
+AB = "split"
+# The deployment a row is queried for, when not NAME.
+ROW_DEPLOYMENT = {"A/B tests": AB}
 # Grafana's own variables, as a 1 s scrape interval gives them.
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1s", "__range": "5m"}
 
-A_B = (
-    "an ABTest on a ModelDeployment: its challenger's rollout beside the champion, then split"
-    " traffic and outcomes (tests/cluster/test_abtest.py); tried here on a second"
-    " ModelDeployment, the ABTest was not Running within 120 s on a 2-core machine busy"
-    " with the rest of this test"
-)
 DRIFT = (
     "a DriftCheck run: a CronJob tick, flushed prediction logs and the drift job"
     " (tests/cluster/test_driftcheck.py), too long for this test"
 )
 NO_DATA_HERE = {
-    ("maestro-model-quality", "Assignments by variant"): A_B,
-    ("maestro-model-quality", "Mean outcome by variant"): A_B,
-    ("maestro-model-quality", "Sample-ratio-mismatch p-value"): A_B,
-    ("maestro-model-quality", "Test status"): A_B,
     ("maestro-model-quality", "Drift share by check"): DRIFT,
     ("maestro-model-quality", "Drifted columns"): DRIFT,
     ("maestro-model-quality", "Time since the last run"): DRIFT,
@@ -75,6 +73,7 @@ NO_DATA_HERE = {
 @dataclass(frozen=True)
 class Query:
     dashboard: str  # uid
+    row: str
     panel: str
     expr: str  # as committed, variables left in
 
@@ -83,13 +82,17 @@ class Query:
 
 
 def committed_queries() -> list[Query]:
-    """Every target of every panel of the committed dashboards (rows hold no targets)."""
+    """Every target of every panel of the committed dashboards; a row is a panel of type
+    "row" (no targets) before the panels in it."""
     found = []
     for path in sorted(DASHBOARDS.glob("*.json")):
         board = json.loads(path.read_text())
+        row = ""
         for panel in board["panels"]:
+            if panel["type"] == "row":
+                row = panel["title"]
             for target in panel.get("targets", []):
-                found.append(Query(board["uid"], panel["title"], target["expr"]))
+                found.append(Query(board["uid"], row, panel["title"], target["expr"]))
     return found
 
 
@@ -117,6 +120,19 @@ def answer(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
 def has_data(result: list[dict[str, Any]]) -> bool:
     """At least one series with a number (a ratio over nothing is NaN: no data to Grafana)."""
     return any(math.isfinite(float(series["value"][1])) for series in result)
+
+
+def split_deployment(model: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "metadata": {"name": AB},
+        "spec": {
+            "model": {"uri": f"models:/{model}/1"},
+            "replicas": {"min": 1, "max": 1},
+            "autoscaling": {"enabled": False},
+        },
+    }
 
 
 def model_deployment(model: str) -> dict[str, Any]:
@@ -240,12 +256,25 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
     )
     values = {**GRAFANA_VARIABLES, "namespace": namespace, "deployment": NAME}
 
+    def query(q: Query) -> str:
+        return substitute(q.expr, {**values, "deployment": ROW_DEPLOYMENT.get(q.row, NAME)})
+
     model, features = registered
     client = MlflowClient(mlflow_url, mlflow_url)
     client.set_registered_model_alias(model, ALIAS, "1")
     apply(cluster, namespace, *first_training_runs())
-    apply(cluster, namespace, model_deployment(model))
-    with Traffic(cluster, namespace, features.head(40).to_numpy().tolist()) as traffic:
+    apply(cluster, namespace, model_deployment(model), split_deployment(model))
+    rows = features.head(40)
+    users = Users(
+        cluster, namespace, AB, rows.to_dict(orient="records"), {"champion": 0.5, "challenger": 0.5}
+    )
+    with Traffic(cluster, namespace, rows.to_numpy().tolist()) as traffic, users:
+        wait_status(
+            cluster, namespace, AB, "split Available", lambda s: s.get("phase") == "Available", 120
+        )
+        # A test without promotion: a win has no alias to move on a pinned version.
+        ab = abtest("ab", AB, f"models:/{model}/2", maxDuration="10m", autoPromote=False)
+        apply(cluster, namespace, ab)
         wait_status(
             cluster,
             namespace,
@@ -276,7 +305,7 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
                 q
                 for q in queries
                 if (q.dashboard, q.panel) not in NO_DATA_HERE
-                and not has_data(answer(prometheus_url, substitute(q.expr, values)))
+                and not has_data(answer(prometheus_url, query(q)))
             ]
 
         missing: list[list[Query]] = [[]]
@@ -289,15 +318,14 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
             return (
                 "panels without data:\n"
                 + "\n".join(map(str, missing[0]))
-                + f"\nanswers: {traffic.codes}"
+                + f"\nanswers: {traffic.codes}\nA/B users: {users.summary()}"
             )
 
         eventually(all_alive, timeout=60, what="data in every panel", why=why, interval=2)
     listed = [
         q
         for q in queries
-        if (q.dashboard, q.panel) in NO_DATA_HERE
-        and has_data(answer(prometheus_url, substitute(q.expr, values)))
+        if (q.dashboard, q.panel) in NO_DATA_HERE and has_data(answer(prometheus_url, query(q)))
     ]
     assert not listed, "listed in NO_DATA_HERE but have data:\n" + "\n".join(map(str, listed))
     print(f"{len(queries)} queries of {len(panels)} panels; answers {traffic.codes}")
