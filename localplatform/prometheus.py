@@ -344,6 +344,10 @@ def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
             f"--storage.tsdb.retention.time={cfg.retention}",
             f"--web.listen-address={cfg.host}:{cfg.port}",
             "--web.enable-lifecycle",
+            # A reload (a rule set loaded) leaves the notifier without its Alertmanager for up
+            # to 5 s, until discovery resends it, and an alert that fires meanwhile is dropped;
+            # at the default (1m) it would reach Alertmanager only a minute later.
+            "--rules.alert.resend-delay=1s",
             "--log.level=warn",
         ],
     )
