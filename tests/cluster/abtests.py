@@ -19,6 +19,19 @@ from tests.conftest import Cluster
 FEEDBACK_DELAY = 1.0
 
 
+def model_deployment(name: str, model: str, alias: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": f"models:/{model}@{alias}"},
+            "replicas": {"min": 1, "max": 1},
+            "autoscaling": {"enabled": False},
+        },
+    }
+
+
 def abtest(name: str, deployment: str, challenger: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,

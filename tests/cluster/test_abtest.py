@@ -21,25 +21,12 @@ from mlflow import MlflowClient
 
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
-from tests.cluster.abtests import Users, abtest
-from tests.cluster.modeldeployments import API_VERSION, wait_status
+from tests.cluster.abtests import Users, abtest, model_deployment
+from tests.cluster.modeldeployments import wait_status
 from tests.cluster.objects import apply, events, get, items, ready
 from tests.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
-
-
-def model_deployment(name: str, model: str, alias: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"uri": f"models:/{model}@{alias}"},
-            "replicas": {"min": 1, "max": 1},
-            "autoscaling": {"enabled": False},
-        },
-    }
 
 
 @pytest.fixture

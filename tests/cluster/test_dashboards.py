@@ -10,10 +10,11 @@ objects' status are in Prometheus) reconciles, in the test's namespace:
   model cannot score (500), and outcomes sent to /feedback; the operator's PrometheusRule
   for it (its SLO recording rules) is loaded into Prometheus, as the Prometheus Operator
   would;
-- a second ModelDeployment under an ABTest (champion v1, challenger v2, no promotion), with
-  users whose outcomes come back through /feedback (tests/cluster/abtests.py): the
-  model-quality dashboard's A/B row is queried for that one (Grafana shows one deployment
-  at a time, and that row is empty for a deployment without an ABTest, as it should be);
+- a second ModelDeployment under an ABTest (champion v1 through an alias of its own,
+  challenger v2, no promotion), with users whose outcomes come back through /feedback
+  (tests/cluster/abtests.py): the model-quality dashboard's A/B row is queried for that
+  one (Grafana shows one deployment at a time, and that row is empty for a deployment
+  without an ABTest, as it should be);
 - TrainingRuns: one whose trainer fails, a 2-trial tuning run, and more sleeping runs than
   the namespace may run at once, so one is Queued.
 
@@ -42,6 +43,7 @@ from mlflow import MlflowClient
 from maestro.localplatform import prometheus
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
+from tests.cluster import abtests
 from tests.cluster.abtests import Users, abtest
 from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
 from tests.cluster.objects import apply, items
@@ -120,19 +122,6 @@ def answer(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
 def has_data(result: list[dict[str, Any]]) -> bool:
     """At least one series with a number (a ratio over nothing is NaN: no data to Grafana)."""
     return any(math.isfinite(float(series["value"][1])) for series in result)
-
-
-def split_deployment(model: str) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "ModelDeployment",
-        "metadata": {"name": AB},
-        "spec": {
-            "model": {"uri": f"models:/{model}/1"},
-            "replicas": {"min": 1, "max": 1},
-            "autoscaling": {"enabled": False},
-        },
-    }
 
 
 def model_deployment(model: str) -> dict[str, Any]:
@@ -263,7 +252,8 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
     client = MlflowClient(mlflow_url, mlflow_url)
     client.set_registered_model_alias(model, ALIAS, "1")
     apply(cluster, namespace, *first_training_runs())
-    apply(cluster, namespace, model_deployment(model), split_deployment(model))
+    client.set_registered_model_alias(model, AB, "1")  # the split deployment's own alias
+    apply(cluster, namespace, model_deployment(model), abtests.model_deployment(AB, model, AB))
     rows = features.head(40)
     users = Users(
         cluster, namespace, AB, rows.to_dict(orient="records"), {"champion": 0.5, "challenger": 0.5}
@@ -272,7 +262,7 @@ def test_every_panel_of_every_dashboard_has_data_after_real_work(
         wait_status(
             cluster, namespace, AB, "split Available", lambda s: s.get("phase") == "Available", 120
         )
-        # A test without promotion: a win has no alias to move on a pinned version.
+        # No promotion: a win would move the alias mid-test.
         ab = abtest("ab", AB, f"models:/{model}/2", maxDuration="10m", autoPromote=False)
         apply(cluster, namespace, ab)
         wait_status(
