@@ -108,7 +108,7 @@ jaeger: $(BIN)/jaeger ## build Jaeger v1.76.0 all-in-one (OTLP in, in-memory sto
 
 upstream-crds: .maestro/crds/.fetched ## Kubeflow, Istio, Prometheus Operator CRDs from their Go modules
 
-services: ## install (when absent) and start PostgreSQL and Redis from Debian's packages
+services: ## install (when absent) PostgreSQL, Redis, Prometheus and Alertmanager from Debian's packages; start PostgreSQL and Redis
 	tools/services.sh
 
 cluster-up: install binaries upstream-crds ## start the local control plane (kubeconfig: .maestro/kubeconfig)

@@ -8,6 +8,10 @@ prometheus_sd.py serves them over HTTP SD; the relabel rules are those of a
 at `<pod IP>:<prometheus.io/port>` on `prometheus.io/path`. The pod runner binds each
 pod's process to its own pod IP (10.244.x.y, routed to loopback), so Prometheus reaches
 them directly.
+
+It evaluates the rule files of its `rules/` folder (localplatform/prometheus_rules.py: the
+platform's alerts, and whatever `load_rules` adds) every second and sends alerts to the
+local Alertmanager (localplatform/alertmanager.py), which `up` starts first.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from maestro.localplatform import custom_metrics
+from maestro.localplatform import alertmanager, custom_metrics, prometheus_rules
+from maestro.localplatform.http_endpoints import answers_ok, write_if_changed
 from maestro.localplatform.procs import ProcessTable
 from maestro.monitoring import adapter_rules
 
@@ -75,6 +80,14 @@ class PrometheusConfig:
         return self.home / "prometheus.yml"
 
     @property
+    def rules_dir(self) -> Path:
+        return self.home / "rules"
+
+    @property
+    def alertmanager(self) -> alertmanager.AlertmanagerConfig:
+        return alertmanager.AlertmanagerConfig(root=self.root)
+
+    @property
     def kubeconfig(self) -> Path:
         # Written by localplatform/cluster.py when the control plane starts.
         return self.root / "kubeconfig"
@@ -83,8 +96,14 @@ class PrometheusConfig:
         return ProcessTable(self.root / "cluster" / "run", self.root / "logs")
 
 
-def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
-    """The prometheus.yml for the local platform, as a dict (pure)."""
+def scrape_config(
+    sd_url: str,
+    scrape_interval: str,
+    rule_files: Sequence[str] = (),
+    alertmanagers: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The prometheus.yml for the local platform, as a dict (pure); rules are evaluated at
+    the scrape interval and their alerts sent to `alertmanagers` (host:port)."""
 
     def copy(meta: str, target: str) -> dict[str, Any]:
         return {"source_labels": [meta], "target_label": target, "action": "replace"}
@@ -95,6 +114,16 @@ def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
             "scrape_timeout": scrape_interval,
             "evaluation_interval": scrape_interval,
         },
+        **({"rule_files": list(rule_files)} if rule_files else {}),
+        **(
+            {
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]
+                }
+            }
+            if alertmanagers
+            else {}
+        ),
         "scrape_configs": [
             {
                 "job_name": "maestro-pods",
@@ -142,11 +171,7 @@ def scrape_config(sd_url: str, scrape_interval: str) -> dict[str, Any]:
 
 
 def ready(cfg: PrometheusConfig) -> bool:
-    try:
-        with urllib.request.urlopen(f"{cfg.url}/-/ready", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers_ok(f"{cfg.url}/-/ready")
 
 
 def _binary() -> str:
@@ -161,12 +186,13 @@ def _binary() -> str:
 
 def _write_config(cfg: PrometheusConfig) -> bool:
     """Write prometheus.yml; return whether its content changed."""
-    text = yaml.safe_dump(scrape_config(cfg.sd_url, cfg.scrape_interval), sort_keys=False)
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    if cfg.config_file.exists() and cfg.config_file.read_text() == text:
-        return False
-    cfg.config_file.write_text(text)
-    return True
+    config = scrape_config(
+        cfg.sd_url,
+        cfg.scrape_interval,
+        rule_files=[prometheus_rules.rule_files_glob(cfg.rules_dir)],
+        alertmanagers=[cfg.alertmanager.address],
+    )
+    return write_if_changed(cfg.config_file, yaml.safe_dump(config, sort_keys=False))
 
 
 def _reload(cfg: PrometheusConfig) -> None:
@@ -278,13 +304,31 @@ def _stop_adapter(cfg: PrometheusConfig) -> None:
     cfg.processes().stop(custom_metrics.PROCESS)
 
 
+def load_rules(cfg: PrometheusConfig, name: str, groups: Sequence[dict[str, Any]]) -> None:
+    """Have the running Prometheus evaluate `groups` as the rule set `name` (replacing a
+    set of that name); PrometheusError, naming the problem, if it refuses them."""
+    if prometheus_rules.write_rules(cfg.rules_dir, name, groups):
+        _reload(cfg)
+
+
+def unload_rules(cfg: PrometheusConfig, name: str) -> None:
+    if prometheus_rules.remove_rules(cfg.rules_dir, name) and ready(cfg):
+        _reload(cfg)
+
+
 def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
-    """Start pod discovery and Prometheus unless they already answer (then only reload a
-    changed config), then prometheus-adapter; return the seconds it took."""
+    """Start pod discovery, Alertmanager and Prometheus unless they already answer (then
+    only reload a changed config), then prometheus-adapter; return the seconds it took."""
     started = time.monotonic()
     binary = _binary()
     _start_discovery(cfg, timeout)
+    try:
+        alertmanager.up(cfg.alertmanager, timeout)
+    except alertmanager.AlertmanagerError as err:
+        raise PrometheusError(str(err)) from err
     changed = _write_config(cfg)
+    rules = prometheus_rules.platform_rule_groups()
+    changed |= prometheus_rules.write_rules(cfg.rules_dir, prometheus_rules.PLATFORM, rules)
     if ready(cfg):
         if changed:
             _reload(cfg)
@@ -300,6 +344,10 @@ def up(cfg: PrometheusConfig, timeout: float = 60) -> float:
             f"--storage.tsdb.retention.time={cfg.retention}",
             f"--web.listen-address={cfg.host}:{cfg.port}",
             "--web.enable-lifecycle",
+            # A reload (a rule set loaded) leaves the notifier without its Alertmanager for up
+            # to 5 s, until discovery resends it, and an alert that fires meanwhile is dropped;
+            # at the default (1m) it would reach Alertmanager only a minute later.
+            "--rules.alert.resend-delay=1s",
             "--log.level=warn",
         ],
     )
@@ -313,6 +361,7 @@ def down(cfg: PrometheusConfig) -> None:
     procs = cfg.processes()
     procs.stop(PROCESS)
     procs.stop(SD_PROCESS)
+    alertmanager.down(cfg.alertmanager)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,9 @@ class ServingLimits:
     max_latency_p95_ms: int = 500
     # Share of the model's bounded queue in use before it counts as saturated.
     max_queue_fill: float = 0.5
+    # How long a condition must hold before it fires (the rules' `for`); a test of the
+    # alerting path passes a short one rather than wait out production's.
+    hold: str = SERVING_FOR
 
 
 def serving_alerts(
@@ -90,7 +93,9 @@ def serving_alerts(
     rejected = f"{requests}{selector(REJECTED, **md)}"
     buckets = names.buckets(names.REQUEST_DURATION)
     where = f"{namespace}/{deployment}"
-    labels = {"deployment": deployment}
+    # With the namespace, as the SLO alerts have it: the same name in two namespaces is two
+    # alerts to Alertmanager, not one.
+    labels = {"namespace": namespace, "deployment": deployment}
     return [
         alert(
             "MaestroModelErrorRateHigh",
@@ -103,7 +108,7 @@ def serving_alerts(
                 f" {{{{ $value | humanizePercentage }}}} 5xx responses over {w}, above the"
                 f" {limits.max_error_rate:.2%} limit."
             ),
-            hold=SERVING_FOR,
+            hold=limits.hold,
             runbooks=runbooks,
             labels=labels,
         ),
@@ -118,7 +123,7 @@ def serving_alerts(
                 f" {{{{ $value | humanizeDuration }}}} over {w}, above"
                 f" {limits.max_latency_p95_ms} ms."
             ),
-            hold=SERVING_FOR,
+            hold=limits.hold,
             runbooks=runbooks,
             labels=labels,
         ),
@@ -128,10 +133,10 @@ def serving_alerts(
             severity="critical",
             summary=f"No model server of {where} has its model loaded",
             description=(
-                f"No serving pod of {where} has reported a loaded model for {SERVING_FOR}:"
+                f"No serving pod of {where} has reported a loaded model for {limits.hold}:"
                 " the model cannot be loaded or no pod is running."
             ),
-            hold=SERVING_FOR,
+            hold=limits.hold,
             runbooks=runbooks,
             labels=labels,
         ),
@@ -145,7 +150,7 @@ def serving_alerts(
                 f' {{{{ $value | printf "%.2f" }}}} requests/s with 503 over {w}: its queue is'
                 " full, or pods are loading or draining."
             ),
-            hold=SERVING_FOR,
+            hold=limits.hold,
             runbooks=runbooks,
             labels=labels,
         ),
@@ -160,7 +165,7 @@ def serving_alerts(
                 f" {{{{ $value | humanizePercentage }}}} of its request queue in use (limit"
                 f" {limits.max_queue_fill:.0%}): latency grows, and a full queue answers 503."
             ),
-            hold=SERVING_FOR,
+            hold=limits.hold,
             runbooks=runbooks,
             labels=labels,
         ),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages, when absent) and starts the services the tests and
-# the demo use: PostgreSQL (MLflow and Optuna storage), Redis (Feast online store)
-# and Prometheus/promtool. Idempotent: whatever already runs is left alone.
+# the demo use: PostgreSQL (MLflow and Optuna storage), Redis (Feast online store),
+# Prometheus/promtool and Alertmanager (both started by the local platform, not here).
+# Idempotent: whatever already runs is left alone.
 set -euo pipefail
 PGUSER_NAME=${MAESTRO_PG_USER:-maestro}
 PGPASS=${MAESTRO_PG_PASSWORD:-maestro}
@@ -11,6 +12,7 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "error: ${need[*]} missing; install them with: sudo apt-get install -y ${need[*]}" >&2
@@ -20,6 +22,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The packages start their own system services on some hosts; ours are managed below.
+  # Alertmanager's would hold port 9093 with its own config: the platform runs its own there.
+  if [[ " ${need[*]} " == *" prometheus-alertmanager "* ]]; then
+    systemctl disable --now prometheus-alertmanager >/dev/null 2>&1 || true
+  fi
 fi
 
 # PostgreSQL: the distribution's default cluster, started with its own wrapper.
@@ -51,4 +57,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "error: Redis did not start" >&2; exit 1; }
-echo "services: PostgreSQL (databases: $DATABASES) and Redis on 127.0.0.1; prometheus $(prometheus --version 2>&1 | head -n1 | awk '{print $3}')"
+echo "services: PostgreSQL (databases: $DATABASES) and Redis on 127.0.0.1; prometheus $(prometheus --version 2>&1 | head -n1 | awk '{print $3}'), alertmanager $(prometheus-alertmanager --version 2>&1 | head -n1 | awk '{print $3}')"

@@ -52,6 +52,13 @@ class WorkQueue:
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.metrics is not None:
+            # Exported at 0 from the start: a kind that never failed has a failed share of
+            # 0 (the dashboard's panel, the alert's ratio), not no data.
+            self.metrics.reconcile_errors.labels(self.what)
+            self.metrics.workqueue_depth.labels(self.what).set(0)
+
     @contextmanager
     def lock(self, key: Any) -> Iterator[None]:
         with self._guard:

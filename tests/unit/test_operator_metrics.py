@@ -47,6 +47,16 @@ def test_reconciles_are_timed_and_failures_counted_per_kind() -> None:
     assert len(failing.reported) == 1
 
 
+def test_a_kind_that_never_failed_exports_zero_errors_and_depth_not_nothing() -> None:
+    registry = CollectorRegistry()
+    WorkQueue("TrainingRun", lambda ns, n: None, metrics=OperatorMetrics(registry))
+    errors = registry.get_sample_value(
+        "maestro_operator_reconcile_errors_total", {"kind": "TrainingRun"}
+    )
+    depth = registry.get_sample_value("maestro_operator_workqueue_depth", {"kind": "TrainingRun"})
+    assert (errors, depth) == (0.0, 0.0)
+
+
 def test_the_depth_counts_objects_waiting_for_a_recheck() -> None:
     registry = CollectorRegistry()
     loop = asyncio.new_event_loop()
