@@ -61,8 +61,9 @@ ROW_DEPLOYMENT = {"A/B tests": AB}
 GRAFANA_VARIABLES = {"__rate_interval": "1m", "__interval": "1s", "__range": "5m"}
 
 DRIFT = (
-    "a DriftCheck run: a CronJob tick, flushed prediction logs and the drift job"
-    " (tests/cluster/test_driftcheck.py), too long for this test"
+    "a DriftCheck run (a CronJob tick, flushed prediction logs and the drift job) takes"
+    " longer than this test: tests/cluster/test_driftcheck.py queries these panels after its"
+    " drifted run"
 )
 NO_DATA_HERE = {
     ("maestro-model-quality", "Drift share by check"): DRIFT,

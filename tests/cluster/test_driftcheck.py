@@ -26,6 +26,14 @@ from maestro.localplatform.objectstore import LocalObjectStore
 from maestro.localplatform.wait import eventually
 from tests.cluster.modeldeployments import API_VERSION, wait_status
 from tests.cluster.objects import apply, events, get, items, ready
+from tests.cluster.test_dashboards import (
+    GRAFANA_VARIABLES,
+    NO_DATA_HERE,
+    answer,
+    committed_queries,
+    has_data,
+    substitute,
+)
 from tests.conftest import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -176,12 +184,37 @@ def served(
     yield model, client
 
 
+def drift_panels_have_data(prometheus_url: str, namespace: str, deployment: str) -> None:
+    """The model-quality dashboard's drift panels, which tests/cluster/test_dashboards.py
+    leaves to this test (a DriftCheck run takes longer than it has): each answers from the
+    figures the operator exports after a run, on the real Prometheus."""
+    values = {**GRAFANA_VARIABLES, "namespace": namespace, "deployment": deployment}
+    panels = [q for q in committed_queries() if (q.dashboard, q.panel) in NO_DATA_HERE]
+    assert len(panels) == len(NO_DATA_HERE), panels
+
+    def empty() -> list[str]:
+        return [
+            str(q)
+            for q in panels
+            if not has_data(answer(prometheus_url, substitute(q.expr, values)))
+        ]
+
+    eventually(
+        lambda: not empty(),
+        timeout=60,
+        what="data in the dashboard's drift panels",
+        why=lambda: "without data:\n" + "\n".join(empty()),
+        interval=2,
+    )
+
+
 def test_served_traffic_drifts_on_exactly_the_shifted_columns_and_retrains_once(
     cluster: Cluster,
     namespace: str,
     served: tuple[str, MlflowClient],
     objectstore: LocalObjectStore,
     deployed_operator: ClusterConfig,
+    prometheus_url: str,
 ) -> None:
     model, client = served
     rng = random.Random(7)
@@ -241,6 +274,7 @@ def test_served_traffic_drifts_on_exactly_the_shifted_columns_and_retrains_once(
     assert sorted(status["driftedColumns"]) == sorted(SHIFTED), status
     assert status["severity"] == "Critical" and status["driftShare"] == 0.5
     assert condition(second) == ("True", "DriftDetected")
+    drift_panels_have_data(prometheus_url, namespace, second["spec"]["deployment"])
     assert ("Warning", "DriftDetected") in {
         (t, r) for t, r, _ in events(cluster, namespace, "iris-drift")
     }
