@@ -1,5 +1,6 @@
-"""Grafana dashboards as code, pure: inference, model quality (A/B tests, drift, shadow),
-training and the operator, built from the metric names of maestro.monitoring.metric_names
+"""Grafana dashboards as code, pure: inference and model quality (A/B tests, drift,
+shadow) here, training and the operator in platform_dashboards, written in the typed model
+of `grafana`, built from the metric names of maestro.monitoring.metric_names
 (and the series the SLO rules record), with stable UIDs so links survive regeneration.
 
 `python -m maestro.monitoring.dashboards manifests/monitoring/dashboards [--check]` writes
@@ -14,64 +15,23 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from maestro.monitoring import metric_names as n
+from maestro.monitoring.grafana import (
+    WIDTH,
+    Dashboard,
+    Panel,
+    Row,
+    Target,
+    Variable,
+    _t,
+    to_json,
+)
+from maestro.monitoring.platform_dashboards import operator, training
 from maestro.operators.api.generated_files import diff_files, run, write_files
 
-Json = dict[str, Any]
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SCHEMA_VERSION = 39
-WIDTH = 24  # Grafana's grid
-
-
-@dataclass(frozen=True)
-class Target:
-    expr: str
-    legend: str = ""
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    targets: tuple[Target, ...]
-    unit: str = "short"
-    kind: str = "timeseries"  # or "stat", "table"
-    width: int = 12
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Row:
-    title: str
-    panels: tuple[Panel, ...]
-
-
-@dataclass(frozen=True)
-class Variable:
-    name: str
-    query: str  # label_values(...)
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    uid: str
-    title: str
-    description: str
-    rows: tuple[Row, ...]
-    variables: tuple[Variable, ...] = field(default_factory=tuple)
-
-    def queries(self) -> list[str]:
-        """Every panel target's PromQL (template variables left in)."""
-        return [t.expr for row in self.rows for p in row.panels for t in p.targets]
-
-
-def _t(expr: str, legend: str = "") -> Target:
-    return Target(expr, legend)
-
+__all__ = ["WIDTH", "Dashboard", "Panel", "Row", "Target", "Variable", "dashboards", "to_json"]
 
 # --- the dashboards ------------------------------------------------------------------------
 MD = 'namespace="$namespace",deployment="$deployment"'
@@ -346,208 +306,8 @@ def model_quality() -> Dashboard:
     )
 
 
-def training() -> Dashboard:
-    ns = 'namespace=~"$namespace"'
-    return Dashboard(
-        uid="maestro-training",
-        title="Maestro / Training",
-        description="TrainingRuns by phase, the queue and tuning trials.",
-        variables=(
-            Variable("namespace", f"label_values({n.TRAINING_PHASE}, namespace)", "Namespace"),
-        ),
-        rows=(
-            Row(
-                "Runs",
-                (
-                    Panel(
-                        "Runs by phase",
-                        (_t(f"sum by (phase) ({n.TRAINING_PHASE}{{{ns}}})", "{{phase}}"),),
-                    ),
-                    Panel(
-                        "Queued and failed runs",
-                        (
-                            _t(f'{n.TRAINING_PHASE}{{{ns},phase="Queued"}} == 1', "queued"),
-                            _t(f'{n.TRAINING_PHASE}{{{ns},phase="Failed"}} == 1', "failed"),
-                        ),
-                        kind="table",
-                    ),
-                ),
-            ),
-            Row(
-                "Tuning",
-                (
-                    Panel(
-                        "Trials by run and state",
-                        (
-                            _t(
-                                f'{n.TRAINING_TRIALS}{{{ns},state!="total"}}',
-                                "{{trainingrun}} {{state}}",
-                            ),
-                        ),
-                        width=24,
-                    ),
-                ),
-            ),
-        ),
-    )
-
-
-def operator() -> Dashboard:
-    errors = n.counter(n.OPERATOR_RECONCILE_ERRORS)
-    writes = n.counter(n.OPERATOR_API_WRITES)
-    count = n.count(n.OPERATOR_RECONCILE_SECONDS)
-    buckets = n.buckets(n.OPERATOR_RECONCILE_SECONDS)
-    return Dashboard(
-        uid="maestro-operator",
-        title="Maestro / Operator",
-        description="Reconciles, their errors and time, the work queue and API writes.",
-        rows=(
-            Row(
-                "Reconciles",
-                (
-                    Panel(
-                        "Reconciles by kind",
-                        (_t(f"sum by (kind) (rate({count}[5m]))", "{{kind}}"),),
-                        unit="ops",
-                    ),
-                    Panel(
-                        "Failed share by kind",
-                        (
-                            _t(
-                                f"sum by (kind) (rate({errors}[5m]))"
-                                f" / sum by (kind) (rate({count}[5m]))",
-                                "{{kind}}",
-                            ),
-                        ),
-                        unit="percentunit",
-                    ),
-                    Panel(
-                        "Reconcile time (p50, p99)",
-                        tuple(
-                            _t(
-                                f"histogram_quantile({q}, sum by (le, kind) (rate({buckets}[5m])))",
-                                f"p{q[2:]} {{{{kind}}}}",
-                            )
-                            for q in ("0.5", "0.99")
-                        ),
-                        unit="s",
-                    ),
-                    Panel(
-                        "Work queue depth",
-                        (_t(f"sum by (kind) ({n.OPERATOR_WORKQUEUE_DEPTH})", "{{kind}}"),),
-                    ),
-                ),
-            ),
-            Row(
-                "API server",
-                (
-                    Panel(
-                        "Writes by kind and verb",
-                        (
-                            _t(
-                                f"sum by (kind, verb) (rate({writes}[5m]))",
-                                "{{kind}} {{verb}}",
-                            ),
-                        ),
-                        unit="wps",
-                        width=24,
-                    ),
-                ),
-            ),
-        ),
-    )
-
-
 def dashboards() -> list[Dashboard]:
     return [inference(), model_quality(), training(), operator()]
-
-
-# --- Grafana's JSON model ---------------------------------------------------------------------
-
-
-def _variable(v: Variable) -> Json:
-    return {
-        "name": v.name,
-        "label": v.label or v.name,
-        "type": "query",
-        "datasource": DATASOURCE,
-        "query": {"query": v.query, "refId": f"var-{v.name}"},
-        "definition": v.query,
-        "refresh": 2,
-        "includeAll": False,
-        "multi": False,
-        "sort": 1,
-    }
-
-
-def _panel(panel: Panel, panel_id: int, x: int, y: int) -> Json:
-    out: Json = {
-        "id": panel_id,
-        "type": panel.kind,
-        "title": panel.title,
-        "datasource": DATASOURCE,
-        "gridPos": {"h": 8, "w": panel.width, "x": x, "y": y},
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": DATASOURCE,
-                "expr": t.expr,
-                "legendFormat": t.legend,
-                **({"instant": True, "format": "table"} if panel.kind == "table" else {}),
-            }
-            for i, t in enumerate(panel.targets)
-        ],
-        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-        "options": {},
-    }
-    if panel.description:
-        out["description"] = panel.description
-    return out
-
-
-def to_json(d: Dashboard) -> Json:
-    panels: list[Json] = []
-    panel_id, y = 1, 0
-    for row in d.rows:
-        panels.append(
-            {
-                "id": panel_id,
-                "type": "row",
-                "title": row.title,
-                "collapsed": False,
-                "gridPos": {"h": 1, "w": WIDTH, "x": 0, "y": y},
-                "panels": [],
-            }
-        )
-        panel_id, y, x = panel_id + 1, y + 1, 0
-        for panel in row.panels:
-            if x + panel.width > WIDTH:
-                x, y = 0, y + 8
-            panels.append(_panel(panel, panel_id, x, y))
-            panel_id, x = panel_id + 1, x + panel.width
-        y += 8
-    datasource_var = {
-        "name": "datasource",
-        "label": "Prometheus",
-        "type": "datasource",
-        "query": "prometheus",
-        "refresh": 1,
-    }
-    return {
-        "uid": d.uid,
-        "title": d.title,
-        "description": d.description,
-        "tags": ["maestro"],
-        "editable": True,
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "time": {"from": "now-6h", "to": "now"},
-        "refresh": "30s",
-        "timezone": "browser",
-        "templating": {"list": [datasource_var, *(_variable(v) for v in d.variables)]},
-        "annotations": {"list": []},
-        "panels": panels,
-    }
 
 
 def render() -> dict[str, str]:
