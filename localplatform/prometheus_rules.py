@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from maestro.localplatform.http_endpoints import write_if_changed
-from maestro.monitoring.alerts import Group, platform_groups
+from maestro.monitoring.alerts import Group
+from maestro.monitoring.platform_alerts import platform_groups
 from maestro.operators import rulegen
 
 SUFFIX = ".rules.yaml"

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from maestro.monitoring.alerts import platform_groups
+from maestro.monitoring.platform_alerts import platform_groups
 from maestro.operators.api.driftcheck import DriftCheck
 from maestro.operators.api.generated_files import diff_files, run, write_files
 from maestro.operators.api.modeldeployment import ModelDeployment

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from prometheus_client import CollectorRegistry
 
-from maestro.monitoring.alerts import drift_alerts, platform_groups
+from maestro.monitoring.alerts import drift_alerts
+from maestro.monitoring.platform_alerts import platform_groups
 from maestro.operators.abtest.metrics import ABTestStatusMetrics
 from maestro.operators.api.modeldeployment import ModelDeploymentSpec
 from maestro.operators.core.operator_metrics import OperatorMetrics
