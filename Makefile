@@ -19,7 +19,7 @@ BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube
 PYTEST_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator jaeger upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
-        test test-fault test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-tracing bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
+        test test-fault chaos test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-tracing bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -149,6 +149,9 @@ test: install binaries upstream-crds services lint ## all set-up, then the whole
 test-fault: install binaries upstream-crds services ## long fault runs: a crash storm of 50 ModelDeployments, then `make down`'s teardown (about 3 minutes)
 	$(VENV)/bin/pytest -m fault $(PYTEST_ARGS)
 
+chaos: install binaries upstream-crds services ## the operator SIGKILLed 60 times during reconciles of every kind (with 2 more ModelDeployments and 2 more TrainingRuns than make test's run), then checked for duplicates, orphans, lost status and runs trained twice (about 6 minutes)
+	MAESTRO_CHAOS_KILLS=$${MAESTRO_CHAOS_KILLS:-60} MAESTRO_CHAOS_EXTRA=$${MAESTRO_CHAOS_EXTRA:-2} $(VENV)/bin/pytest tests/cluster/test_operator_crash.py -s $(PYTEST_ARGS)
+
 test-autoscaling: install binaries upstream-crds services ## ModelDeployments scaling on CPU and on requests/s under sustained load, and a canary at 10% holding the stable's floor, counting failed requests (about 7 minutes; left out of `make test`)
 	$(VENV)/bin/pytest -m scale tests/cluster/test_autoscaling.py $(PYTEST_ARGS)
 
@@ -158,8 +161,8 @@ fuzz: install ## hypothesis fuzzing of maestro serve's requests and the spec mod
 test-distributed: install binaries upstream-crds services ## PyTorch DDP and XGBoost TrainingRuns across 2 pods through Kubeflow's training operator, a failing worker, bad input (left out of `make test`)
 	$(VENV)/bin/pytest -m cluster tests/cluster/test_distributed_training.py $(PYTEST_ARGS)
 
-test-overload: install ## maestro serve at twice the load it sustains for 60 s, SIGTERM under load, then a 10-minute soak at steady load with flat memory (about 12 minutes)
-	MAESTRO_OVERLOAD_SECONDS=$${MAESTRO_OVERLOAD_SECONDS:-60} $(VENV)/bin/pytest -m "overload or not overload" tests/integration/test_serving_overload.py $(PYTEST_ARGS)
+test-overload: install ## maestro serve at twice the load it sustains for 60 s, SIGTERM under load, then a 10-minute soak at steady load with flat memory (about 12 minutes) -> docs/benchmarks.md
+	MAESTRO_OVERLOAD_REPORT=1 MAESTRO_OVERLOAD_SECONDS=$${MAESTRO_OVERLOAD_SECONDS:-60} $(VENV)/bin/pytest -m "overload or not overload" tests/integration/test_serving_overload.py $(PYTEST_ARGS)
 
 test-unit: install ## only the pure unit tests (no binaries, cluster or services: `make install` is enough)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -52,7 +52,7 @@ from maestro.localplatform.components import (
     write_kubeconfig,
 )
 from maestro.localplatform.kubectl import apply_manifests, kubectl, run_kubectl
-from maestro.localplatform.pki import ensure_pki
+from maestro.localplatform.pki import Pki, ensure_pki
 from maestro.localplatform.procs import POD_PROCESS
 from maestro.localplatform.training_operator import (
     start_training_operator,
@@ -153,14 +153,7 @@ def up(cfg: ClusterConfig, *, install_project_crds: bool = True) -> float:
     _wait("etcd", lambda: _healthy(f"{etcd_url(cfg)}/health", None), 30, cfg, "etcd")
 
     write_audit_policy(cfg)
-    procs.start("kube-apiserver", apiserver_argv(cfg, pki))
-    _wait(
-        "kube-apiserver",
-        lambda: _healthy(f"{cfg.server}/readyz", pki.ca.cert),
-        60,
-        cfg,
-        "kube-apiserver",
-    )
+    _start_apiserver(cfg, pki)
 
     procs.start("kube-controller-manager", controller_manager_argv(cfg, pki, cm_kc))
     procs.start("kube-scheduler", scheduler_argv(cfg, sched_kc))
@@ -269,6 +262,26 @@ def wait_default_serviceaccount(cfg: ClusterConfig, timeout: float = 30) -> None
     raise ClusterError(
         "the default ServiceAccount never appeared; is kube-controller-manager running? "
         f"its log ends:\n{cfg.processes().tail('kube-controller-manager')}"
+    )
+
+
+def restart_apiserver(cfg: ClusterConfig, down_for: float) -> None:
+    """Stop kube-apiserver, leave it down `down_for` seconds, start it again and wait until
+    it is ready: what an upgrade or a crash of the control plane does to clients (the
+    fault tests' API outage). etcd keeps the state."""
+    cfg.processes().stop("kube-apiserver")
+    time.sleep(down_for)
+    _start_apiserver(cfg, ensure_pki(cfg.state / "pki", cfg.service_ip))
+
+
+def _start_apiserver(cfg: ClusterConfig, pki: Pki) -> None:
+    cfg.processes().start("kube-apiserver", apiserver_argv(cfg, pki))
+    _wait(
+        "kube-apiserver",
+        lambda: _healthy(f"{cfg.server}/readyz", pki.ca.cert),
+        60,
+        cfg,
+        "kube-apiserver",
     )
 
 

@@ -26,7 +26,7 @@ from maestro.operators.core.kube import Kube, Obj
 from maestro.operators.core.registry import ModelNotServable, Registry, is_missing
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
-from maestro.operators.core.status_writer import report
+from maestro.operators.core.status_writer import report, report_failure
 from maestro.operators.core.verdict import invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
 from maestro.serving.uris import parse_models_uri
@@ -182,7 +182,15 @@ class _Step:
             self.c.queue.requeue(self.namespace, self.name, outcome.requeue_after)
 
     def report_error(self, err: Exception) -> None:
-        self.c.runtime.post_event(self.obj, "Warning", "ReconcileError", one_line(err))
+        report_failure(
+            self.c.kube,
+            self.obj,
+            ABTestStatus,
+            self.stored,
+            err,
+            self.c.runtime.clock,
+            self.c.runtime.post_event,
+        )
 
 
 def view(md: Obj | None) -> DeploymentView | None:

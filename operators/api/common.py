@@ -109,12 +109,20 @@ class ConditionType(StrEnum):
     """Condition types shared by every kind."""
 
     READY = "Ready"
+    # False while reconciles fail (a dependency down): what runs is Ready's to say, why the
+    # operator cannot act on the object now is this one's. Back to True on the next success.
+    SYNCED = "Synced"
 
 
 class Reason(StrEnum):
     """The reasons vocabulary shared by every kind's conditions and Events."""
 
     ACCEPTED = "Accepted"
+    # The Synced condition.
+    RECONCILED = "Reconciled"
+    RECONCILE_ERROR = "ReconcileError"
+    REGISTRY_UNAVAILABLE = "RegistryUnavailable"
+    API_SERVER_UNAVAILABLE = "APIServerUnavailable"
     INVALID_SPEC = "InvalidSpec"
     DEPLOYMENT_NOT_FOUND = "DeploymentNotFound"
     TRAINING_RUN_NOT_FOUND = "TrainingRunNotFound"

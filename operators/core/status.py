@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maestro.operators.api.common import Condition, ConditionStatus, ConditionType, StatusBase
+from maestro.operators.api.common import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Reason,
+    StatusBase,
+)
 from maestro.operators.core.conditions import Clock, find_condition, set_condition
 from maestro.operators.core.verdict import Verdict
 
@@ -61,7 +67,7 @@ def plan_status(
     current = parse_status(model, current_raw)
     previous = find_condition(current.conditions, ConditionType.READY)
     conditions = set_condition(
-        current.conditions,
+        _synced_again(current.conditions, generation, clock),
         type_=ConditionType.READY,
         status=_condition_status(verdict.ready),
         reason=verdict.reason,
@@ -95,3 +101,48 @@ def plan_status(
         ready is not None and (previous.status, previous.reason) != (ready.status, ready.reason)
     )
     return StatusPlan(patch=patch, transition=ready if transitioned else None)
+
+
+def _synced_again(
+    conditions: list[Condition], generation: int | None, clock: Clock
+) -> list[Condition]:
+    """A reconcile that reports succeeded: a Synced=False left by failed ones turns True
+    (objects that never failed carry no Synced condition, so nothing is written for them)."""
+    synced = find_condition(conditions, ConditionType.SYNCED)
+    if synced is None or synced.status == ConditionStatus.TRUE:
+        return conditions
+    return set_condition(
+        conditions,
+        type_=ConditionType.SYNCED,
+        status=ConditionStatus.TRUE,
+        reason=Reason.RECONCILED,
+        message="The last reconcile went through.",
+        generation=generation,
+        clock=clock,
+    )
+
+
+def plan_sync_failure(
+    model: type[StatusBase],
+    current_raw: Mapping[str, Any] | None,
+    *,
+    reason: Reason,
+    message: str,
+    generation: int | None,
+    clock: Clock,
+) -> dict[str, Any]:
+    """The patch that sets Synced=False with why reconciles fail; empty if it says so."""
+    current = parse_status(model, current_raw)
+    conditions = set_condition(
+        current.conditions,
+        type_=ConditionType.SYNCED,
+        status=ConditionStatus.FALSE,
+        reason=reason,
+        message=message,
+        generation=generation,
+        clock=clock,
+    )
+    if conditions == current.conditions:
+        return {}
+    dumped = [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]
+    return {"conditions": dumped}

@@ -79,7 +79,13 @@ class WorkQueue:
                 self._show_depth()
             # Kopf's context (where kopf.event posts to) follows into the worker thread.
             ctx = contextvars.copy_context()
-            future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
+            try:
+                future = loop.run_in_executor(None, ctx.run, self.reconcile, namespace, name)
+            except RuntimeError:
+                # The operator is stopping (its executor is shut down): the next process
+                # reconciles the object from its state, as after any exit.
+                log.debug("[%s/%s] %s re-check dropped at shutdown", namespace, name, self.what)
+                return
             future.add_done_callback(self._log_error)
 
         def schedule() -> None:

@@ -20,7 +20,6 @@ from maestro.monitoring.contract import decode_message
 from maestro.operators.api.common import API_VERSION, Reason
 from maestro.operators.api.driftcheck import DriftCheck, DriftCheckSpec, DriftCheckStatus
 from maestro.operators.api.trainingrun import TrainingRun
-from maestro.operators.core.events import one_line
 from maestro.operators.core.gather import deployment_facts, existing_training_runs
 from maestro.operators.core.kube import (
     APPLIED_HASH_ANNOTATION,
@@ -33,7 +32,7 @@ from maestro.operators.core.kube import (
 from maestro.operators.core.objects import label_value
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
-from maestro.operators.core.status_writer import report
+from maestro.operators.core.status_writer import report, report_failure
 from maestro.operators.core.verdict import Verdict, invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
 from maestro.operators.driftcheck import render
@@ -296,7 +295,15 @@ class _Step:
         )
 
     def report_error(self, err: Exception) -> None:
-        self.c.runtime.post_event(self.obj, "Warning", "ReconcileError", one_line(err))
+        report_failure(
+            self.c.kube,
+            self.obj,
+            DriftCheckStatus,
+            self.stored,
+            err,
+            self.c.runtime.clock,
+            self.c.runtime.post_event,
+        )
 
 
 def _ended(job: Obj) -> tuple[datetime, bool] | None:

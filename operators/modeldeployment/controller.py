@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,13 +31,8 @@ from maestro.operators.api.modeldeployment import (
     ModelDeploymentStatus,
 )
 from maestro.operators.core.approvals import Approvals
-from maestro.operators.core.events import one_line
+from maestro.operators.core.backoff import Backoff
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
-from maestro.operators.core.prometheus import (
-    PrometheusQueryError,
-    PrometheusUnavailable,
-    RevisionSelector,
-)
 from maestro.operators.core.registry import (
     ModelNotServable,
     Registry,
@@ -48,7 +42,7 @@ from maestro.operators.core.registry import (
 from maestro.operators.core.registry_cache import RegistryCache
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.core.status import parse_status
-from maestro.operators.core.status_writer import report
+from maestro.operators.core.status_writer import report, report_failure
 from maestro.operators.core.verdict import Verdict, invalid_spec
 from maestro.operators.core.workqueue import WorkQueue
 from maestro.operators.modeldeployment.abtest_split import gather_split
@@ -57,15 +51,14 @@ from maestro.operators.modeldeployment.decide import (
     PROMOTE_ANNOTATION,
     Decision,
     Inputs,
-    canary_query,
     concrete_uri,
     decide,
     load_failure,
     needs_resolution,
     not_configured,
     revision_facts,
-    shadow_query,
 )
+from maestro.operators.modeldeployment.figures import read_figures
 from maestro.operators.modeldeployment.render import (
     LABEL_REVISION,
     DeploymentIds,
@@ -102,6 +95,8 @@ class Controller:
     _approvals: Approvals | None = None
     # Each deployment's Vault access (spec.secrets), through the operator's session.
     vault: VaultGate = field(init=False)
+    # When each deployment's rollout asks Prometheus again after a failed query.
+    analysis_backoff: Backoff = field(default_factory=Backoff)
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
@@ -210,14 +205,25 @@ class _Step:
             for dep in live
             if dep["kind"] == "Deployment" and LABEL_REVISION in dep["metadata"]["labels"]
         }
+        figures = read_figures(
+            self.c.runtime.prometheus,
+            self.c.analysis_backoff,
+            self.ids,
+            spec,
+            status,
+            now,
+            lambda message: self.emit("Warning", "AnalysisUnavailable", message),
+        )
         inputs = Inputs(
             spec=spec,
             status=status,
             model_uri=model_uri,
             now=now,
             revisions=revisions,
-            analysis=self.figures(spec, status, now),
-            shadow=self.shadow_figures(spec, status),
+            analysis=figures.canary,
+            shadow=figures.shadow,
+            analysis_error=figures.error,
+            analysis_retry_at=figures.retry_at,
             approved_revision=self.annotations.get(PROMOTE_ANNOTATION),
             model_error=model_error,
             model_reason=self.model_reason,
@@ -241,8 +247,17 @@ class _Step:
         self.requeue(spec, decision)
 
     def report_error(self, err: Exception) -> None:
-        # Status keeps the last good state; the retry's back-off is logged by the queue.
-        self.emit("Warning", "ReconcileError", one_line(err))
+        # Ready keeps the last good state (what runs still runs); Synced says why the
+        # operator cannot act now. The retry's back-off is logged by the queue.
+        report_failure(
+            self.c.kube,
+            self.obj,
+            ModelDeploymentStatus,
+            self.status_raw,
+            err,
+            self.c.runtime.clock,
+            self.c.runtime.post_event,
+        )
 
     # --- gather ------------------------------------------------------------------------
 
@@ -310,47 +325,6 @@ class _Step:
             ):
                 found.append({**item, "apiVersion": kind.api_version, "kind": kind.kind})
         return found
-
-    def figures(
-        self,
-        spec: ModelDeploymentSpec,
-        status: ModelDeploymentStatus,
-        now: datetime,
-    ) -> Any:
-        query = canary_query(spec, status, now)
-        if query is None:
-            return None
-        return self.query(
-            lambda prom: prom.revision_metrics(self.selector(query.revision), query.window)
-        )
-
-    def shadow_figures(self, spec: ModelDeploymentSpec, status: ModelDeploymentStatus) -> Any:
-        query = shadow_query(spec, status)
-        if query is None:
-            return None
-        return self.query(
-            lambda prom: prom.shadow_metrics(self.selector(query.revision), query.window)
-        )
-
-    def selector(self, revision: str) -> RevisionSelector:
-        return RevisionSelector(
-            deployment=self.ids.name, revision=revision, namespace=self.ids.namespace
-        )
-
-    def query(self, ask: Any) -> Any:
-        prom = self.c.runtime.prometheus
-        if prom is None:
-            self.emit(
-                "Warning",
-                "AnalysisUnavailable",
-                "No Prometheus configured (MAESTRO_PROMETHEUS_URL): the rollout waits.",
-            )
-            return None
-        try:
-            return ask(prom)
-        except (PrometheusUnavailable, PrometheusQueryError) as err:
-            self.emit("Warning", "AnalysisUnavailable", one_line(err))
-            return None
 
     # --- apply and report --------------------------------------------------------------
 

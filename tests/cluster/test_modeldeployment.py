@@ -10,7 +10,6 @@ requests straight to the pods of every revision, as a weighted route would.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ from mlflow import MlflowClient
 
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.wait import eventually
-from tests.cluster.modeldeployments import ALIAS, API_VERSION, wait_status
+from tests.cluster.modeldeployments import ALIAS, API_VERSION, Mesh, wait_status
 from tests.cluster.objects import apply, events, items, ready
 from tests.conftest import Cluster
 
@@ -58,62 +57,6 @@ def model_deployment(name: str, model: str) -> dict[str, Any]:
             },
         },
     }
-
-
-class Mesh:
-    """Steady traffic to every ready serving pod of one ModelDeployment, as Istio would
-    send it; remembers the answers of each revision."""
-
-    def __init__(self, cluster: Cluster, namespace: str, name: str, body: dict[str, Any]):
-        self.cluster, self.namespace, self.name = cluster, namespace, name
-        self.body = body
-        self.codes: dict[str, list[int]] = {}
-        self.errors: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def pods(self) -> list[tuple[str, str]]:
-        selector = f"mlops.maestro.dev/deployment={self.name}"
-        pods = items(self.cluster, self.namespace, "pods", selector)
-        found = []
-        for pod in pods:
-            conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
-            if conditions.get("Ready") == "True" and pod["status"].get("podIP"):
-                revision = pod["metadata"]["labels"]["mlops.maestro.dev/revision"]
-                found.append((revision, f"http://{pod['status']['podIP']}:8080"))
-        return found
-
-    def run(self) -> None:
-        with httpx.Client(timeout=5) as http:
-            while not self.stop.is_set():
-                # Pods come and go during rollouts: nothing may end the traffic early.
-                try:
-                    self.send(http)
-                except Exception as err:
-                    self.errors.append(f"{type(err).__name__}: {err}")
-                self.stop.wait(0.2)
-
-    def send(self, http: httpx.Client) -> None:
-        for revision, url in self.pods():
-            for _ in range(5):
-                try:
-                    code = http.post(f"{url}/invocations", json=self.body).status_code
-                except httpx.HTTPError as err:
-                    self.errors.append(f"{url}: {type(err).__name__}: {err}")
-                    continue
-                self.codes.setdefault(revision, []).append(code)
-
-    def summary(self) -> str:
-        counts = {rev: len(codes) for rev, codes in self.codes.items()}
-        return f"mesh requests per revision: {counts}; last errors: {self.errors[-3:]}"
-
-    def __enter__(self) -> Mesh:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
 
 
 def test_canary_promotes_a_good_version_and_rolls_back_a_broken_one(

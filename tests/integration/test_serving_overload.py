@@ -4,7 +4,8 @@ cannot take with 503 + Retry-After, keeps serving at its capacity with a bounded
 bounded memory, and never crashes; SIGTERM under load answers every request it accepted.
 
 `make test` runs the overload for 15 s; `make test-overload` for 60 s plus a 10-minute soak
-at steady load that shows flat memory (MAESTRO_OVERLOAD_SECONDS, MAESTRO_SOAK_SECONDS)."""
+at steady load that shows flat memory (MAESTRO_OVERLOAD_SECONDS, MAESTRO_SOAK_SECONDS), and
+writes the figures to docs/benchmarks.md (MAESTRO_OVERLOAD_REPORT=1)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from maestro.localplatform.wait import eventually
+from tests.bench.report import table, write_section
 from tests.cluster.operator_process import free_port
 from tests.integration.overload import Run, closed_loop, open_loop
 
@@ -32,6 +34,30 @@ MAX_QUEUE = 64
 MAX_BATCH = 8
 OVERLOAD_SECONDS = float(os.environ.get("MAESTRO_OVERLOAD_SECONDS", "15"))
 SOAK_SECONDS = float(os.environ.get("MAESTRO_SOAK_SECONDS", "600"))
+REPORT = os.environ.get("MAESTRO_OVERLOAD_REPORT") == "1"
+# The rows of docs/benchmarks.md's section, by test, as this session measured them.
+FIGURES: dict[str, list[str]] = {}
+
+
+def report(name: str, row: list[str]) -> None:
+    """Add a measured row to the benchmarks section (`make test-overload` only)."""
+    if not REPORT:
+        return
+    FIGURES[name] = row
+    body = (
+        "## Serving under overload (`make test-overload`)\n\n"
+        "One `maestro serve` process, a model that costs 4 ms a row (sleeping, so the"
+        " cost is not CPU shared with the load), queue 64, batches of at most 8. An"
+        " open-loop client sends at a fixed rate whatever the answers. Goals: only 200 or"
+        " 503 with Retry-After, at least 0.8x the sustained rate served, p99 of the"
+        " admitted under the queue's bound, memory flat, the process alive; below capacity"
+        " at most 1% refused.\n\n"
+        + table(
+            ["run", "load", "answered 200", "p99 (200)", "refused 503", "memory (RSS)", "goals"],
+            list(FIGURES.values()),
+        )
+    )
+    write_section("test-overload", body)
 
 
 @dataclass
@@ -123,6 +149,19 @@ def test_twice_the_sustained_load_is_shed_with_503_and_the_admitted_stay_fast(
     assert_flat_memory(run, grows_mb=40)
     assert server.proc.poll() is None, f"maestro serve died:\n{server.tail()}"
     assert httpx.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 200
+    rss = [mb for _, mb in run.rss_mb]
+    report(
+        "overload",
+        [
+            f"overload, {OVERLOAD_SECONDS:.0f} s",
+            f"{2 * capacity:.0f}/s offered (2x the {capacity:.0f}/s sustained)",
+            f"{len(run.answered(200)):,} ({served:.0f}/s, {served / capacity:.2f}x sustained)",
+            f"{run.p99(200):.2f} s (bound {bound:.2f} s)",
+            f"{len(refused):,}, all with Retry-After: 1",
+            f"{min(rss):.0f}-{max(rss):.0f} MB",
+            "met",
+        ],
+    )
 
 
 def assert_flat_memory(run: Run, grows_mb: float) -> None:
@@ -174,3 +213,16 @@ def test_a_soak_at_steady_load_keeps_memory_flat(server: Server) -> None:
     # for a moment; what is refused then stays a trace.
     assert refused <= 0.01 * len(run.outcomes), f"{refused} of {len(run.outcomes)} refused"
     assert_flat_memory(run, grows_mb=20)
+    by_minute = [f"{mb:.0f}" for t, mb in run.rss_mb if int(t) % 60 == 0]
+    report(
+        "soak",
+        [
+            f"soak, {SOAK_SECONDS / 60:.0f} min",
+            f"{0.7 * capacity:.0f}/s (0.7x sustained)",
+            f"{len(run.answered(200)):,}",
+            f"{run.p99(200):.3f} s",
+            f"{refused:,} ({refused / len(run.outcomes):.2%})",
+            f"by minute: {', '.join(by_minute)} MB",
+            "met",
+        ],
+    )

@@ -220,12 +220,17 @@ def _holding(c: _Canary, state: RolloutState, step: int, step_end: datetime) -> 
     assert state.step_started is not None
     effects = NOTHING
     due = next_analysis(c.inputs.spec, state.status())
+    retry = c.inputs.analysis_retry_at
     if due is not None:
-        effects += wake_at(due)
+        # Figures that could not be read are asked for again after the back-off, not at
+        # once: a Prometheus outage is no reason for a tight loop.
+        effects += wake_at(max(due, retry) if retry is not None else due)
     if c.now < step_end:
         effects += wake_at(step_end)
     last = state.last_analysis
-    if last is None or last.time is None or last.time < state.step_started:
+    if c.inputs.analysis_error:
+        result = messages.analysis_unavailable(c.inputs.analysis_error)
+    elif last is None or last.time is None or last.time < state.step_started:
         result = messages.NO_ANALYSIS_YET
     elif last.passed is None:
         result = messages.analysis_inconclusive(last.requests, c.analysis.min_requests)

@@ -102,6 +102,10 @@ class Inputs:
     revisions: Mapping[str, RevisionFacts] = field(default_factory=dict)
     # Figures of canary_query's revision and window, when it asked for them.
     analysis: CanaryFigures | None = None
+    # Why the figures asked for could not be read (Prometheus down), and when they are asked
+    # for again: a rollout holds on missing figures, never rolls back for them.
+    analysis_error: str = ""
+    analysis_retry_at: datetime | None = None
     # Figures of shadow_query's revision, when it asked for them.
     shadow: ShadowFigures | None = None
     # The revision the PROMOTE_ANNOTATION approves, if any.

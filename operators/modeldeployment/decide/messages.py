@@ -320,6 +320,10 @@ def analysis_inconclusive(requests: int | None, min_requests: int) -> str:
     return f"last analysis inconclusive: {requests or 0} of {min_requests} requests needed"
 
 
+def analysis_unavailable(error: str) -> str:
+    return f"analysis unavailable, holding (nothing is rolled back for missing figures): {error}"
+
+
 def analysis_judged(passed: bool, figures: str) -> str:
     return f"last analysis {'passed' if passed else 'failed'} ({figures})"
 
