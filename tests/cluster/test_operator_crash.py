@@ -44,9 +44,9 @@ from tests.cluster.objects import apply, get, items
 from tests.cluster.operator_process import Operator
 from tests.conftest import Cluster
 
-pytestmark = pytest.mark.cluster
-
 KILLS = int(os.environ.get("MAESTRO_CHAOS_KILLS", "10"))
+# A start and a kill take about 5 s; convergence up to 4 minutes.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300 + 8 * KILLS)]
 # Objects per kind beyond the first (make chaos raises it): more reconciles per start-up.
 EXTRA = int(os.environ.get("MAESTRO_CHAOS_EXTRA", "0"))
 SEED = int(os.environ.get("MAESTRO_CHAOS_SEED", str(random.randrange(1 << 30))))
