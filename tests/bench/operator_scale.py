@@ -6,6 +6,7 @@ writes over an idle window, and what a restart of the operator costs."""
 
 from __future__ import annotations
 
+import sys
 import time
 import uuid
 from collections import Counter
@@ -156,7 +157,23 @@ def measure(
         finally:
             operator.stop()
             # The operator is stopped first: nothing of the namespace holds a finalizer.
-            cluster.kubectl(cfg, "delete", "namespace", namespace, "--timeout=600s", check=False)
+            delete_namespace(cfg, namespace)
+
+
+def delete_namespace(cfg: cluster.ClusterConfig, namespace: str) -> None:
+    """Delete the namespace and wait until it is gone (1,000 objects and their children
+    take minutes, more than one kubectl call may wait), so the next scenario starts clean."""
+    cluster.kubectl(cfg, "delete", "namespace", namespace, "--wait=false", check=False)
+
+    def gone() -> bool:
+        found = cluster.kubectl(cfg, "get", "namespace", namespace, "--ignore-not-found",
+                                "-o", "name", check=False)  # fmt: skip
+        return found.returncode == 0 and not found.stdout.strip()
+
+    try:
+        eventually(gone, timeout=900, interval=5, what=f"namespace {namespace} deleted")
+    except AssertionError as err:
+        print(f"warning: {err}", file=sys.stderr)
 
 
 def restart(operator: OperatorProcess, kind: str, count: int) -> dict[str, Any]:
