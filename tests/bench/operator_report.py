@@ -31,7 +31,7 @@ def registry_rows(r: Mapping[str, Any]) -> list[list[str]]:
             f"{per_deployment / max(r['second_rate'], 1e-9):.0f}x fewer",
         ],
         ["operator memory (VmRSS)", f"{r['rss_mb']:.0f} MB", ""],
-    ]
+    ] + ([["note", r["note"], ""]] if r.get("note") else [])
 
 
 def _met(ok: bool) -> str:
@@ -104,7 +104,7 @@ def common_rows(r: Mapping[str, Any], kind: str, memory_goal: bool) -> list[list
         ],
         ["operator memory after the restart", f"{r['rss_restart_mb']:.0f} MB", "", ""],
     ]
-    return rows
+    return rows + ([["note", r["note"], "", ""]] if r.get("note") else [])
 
 
 def deployments_rows(r: Mapping[str, Any]) -> list[list[str]]:
