@@ -17,6 +17,7 @@ KUBECONFIG_LOCAL := .maestro/kubeconfig
 KUBECTL := $(BIN)/kubectl --kubeconfig $(KUBECONFIG_LOCAL)
 BINARIES := $(addprefix $(BIN)/,etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help install binaries actionlint vault seaweedfs metrics-server prometheus-adapter coredns training-operator jaeger upstream-crds services cluster-up cluster-down manifests grpc-stubs lint \
         test test-fault chaos test-autoscaling test-distributed test-overload fuzz test-unit e2e bench-training bench-operator bench-serving bench-tracing bench-abtest bench-drift bench-autoscaling demo demo-traffic demo-drift down kind-up kind-down clean
@@ -174,8 +175,8 @@ bench-training: install binaries upstream-crds services ## TrainingRun search vs
 	$(PY) -m tests.bench.training
 	$(PY) -m tests.bench.distributed
 
-bench-operator: install binaries upstream-crds services ## registry requests/s and operator memory at 1,000 ModelDeployments -> docs/benchmarks.md
-	$(PY) -m tests.bench.operator
+bench-operator: install binaries upstream-crds services ## operator at 1,000 ModelDeployments and 1,000 TrainingRuns: registry requests/s, CR -> children p50/p95, memory, idle and restart writes (~15 min; BENCH_ARGS=--help) -> docs/benchmarks.md
+	$(PY) -m tests.bench.operator $(BENCH_ARGS)
 
 bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HPA on CPU and on requests/s under load: time to new replicas, back down, failed requests -> docs/benchmarks.md
 	$(PY) -m tests.bench.autoscaling

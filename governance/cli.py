@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from maestro.governance.promotion import DEFAULT_ALIAS, Exit
+from maestro.governance.exits import DEFAULT_ALIAS, Exit
 
 MODEL_EPILOG = """\
 exit status: 0 done (promoted, rolled back, ...), 1 refused (a gate failed, or the approval

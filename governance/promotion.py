@@ -7,28 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
 from typing import Any
 
 from maestro.governance import evidence
 from maestro.governance.audit_chain import Action, Entry
 from maestro.governance.audit_log import AuditLog
+from maestro.governance.exits import Exit
 from maestro.governance.gates import Report, run_gates
 from maestro.governance.history import moves, previous_version
 from maestro.governance.identity import Actor
 from maestro.governance.policy import LoadedPolicy
 from maestro.governance.registry import ARCHIVED_TAG, ModelRegistry, UnknownModel
-
-DEFAULT_ALIAS = "champion"
-
-
-class Exit(IntEnum):
-    """What the commands' exit codes mean."""
-
-    DONE = 0
-    REFUSED = 1  # a gate failed, or the approval rules refused it
-    BAD_INPUT = 2
-    UNAVAILABLE = 3  # registry, audit log or cluster unreachable: nothing changed
 
 
 class BadInput(ValueError):

@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from maestro.monitoring import contract
 from maestro.monitoring.contract import DriftFailure, DriftResult
