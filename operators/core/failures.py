@@ -18,6 +18,15 @@ REGISTRY_MODULES = ("mlflow", "requests")
 API_MODULES = ("kubernetes.client", "kopf", "aiohttp", "urllib3")
 
 
+class DependencyUnavailable(Exception):
+    """A dependency's failure, raised with the reason the Synced condition reports (the
+    registry's lookups raise it, whichever client they went through)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def causes(err: BaseException) -> Iterator[BaseException]:
     """`err`, then what caused it, outermost first (cycles cut)."""
     seen: set[int] = set()
@@ -32,6 +41,8 @@ def failure_reason(err: BaseException, *, registry_call: bool = False) -> Reason
     """RegistryUnavailable, APIServerUnavailable or ReconcileError. `registry_call`: the
     error came out of a registry lookup (so a bare connection error is MLflow's)."""
     for cause in causes(err):
+        if isinstance(cause, DependencyUnavailable):
+            return cause.reason
         module = type(cause).__module__
         if module.startswith(API_MODULES):
             status = getattr(cause, "status", None)

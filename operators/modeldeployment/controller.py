@@ -32,6 +32,8 @@ from maestro.operators.api.modeldeployment import (
 )
 from maestro.operators.core.approvals import Approvals
 from maestro.operators.core.backoff import Backoff
+from maestro.operators.core.events import one_line
+from maestro.operators.core.failures import DependencyUnavailable
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
 from maestro.operators.core.registry import (
     ModelNotServable,
@@ -265,7 +267,15 @@ class _Step:
         """spec.model.uri with an alias or `latest` pinned to the version it means now, and
         a registry version or run checked to hold a model `maestro serve` can load, before
         anything is rolled out for it (the reason of a problem goes to self.model_reason).
-        MLflow unreachable raises: retried with back-off, status unchanged."""
+        MLflow unreachable raises RegistryUnavailable: retried with back-off, Ready unchanged."""
+        try:
+            return self._resolve(uri)
+        except Exception as err:
+            raise DependencyUnavailable(
+                Reason.REGISTRY_UNAVAILABLE, f"model registry: {one_line(err)}"
+            ) from err
+
+    def _resolve(self, uri: str) -> tuple[str | None, str]:
         found = self.c.registry_cache.lookup(uri)
         if found.missing:
             self.recheck_after = self.c.registry_cache.next_check(uri)

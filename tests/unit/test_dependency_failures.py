@@ -15,7 +15,7 @@ from urllib3.exceptions import MaxRetryError
 from maestro.operators.api.common import Reason
 from maestro.operators.api.modeldeployment import ModelDeploymentStatus
 from maestro.operators.core.backoff import Backoff
-from maestro.operators.core.failures import failure_reason
+from maestro.operators.core.failures import DependencyUnavailable, failure_reason
 from maestro.operators.core.status import plan_status, plan_sync_failure
 from maestro.operators.core.verdict import Verdict
 from maestro.operators.modeldeployment.decide import Inputs, decide
@@ -69,6 +69,14 @@ class FakeApiException(Exception):
         pytest.param(FakeApiException(429), Reason.API_SERVER_UNAVAILABLE, id="api-throttled"),
         pytest.param(FakeApiException(422), Reason.RECONCILE_ERROR, id="api-refused-request"),
         pytest.param(KeyError("spec"), Reason.RECONCILE_ERROR, id="a-bug-is-not-an-outage"),
+        pytest.param(
+            raised(
+                DependencyUnavailable(Reason.REGISTRY_UNAVAILABLE, "model registry: refused"),
+                OSError("urllib: connection refused"),
+            ),
+            Reason.REGISTRY_UNAVAILABLE,
+            id="the-registrys-lookup-says-so-whatever-its-client",
+        ),
     ],
 )
 def test_failure_reasons_name_the_dependency(err: BaseException, expected: Reason) -> None:
