@@ -28,16 +28,7 @@ LAST = "test_least_privilege.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests of the in-cluster operator first, so it is deployed once (deployed_operator),
-    the audit log's reader after them; then the rest, whose operator processes need the
-    in-cluster one gone (start_operator removes it)."""
-
-    def order(item: pytest.Item) -> int:
-        if item.path.name == LAST:
-            return 1
-        return 0 if "deployed_operator" in getattr(item, "fixturenames", ()) else 2
-
-    items.sort(key=order)
+    items.sort(key=lambda item: item.path.name == LAST)
 
 
 @pytest.fixture(scope="session")
@@ -147,27 +138,17 @@ def plain_namespace(cluster: Cluster) -> Iterator[str]:
     yield from _own_namespace(cluster)
 
 
-@pytest.fixture(scope="session")
-def operator_deployment(cluster: Cluster, mlflow_url: str) -> Iterator[local_cluster.ClusterConfig]:
-    """The in-cluster operator's lifetime: removed once, at the end of the session.
+@pytest.fixture(scope="module")
+def deployed_operator(cluster: Cluster, mlflow_url: str) -> Iterator[local_cluster.ClusterConfig]:
+    """The operator from manifests/overlays/local, run by the pod runner as its
+    ServiceAccount with exactly the RBAC of manifests/base; removed after the module.
     The overlay points it at the local MLflow, so that is up first."""
     cfg = local_cluster.ClusterConfig()
     try:
+        platform.deploy_operator(cfg)
         yield cfg
     finally:
         platform.remove_operator(cfg)
-
-
-@pytest.fixture(scope="module")
-def deployed_operator(
-    operator_deployment: local_cluster.ClusterConfig,
-) -> local_cluster.ClusterConfig:
-    """The operator from manifests/overlays/local, run by the pod runner as its
-    ServiceAccount with exactly the RBAC of manifests/base. Deployed once and shared: the
-    modules that use it run first (pytest_collection_modifyitems); applying it again to
-    an operator already running changes nothing and returns at once."""
-    platform.deploy_operator(operator_deployment)
-    return operator_deployment
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from maestro.localplatform import platform
 from maestro.localplatform.cluster import ClusterConfig
 from maestro.localplatform.objectstore import LocalObjectStore
 from maestro.localplatform.wait import eventually
@@ -36,8 +35,7 @@ def start_operator(
 ) -> Iterator[Callable[..., Operator]]:
     """Start (and always stop) operator processes serving only the test namespace."""
     # An in-cluster operator watches every namespace, this one too: these tests would
-    # measure two operators at once. The shared one (deployed_operator) goes first.
-    platform.remove_operator(ClusterConfig())
+    # measure two operators at once.
     running = cluster.kubectl(
         "get", "pods", "-A", "-l", "app.kubernetes.io/component=operator", "-o", "name"
     ).stdout.split()
