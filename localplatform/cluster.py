@@ -272,6 +272,29 @@ def restart_apiserver(cfg: ClusterConfig, down_for: float) -> None:
     cfg.processes().stop("kube-apiserver")
     time.sleep(down_for)
     _start_apiserver(cfg, ensure_pki(cfg.state / "pki", cfg.service_ip))
+    _wait_controllers_resynced(cfg)
+
+
+def _wait_controllers_resynced(cfg: ClusterConfig, timeout: float = 90) -> None:
+    """Ready is not enough after a restart: the controllers' watches reconnect with their
+    own back-off, and until then a new namespace gets no default ServiceAccount (so its
+    pods are refused). A probe namespace's ServiceAccount shows they are back."""
+    probe = f"restart-probe-{os.getpid()}-{int(time.time())}"
+    kubectl(cfg, "create", "namespace", probe)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = kubectl(cfg, "get", "serviceaccount", "default", "-n", probe, check=False)
+            if found.returncode == 0:
+                return
+            time.sleep(0.5)
+        raise ClusterError(
+            f"no default ServiceAccount in a new namespace {timeout:.0f} s after kube-apiserver"
+            f" restarted; kube-controller-manager's log ends:\n"
+            f"{cfg.processes().tail('kube-controller-manager')}"
+        )
+    finally:
+        kubectl(cfg, "delete", "namespace", probe, "--wait=false", check=False)
 
 
 def _start_apiserver(cfg: ClusterConfig, pki: Pki) -> None:
