@@ -131,10 +131,26 @@ def plan_sync_failure(
     generation: int | None,
     clock: Clock,
 ) -> dict[str, Any]:
-    """The patch that sets Synced=False with why reconciles fail; empty if it says so."""
+    """The patch that sets Synced=False with why reconciles fail; empty if it says so.
+    An object never reconciled yet also gets Ready=Unknown with the same reason, and the
+    generation: its status then says what it is waiting for, not nothing."""
     current = parse_status(model, current_raw)
+    conditions = list(current.conditions)
+    extra: dict[str, Any] = {}
+    if find_condition(conditions, ConditionType.READY) is None:
+        conditions = set_condition(
+            conditions,
+            type_=ConditionType.READY,
+            status=ConditionStatus.UNKNOWN,
+            reason=reason,
+            message=message,
+            generation=generation,
+            clock=clock,
+        )
+        if generation is not None:
+            extra["observedGeneration"] = generation
     conditions = set_condition(
-        current.conditions,
+        conditions,
         type_=ConditionType.SYNCED,
         status=ConditionStatus.FALSE,
         reason=reason,
@@ -145,4 +161,4 @@ def plan_sync_failure(
     if conditions == current.conditions:
         return {}
     dumped = [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in conditions]
-    return {"conditions": dumped}
+    return {**extra, "conditions": dumped}

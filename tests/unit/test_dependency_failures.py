@@ -133,6 +133,22 @@ def test_synced_goes_false_with_the_reason_once_and_true_on_the_next_report() ->
     assert plan_status(ModelDeploymentStatus, settled, ok, generation=1, clock=clock).empty
 
 
+def test_a_first_reconcile_that_fails_leaves_ready_unknown_with_the_reason() -> None:
+    patch = plan_sync_failure(
+        ModelDeploymentStatus,
+        {},
+        reason=Reason.REGISTRY_UNAVAILABLE,
+        message="MLflow unreachable",
+        generation=1,
+        clock=fixed(T0),
+    )
+    assert patch["observedGeneration"] == 1
+    assert conditions(patch) == {
+        "Ready": ("Unknown", "RegistryUnavailable"),
+        "Synced": ("False", "RegistryUnavailable"),
+    }
+
+
 def test_backoff_doubles_up_to_its_cap_and_resets_on_success() -> None:
     backoff = Backoff(base=2.0, cap=10.0)
     key = ("ns", "md")
