@@ -47,5 +47,6 @@ class Backoff:
             return self._failed[key]
 
     def succeeded(self, key: Hashable) -> None:
+        """The dependency answered (or the object is gone): forget the failures."""
         with self._guard:
             self._failed.pop(key, None)

@@ -43,10 +43,7 @@ def write_status(
     )
     if plan.empty:
         return dict(stored), None
-    meta = obj["metadata"]
-    kube.patch_status(
-        obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"], plan.patch
-    )
+    _patch_status(kube, obj, plan.patch)
     merged = {**stored, **plan.patch}
     return {k: v for k, v in merged.items() if v is not None}, plan.transition
 
@@ -96,10 +93,15 @@ def report_failure(
             clock=clock,
         )
         if patch:
-            kube.patch_status(
-                obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"], patch
-            )
+            _patch_status(kube, obj, patch)
     except Exception as write_err:
         log.warning(
             "[%s/%s] failure not reported: %s", meta.get("namespace"), meta["name"], write_err
         )
+
+
+def _patch_status(kube: Kube, obj: Mapping[str, Any], patch: Mapping[str, Any]) -> None:
+    meta = obj["metadata"]
+    kube.patch_status(
+        obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"], patch
+    )

@@ -101,6 +101,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if type == "DELETED":
             models.forget(namespace or "", name)
             controller.queue.forget(namespace or "", name)
+            controller.analysis_backoff.succeeded((namespace or "", name))
         else:
             models.record(namespace or "", name, model_reference(spec))
             controller.reconcile(namespace or "", name)
