@@ -104,6 +104,24 @@ class Kube:
         path = f"{base}/namespaces/{namespace}/{plural}"
         return f"{path}/{name}" if name else path
 
+    def get_path(self, path: str, query: list[tuple[str, str]] | None = None) -> Obj | None:
+        """GET of any path (None: 404), e.g. a cluster-wide list."""
+        return self._get(path, query)
+
+    def stream(self, path: str, query: list[tuple[str, str]], timeout: float) -> Any:
+        """A GET whose body is read as it comes (a watch): urllib3's response, to be
+        released by the caller."""
+        return self.api.call_api(
+            path,
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+
     def get(self, api_version: str, plural: str, namespace: str, name: str) -> Obj | None:
         return self._get(self.path(api_version, plural, namespace, name))
 
@@ -125,17 +143,19 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    def apply(self, obj: Mapping[str, Any]) -> None:
-        """Server-side apply under the operator's one field manager."""
+    def apply(self, obj: Mapping[str, Any]) -> Obj:
+        """Server-side apply under the operator's one field manager; the object as the API
+        server answered it."""
         meta = obj["metadata"]
         self._wrote(plural_of(obj["kind"]), "apply")
-        self._call(
+        answer = self._call(
             "PATCH",
             self.path(obj["apiVersion"], plural_of(obj["kind"]), meta["namespace"], meta["name"]),
             body=dict(obj),
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+        return {**cast(Obj, answer or {}), "apiVersion": obj["apiVersion"], "kind": obj["kind"]}
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         from kubernetes.client.exceptions import ApiException

@@ -35,6 +35,7 @@ from maestro.operators.core.backoff import Backoff
 from maestro.operators.core.events import one_line
 from maestro.operators.core.failures import DependencyUnavailable
 from maestro.operators.core.kube import APPLIED_HASH_ANNOTATION, Kube, Obj, manifest_hash, with_hash
+from maestro.operators.core.object_cache import ObjectCache
 from maestro.operators.core.registry import (
     ModelNotServable,
     Registry,
@@ -67,6 +68,7 @@ from maestro.operators.modeldeployment.render import (
     ServingSettings,
     TraceContexts,
     owned_kinds,
+    owner_label,
     pods_selector,
     render,
     selector,
@@ -99,6 +101,8 @@ class Controller:
     vault: VaultGate = field(init=False)
     # When each deployment's rollout asks Prometheus again after a failed query.
     analysis_backoff: Backoff = field(default_factory=Backoff)
+    # The owned objects, from watches (started with the operator; None: LIST each time).
+    cache: ObjectCache | None = None
 
     def __post_init__(self) -> None:
         self.settings = ServingSettings.from_config(self.runtime.config)
@@ -328,8 +332,12 @@ class _Step:
         return found
 
     def live_objects(self) -> list[Obj]:
+        cache = self.c.cache
         found: list[Obj] = []
         for kind in owned_kinds(self.c.settings):
+            if cache is not None:
+                found += cache.owned(kind, self.ids.namespace, owner_label(self.ids))
+                continue
             for item in self.c.kube.list(
                 kind.api_version, kind.plural, self.ids.namespace, selector(self.ids)
             ):
@@ -348,10 +356,14 @@ class _Step:
         for manifest in desired:
             key = (manifest["kind"], manifest["metadata"]["name"])
             if hashes.get(key) != manifest_hash(manifest):
-                self.c.kube.apply(with_hash(manifest))
+                answer = self.c.kube.apply(with_hash(manifest))
+                if self.c.cache is not None:
+                    self.c.cache.applied(answer)
         for obj in stale(desired, live):
-            meta = obj["metadata"]
-            self.c.kube.delete(obj["apiVersion"], obj["kind"], self.ids.namespace, meta["name"])
+            name = obj["metadata"]["name"]
+            self.c.kube.delete(obj["apiVersion"], obj["kind"], self.ids.namespace, name)
+            if self.c.cache is not None:
+                self.c.cache.deleted(obj["apiVersion"], obj["kind"], self.ids.namespace, name)
 
     def write(self, verdict: Verdict, extra: Mapping[str, Any]) -> None:
         self.status_raw = report(

@@ -1,7 +1,8 @@
 """ModelDeployment handlers: thin Kopf glue around modeldeployment.controller.
 
 A ModelDeployment is reconciled on its own events and on those of the Deployments of its
-revisions (their readiness moves rollouts along); time-based steps and registry polls come
+revisions (their readiness moves rollouts along), which come with every object it owns
+from watches the controller reads instead of listing; time-based steps and registry polls come
 back through the controller's work queue. With MAESTRO_REGISTRY_WEBHOOK_LISTEN set, MLflow's
 webhooks tell which registered model changed, and the ModelDeployments that name it are
 reconciled at once with a fresh registry answer.
@@ -23,10 +24,11 @@ from maestro.operators.api.modeldeployment import ModelDeployment
 from maestro.operators.core import registry_webhook
 from maestro.operators.core.abtests import SplitPlan, split_plan
 from maestro.operators.core.handlers import start_queue
+from maestro.operators.core.object_cache import ObjectCache
 from maestro.operators.core.references import References, RefKey
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.modeldeployment.controller import Controller
-from maestro.operators.modeldeployment.render import LABEL_DEPLOYMENT
+from maestro.operators.modeldeployment.render import LABEL_DEPLOYMENT, owned_kinds
 from maestro.serving.uris import registered_name
 
 KIND = ModelDeployment.INFO.kind
@@ -106,19 +108,34 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             models.record(namespace or "", name, model_reference(spec))
             controller.reconcile(namespace or "", name)
 
-    @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        id="modeldeployment-deployments",
-        labels={LABEL_DEPLOYMENT: kopf.PRESENT},
-        registry=registry,
-    )
-    def deployment_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:
-        owner = owner_name(body)
-        if owner is None or type == "DELETED":
-            return  # deleted by a reconcile (pruned) or with its ModelDeployment
-        controller.reconcile(namespace or "", owner)
+    _watch_children(registry, controller)
+
+
+def _watch_children(registry: kopf.OperatorRegistry, controller: Controller) -> None:
+    """The owned objects come from watches (operators.core.object_cache): a reconcile reads
+    them from memory. A revision's Deployment changing (its readiness moves rollouts
+    along) or any owned object deleted by someone else requeues its ModelDeployment."""
+
+    def child_changed(event: str, obj: Mapping[str, Any]) -> None:
+        owner = owner_name(obj)
+        if owner is not None and (event == "DELETED" or obj.get("kind") == "Deployment"):
+            controller.queue.requeue(str(obj["metadata"].get("namespace") or ""), owner, 0)
+
+    @kopf.on.startup(id="modeldeployment-children", registry=registry)
+    def children_started(**_: Any) -> None:
+        controller.cache = ObjectCache(
+            controller.kube,
+            owned_kinds(controller.settings),
+            LABEL_DEPLOYMENT,
+            namespaces=controller.runtime.config.namespaces,
+            on_change=child_changed,
+        )
+        controller.cache.start()
+
+    @kopf.on.cleanup(id="modeldeployment-children-stop", registry=registry)
+    def children_stopped(**_: Any) -> None:
+        if controller.cache is not None:
+            controller.cache.stop()
 
 
 def _watch_abtests(registry: kopf.OperatorRegistry, controller: Controller) -> None:

@@ -42,7 +42,7 @@ UNUSED_WITH_REASON: dict[tuple[str, str, str], str] = {
             ("security.istio.io", ("peerauthentications", "authorizationpolicies")),
         )
         for resource in resources
-        for verb in ("list", "create", "patch")
+        for verb in ("list", "watch", "create", "patch")
     },
     **{
         ("kubeflow.org", kind, verb): (

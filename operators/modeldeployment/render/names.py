@@ -198,7 +198,12 @@ def revision_selector(ids: DeploymentIds, revision: str) -> dict[str, str]:
 
 def selector(ids: DeploymentIds) -> str:
     """Label selector of every object rendered for the ModelDeployment (for pruning)."""
-    return f"{LABEL_DEPLOYMENT}={label_value(ids.name)}"
+    return f"{LABEL_DEPLOYMENT}={owner_label(ids)}"
+
+
+def owner_label(ids: DeploymentIds) -> str:
+    """The value of LABEL_DEPLOYMENT on every object rendered for the ModelDeployment."""
+    return label_value(ids.name)
 
 
 def service_host(ids: DeploymentIds, settings: ServingSettings) -> str:
