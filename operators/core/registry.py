@@ -1,15 +1,25 @@
 """The operator's MLflow client, and the model registry reads every kind may need.
 
 MLflow is imported on first use: the operator's other kinds, `maestro --help` and the pure
-modules never pay for it. Calls block; controllers run in Kopf's thread pool.
+modules never pay for it. The registry reads (which version a URI names, a version's
+MLmodel) go over MLflow's REST API when the tracking server allows it (registry_rest), so
+an operator serving only ModelDeployments never imports MLflow. Calls block; controllers
+run in Kopf's thread pool.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
+from maestro.operators.core.registry_rest import (
+    ARTIFACT_UNREADABLE,
+    RestError,
+    RestRegistry,
+    Unsupported,
+)
 from maestro.serving.uris import parse_models_uri
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,16 @@ class Registry:
         self.tracking_uri = tracking_uri
         self._lock = threading.Lock()
         self._client: Any = None
+        self.rest = (
+            RestRegistry(tracking_uri, os.environ)
+            if RestRegistry.usable(tracking_uri, os.environ)
+            else None
+        )
+
+    @property
+    def reads(self) -> Any:
+        """Where registry reads go: the REST reader, else MLflow's client."""
+        return self.rest if self.rest is not None else self.client
 
     @property
     def client(self) -> Any:
@@ -72,16 +92,16 @@ class Registry:
         if ref is None or not ref.name:
             return None
         if ref.alias:
-            return str(self.client.get_model_version_by_alias(ref.name, ref.alias).version)
+            return str(self.reads.get_model_version_by_alias(ref.name, ref.alias).version)
         if ref.version:
-            self.client.get_model_version(ref.name, ref.version)  # raises when it does not exist
+            self.reads.get_model_version(ref.name, ref.version)  # raises when it does not exist
             return ref.version
         if ref.stage.lower() == "latest":
-            versions = self.client.search_model_versions(f"name = '{ref.name}'")
+            versions = self.reads.search_model_versions(f"name = '{ref.name}'")
             if not versions:
                 raise ModelNotFound(f"registered model {ref.name} has no versions")
             return str(max(int(v.version) for v in versions))
-        found = self.client.get_latest_versions(ref.name, stages=[ref.stage])
+        found = self.reads.get_latest_versions(ref.name, stages=[ref.stage])
         if not found:
             raise ModelNotFound(f"registered model {ref.name} has no version in stage {ref.stage}")
         return str(found[0].version)
@@ -89,6 +109,25 @@ class Registry:
     def servable(self, uri: str) -> None:
         """Raise ModelNotFound when `uri` has no model (no MLmodel), ModelNotServable when
         its flavors leave `maestro serve` nothing to load; reads only the MLmodel file."""
+        if self.rest is not None:
+            try:
+                self._servable_flavors(uri, sorted(self.rest.mlmodel(uri).get("flavors") or {}))
+                return
+            except Unsupported:
+                pass  # MLflow's client reads it
+            except RestError as err:
+                if err.status == 404 or err.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"):
+                    raise ModelNotFound(f"no model at {uri}: {err}") from err
+                if err.error_code == ARTIFACT_UNREADABLE:
+                    raise ModelNotFound(
+                        f"no model at {uri}: the tracking server could not read its MLmodel"
+                        f" from the artifact store ({err})"
+                    ) from err
+                if err.status >= 500:
+                    raise  # the server failed: asked again with back-off
+                # As below: the pods that load the model say what is wrong with it.
+                log.warning("could not inspect %s before rolling it out: %s", uri, err)
+                return
         # First: it imports MLflow under the lock and sets the process's tracking URI.
         _ = self.client
         from mlflow.exceptions import MlflowException
@@ -109,7 +148,10 @@ class Registry:
             # Anything else: the pods that load the model say what is wrong with it.
             log.warning("could not inspect %s before rolling it out: %s", uri, text[:300])
             return
-        flavors = sorted(info.flavors)
+        self._servable_flavors(uri, sorted(info.flavors))
+
+    @staticmethod
+    def _servable_flavors(uri: str, flavors: list[str]) -> None:
         if SERVABLE_FLAVOR not in flavors:
             raise ModelNotServable(
                 f"{uri} has the flavors {', '.join(flavors) or 'none'} but no"

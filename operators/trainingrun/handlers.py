@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 import kopf
@@ -39,12 +40,23 @@ def _log_error(future: Any) -> None:
 def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     controller = Controller(runtime=runtime, config=runtime.config)
 
+    warmed = threading.Event()
+
     @kopf.on.startup(id="trainingrun-startup", registry=registry)
     async def trainingrun_startup(**_: Any) -> None:
-        loop = controller.queue.loop = asyncio.get_running_loop()
-        if runtime.config.mlflow_tracking_uri:
-            # Importing MLflow and Optuna takes seconds: do it now, not in the first run.
-            loop.run_in_executor(None, _warm_up).add_done_callback(_log_error)
+        controller.queue.loop = asyncio.get_running_loop()
+
+    def warm_up() -> None:
+        """Importing MLflow and Optuna takes seconds and about 130 MB: done at the first
+        TrainingRun (beside its first reconcile, which waits on the same import), so an
+        operator that never sees one (ModelDeployments only) never pays for them."""
+        loop = controller.queue.loop
+        if warmed.is_set() or not runtime.config.mlflow_tracking_uri or loop is None:
+            return
+        warmed.set()
+        loop.call_soon_threadsafe(
+            lambda: loop.run_in_executor(None, _warm_up).add_done_callback(_log_error)
+        )
 
     @kopf.on.event(GROUP, VERSION, TrainingRun.INFO.plural, id="trainingrun", registry=registry)
     def trainingrun_event(
@@ -53,6 +65,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if type == "DELETED":
             controller.deleted(body)
         else:
+            warm_up()
             controller.reconcile(namespace or "", name)
 
     def job_event(*, type: str, body: kopf.Body, namespace: str | None, **_: Any) -> None:

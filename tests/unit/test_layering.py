@@ -79,9 +79,9 @@ def test_registry_builds_with_all_handlers() -> None:
     watched = {h.id for h in registry._watching.get_all_handlers()}
     # TrainingRuns also follow the jobs they own (batch and the three Kubeflow kinds),
     # ModelDeployments the ABTests on them (whose split they render; the objects they own
-    # come from watches of their own, operators.core.object_cache); ABTests and DriftChecks are re-checked when the objects they name
-    # change, DriftChecks also when one of their Jobs does (and forget their gauges when
-    # they go).
+    # come from watches of their own, operators.core.object_cache); ABTests and
+    # DriftChecks are re-checked when the objects they name change, DriftChecks also when
+    # one of their Jobs does (and forget their gauges when they go).
     assert watched == {
         "modeldeployment-abtests",
         "trainingrun",
