@@ -110,15 +110,26 @@ class Store:
                 and (obj["metadata"].get("labels") or {}).get(self.label) == value
             ]
 
-    def replace(self, kind: WatchedKind, items: Iterable[Mapping[str, Any]]) -> list[Obj]:
-        """A fresh list of the kind: it becomes the store's; what it no longer has is
-        returned (deleted while nobody watched)."""
+    def replace(
+        self, kind: WatchedKind, items: Iterable[Mapping[str, Any]]
+    ) -> tuple[list[Obj], list[Obj]]:
+        """A fresh list of the kind becomes the store's. Returned: what changed and what
+        is gone since the store last had the kind (while nobody watched); nothing for the
+        kind's first list, which tells nothing new."""
         fresh = {_key(obj): _trimmed(obj, kind) for obj in items}
         with self._guard:
-            gone = [obj for key, obj in self._objects.get(kind, {}).items() if key not in fresh]
+            kept = self._objects.get(kind, {})
+            first = kind not in self._synced
             self._objects[kind] = fresh
             self._synced.add(kind)
-        return gone
+        if first:
+            return [], []
+        changed = [
+            obj
+            for key, obj in fresh.items()
+            if key not in kept or _version(kept[key]) != _version(obj)
+        ]
+        return changed, [obj for key, obj in kept.items() if key not in fresh]
 
     def put(self, kind: WatchedKind, obj: Mapping[str, Any]) -> bool:
         """An added or changed object (from a watch or a write's answer); False when the
@@ -233,6 +244,8 @@ class ObjectCache:
     # --- reflectors ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the reflectors, in threads of their own: `on_change` is called there,
+        outside any handler's context (see WorkQueue.wake)."""
         for kind in self.kinds:
             thread = threading.Thread(
                 target=self._reflect, args=(kind,), name=f"watch-{kind.plural}", daemon=True
@@ -273,7 +286,10 @@ class ObjectCache:
         found = self.kube.get_path(self._path(kind), [("labelSelector", self.store.label)])
         found = found or {}
         items = [i for i in found.get("items") or [] if self._served(i)]
-        for obj in self.store.replace(kind, items):
+        changed, gone = self.store.replace(kind, items)
+        for obj in changed:
+            self._tell("MODIFIED", obj)
+        for obj in gone:
             self._tell("DELETED", obj)
         return str((found.get("metadata") or {}).get("resourceVersion") or "")
 

@@ -28,6 +28,8 @@ API = "/api/2.0/mlflow"
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 # The error code of a 5xx from the artifact proxy for a version the registry has.
 ARTIFACT_UNREADABLE = "ARTIFACT_UNREADABLE"
+# MLflow's client default for MLFLOW_HTTP_REQUEST_TIMEOUT, seconds.
+DEFAULT_TIMEOUT = 120.0
 # MLflow client settings this reader does not implement: with any of them, MLflow's client.
 CLIENT_ONLY_SETTINGS = (
     "MLFLOW_TRACKING_AUTH",
@@ -61,9 +63,11 @@ class Version:
 class RestRegistry:
     """The MlflowClient registry reads `Registry` makes, with the same names."""
 
-    def __init__(self, tracking_uri: str, env: Mapping[str, str], timeout: float = 30) -> None:
+    def __init__(self, tracking_uri: str, env: Mapping[str, str]) -> None:
         self.base = tracking_uri.rstrip("/")
-        self.timeout = timeout
+        # MLflow's client setting, which the operator sets from its request timeout (a
+        # reconcile waiting 30 s on a registry that is down holds a worker thread).
+        self.timeout = float(env.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or DEFAULT_TIMEOUT)
         self.headers = {"Accept": "application/json", "User-Agent": "maestro-operator"}
         if env.get("MLFLOW_TRACKING_TOKEN"):
             self.headers["Authorization"] = f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"

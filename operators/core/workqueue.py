@@ -51,6 +51,10 @@ class WorkQueue:
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
     _timers: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
+    # The context of the first reconcile, as the framework ran it: Kopf keeps what posting
+    # an Event needs in context variables of its handlers, so a reconcile woken from a
+    # thread of our own (a watch) runs in a copy of this one.
+    _handler_context: contextvars.Context | None = None
 
     def __post_init__(self) -> None:
         if self.metrics is not None:
@@ -66,8 +70,20 @@ class WorkQueue:
         with lock:
             yield
 
-    def requeue(self, namespace: str, name: str, delay: float) -> None:
-        """Reconcile the object again after `delay` seconds (an earlier pending one wins)."""
+    def wake(self, namespace: str, name: str) -> None:
+        """Reconcile the object now, asked from a thread outside any handler or reconcile
+        (e.g. a watch of owned objects)."""
+        self.requeue(namespace, name, 0, self._handler_context)
+
+    def requeue(
+        self,
+        namespace: str,
+        name: str,
+        delay: float,
+        context: contextvars.Context | None = None,
+    ) -> None:
+        """Reconcile the object again after `delay` seconds (an earlier pending one wins),
+        in (a copy of) `context`, by default the caller's."""
         loop = self.loop
         if loop is None:
             return
@@ -99,7 +115,9 @@ class WorkQueue:
                 self._timers[key] = loop.call_at(due, fire)
                 self._show_depth()
 
-        loop.call_soon_threadsafe(schedule, context=contextvars.copy_context())
+        loop.call_soon_threadsafe(
+            schedule, context=context.copy() if context else contextvars.copy_context()
+        )
 
     def forget(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -120,6 +138,8 @@ class WorkQueue:
     ) -> None:
         """Under the object's lock: read it, run one step on it unless it is gone or being
         deleted, and retry with back-off when the step fails."""
+        if self._handler_context is None:
+            self._handler_context = contextvars.copy_context()
         with (
             self.lock((namespace, name)),
             reconcile_span(self.tracer, self.what, namespace, name) as span,

@@ -119,7 +119,7 @@ def _watch_children(registry: kopf.OperatorRegistry, controller: Controller) -> 
     def child_changed(event: str, obj: Mapping[str, Any]) -> None:
         owner = owner_name(obj)
         if owner is not None and (event == "DELETED" or obj.get("kind") == "Deployment"):
-            controller.queue.requeue(str(obj["metadata"].get("namespace") or ""), owner, 0)
+            controller.queue.wake(str(obj["metadata"].get("namespace") or ""), owner)
 
     @kopf.on.startup(id="modeldeployment-children", registry=registry)
     def children_started(**_: Any) -> None:

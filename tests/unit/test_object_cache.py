@@ -66,12 +66,16 @@ def test_owned_objects_are_of_the_namespace_and_label_value_with_kind_not_manage
     assert found["metadata"]["resourceVersion"] == "1"
 
 
-def test_a_relist_replaces_the_kind_and_returns_what_vanished_while_nobody_watched() -> None:
+def test_a_relist_replaces_the_kind_and_tells_what_changed_while_nobody_watched() -> None:
     store = Store(LABEL)
-    store.replace(SERVICE, [obj("a", "m", "1"), obj("b", "m", "2")])
-    gone = store.replace(SERVICE, [obj("b", "m", "7"), obj("c", "m", "8")])
-    assert names(gone) == ["a"]
-    assert names(store.owned(SERVICE, "ns", "m")) == ["b", "c"]
+    assert store.replace(SERVICE, [obj("a", "m", "1"), obj("b", "m", "2")]) == ([], [])
+    changed, gone = store.replace(
+        SERVICE, [obj("b", "m", "7"), obj("c", "m", "8"), obj("d", "m", "9")]
+    )
+    assert names(changed) == ["b", "c", "d"] and names(gone) == ["a"]
+    assert names(store.owned(SERVICE, "ns", "m")) == ["b", "c", "d"]
+    changed, gone = store.replace(SERVICE, [obj("b", "m", "7"), obj("c", "m", "10")])
+    assert names(changed) == ["c"] and names(gone) == ["d"]
 
 
 def test_an_older_version_never_replaces_a_newer_one_written_through() -> None:

@@ -145,3 +145,9 @@ def test_credentials_and_settings_that_keep_mlflows_client() -> None:
         "http://m", {"MLFLOW_TRACKING_USERNAME": "u", "MLFLOW_TRACKING_PASSWORD": "p"}
     )
     assert basic.headers["Authorization"] == "Basic dTpw"
+
+
+def test_requests_wait_as_long_as_mlflows_client_would() -> None:
+    # The operator sets MLFLOW_HTTP_REQUEST_TIMEOUT from its request timeout.
+    assert RestRegistry("http://m", {"MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}).timeout == 5.0
+    assert RestRegistry("http://m", {}).timeout == 120.0
