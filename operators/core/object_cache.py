@@ -81,6 +81,37 @@ def serves(namespace: str, patterns: Sequence[str]) -> bool:
 ObjKey = tuple[str, str]  # namespace, name
 
 
+Group = tuple[str, str]  # namespace, label value
+
+
+@dataclass
+class _Objects:
+    """One kind's objects, by key and by group (what a reconcile asks for)."""
+
+    label: str
+    by_key: dict[ObjKey, Obj] = field(default_factory=dict)
+    by_group: dict[Group, dict[ObjKey, Obj]] = field(default_factory=dict)
+
+    def group(self, obj: Mapping[str, Any]) -> Group:
+        meta = obj.get("metadata") or {}
+        return str(meta.get("namespace") or ""), str((meta.get("labels") or {}).get(self.label))
+
+    def set(self, key: ObjKey, obj: Obj) -> None:
+        self.drop(key)
+        self.by_key[key] = obj
+        self.by_group.setdefault(self.group(obj), {})[key] = obj
+
+    def drop(self, key: ObjKey) -> None:
+        old = self.by_key.pop(key, None)
+        if old is None:
+            return
+        group = self.group(old)
+        members = self.by_group.get(group, {})
+        members.pop(key, None)
+        if not members:
+            self.by_group.pop(group, None)
+
+
 @dataclass
 class Store:
     """The objects of each kind that carry `label`, indexed by namespace and label value.
@@ -88,7 +119,7 @@ class Store:
     must not change them)."""
 
     label: str
-    _objects: dict[WatchedKind, dict[ObjKey, Obj]] = field(default_factory=dict)
+    _kinds: dict[WatchedKind, _Objects] = field(default_factory=dict)
     _synced: set[WatchedKind] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -96,19 +127,17 @@ class Store:
         with self._guard:
             return kind in self._synced
 
+    def _of(self, kind: WatchedKind) -> _Objects:
+        """Under the guard."""
+        return self._kinds.setdefault(kind, _Objects(self.label))
+
     def owned(self, kind: WatchedKind, namespace: str, value: str) -> list[Obj] | None:
         """The objects of `kind` in `namespace` whose label is `value`; None until the
         kind's first list is in (the caller asks the API server instead)."""
         with self._guard:
             if kind not in self._synced:
                 return None
-            objects = self._objects.get(kind, {}).items()
-            return [
-                obj
-                for (ns, _), obj in objects
-                if ns == namespace
-                and (obj["metadata"].get("labels") or {}).get(self.label) == value
-            ]
+            return list(self._of(kind).by_group.get((namespace, value), {}).values())
 
     def replace(
         self, kind: WatchedKind, items: Iterable[Mapping[str, Any]]
@@ -116,35 +145,37 @@ class Store:
         """A fresh list of the kind becomes the store's. Returned: what changed and what
         is gone since the store last had the kind (while nobody watched); nothing for the
         kind's first list, which tells nothing new."""
-        fresh = {_key(obj): _trimmed(obj, kind) for obj in items}
+        fresh = _Objects(self.label)
+        for item in items:
+            fresh.set(_key(item), _trimmed(item, kind))
         with self._guard:
-            kept = self._objects.get(kind, {})
+            kept = self._of(kind).by_key
             first = kind not in self._synced
-            self._objects[kind] = fresh
+            self._kinds[kind] = fresh
             self._synced.add(kind)
         if first:
             return [], []
         changed = [
             obj
-            for key, obj in fresh.items()
+            for key, obj in fresh.by_key.items()
             if key not in kept or _version(kept[key]) != _version(obj)
         ]
-        return changed, [obj for key, obj in kept.items() if key not in fresh]
+        return changed, [obj for key, obj in kept.items() if key not in fresh.by_key]
 
     def put(self, kind: WatchedKind, obj: Mapping[str, Any]) -> bool:
         """An added or changed object (from a watch or a write's answer); False when the
         store already holds a newer version."""
         key = _key(obj)
         with self._guard:
-            objects = self._objects.setdefault(kind, {})
-            if not _newer(obj, objects.get(key)):
+            objects = self._of(kind)
+            if not _newer(obj, objects.by_key.get(key)):
                 return False
-            objects[key] = _trimmed(obj, kind)
+            objects.set(key, _trimmed(obj, kind))
             return True
 
     def remove(self, kind: WatchedKind, namespace: str, name: str) -> None:
         with self._guard:
-            self._objects.get(kind, {}).pop((namespace, name), None)
+            self._of(kind).drop((namespace, name))
 
 
 def _key(obj: Mapping[str, Any]) -> ObjKey:

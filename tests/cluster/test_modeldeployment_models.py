@@ -98,6 +98,43 @@ def test_an_unresolvable_new_version_leaves_the_stable_revision_serving(
     assert (after["status"].get("readyReplicas") or 0) >= 1
 
 
+def test_owned_objects_deleted_by_someone_else_are_put_back(
+    cluster: Cluster,
+    namespace: str,
+    operator: Operator,
+    registered: tuple[str, Any],
+) -> None:
+    """The operator reads its owned objects from watches: a deletion of one of them (by a
+    user, a cleanup job) wakes the ModelDeployment, which applies it again, leaving the
+    serving Deployment alone."""
+    model, _ = registered
+    apply(cluster, namespace, model_deployment("md", f"models:/{model}@{ALIAS}"))
+    wait_status(cluster, namespace, "md", "Available", lambda s: s.get("phase") == "Available", 180)
+    selector = "mlops.maestro.dev/deployment=md"
+    removed = "services,poddisruptionbudgets,networkpolicies"
+    before = {
+        (o["kind"], o["metadata"]["name"]): o for o in items(cluster, namespace, removed, selector)
+    }
+    assert {kind for kind, _ in before} == {"Service", "PodDisruptionBudget", "NetworkPolicy"}
+    (serving,) = deployments(cluster, namespace)
+    cluster.kubectl("delete", removed, "-n", namespace, "-l", selector, "--wait=true")
+
+    def put_back() -> bool:
+        now = {
+            (o["kind"], o["metadata"]["name"]): o
+            for o in items(cluster, namespace, removed, selector)
+        }
+        return now.keys() == before.keys() and all(
+            now[key]["metadata"]["uid"] != before[key]["metadata"]["uid"] for key in now
+        )
+
+    eventually(put_back, timeout=30, interval=0.5, what=f"{sorted(before)} applied again")
+    (after,) = deployments(cluster, namespace)
+    assert after["metadata"]["uid"] == serving["metadata"]["uid"]
+    assert after["metadata"]["generation"] == serving["metadata"]["generation"]
+    assert get(cluster, namespace, "modeldeployment", "md")["status"]["phase"] == "Available"
+
+
 def test_a_model_that_cannot_load_reports_the_pods_reason_within_a_minute(
     cluster: Cluster, namespace: str, operator: Operator
 ) -> None:
