@@ -38,6 +38,23 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used (/proc/<pid>/stat: utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def platform_cpu(cfg: cluster.ClusterConfig) -> dict[str, float]:
+    """CPU seconds used so far by each component of the local control plane."""
+    procs = cfg.processes()
+    found = {}
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+        pid = procs.pid(name)
+        if pid is not None:
+            found[name] = cpu_seconds(pid)
+    return found
+
+
 @dataclass
 class OperatorProcess:
     """One `maestro operator` process; `start` again after `stop` for a restart."""
@@ -83,6 +100,10 @@ class OperatorProcess:
     def rss_mb(self) -> float:
         assert self.process is not None
         return rss_mb(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return cpu_seconds(self.process.pid)
 
     def samples(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"

@@ -71,6 +71,7 @@ def common_rows(r: Mapping[str, Any], kind: str, memory_goal: bool) -> list[list
         ],
         ["create -> all children, max", f"{r['max'] * 1000:.0f} ms", "", ""],
         ["API writes until settled", f"{r['writes_to_settle']:.0f}", "", ""],
+        *_cpu_rows(r),
         [
             "operator memory (VmRSS), settled",
             f"{r['rss_mb']:.0f} MB",
@@ -113,3 +114,20 @@ def deployments_rows(r: Mapping[str, Any]) -> list[list[str]]:
 
 def trainingruns_rows(r: Mapping[str, Any]) -> list[list[str]]:
     return common_rows(r, "TrainingRuns", memory_goal=False)
+
+
+def _cpu_rows(r: dict[str, Any]) -> list[list[str]]:
+    """Who used the machine's 2 cores from the first create until all settled (runs
+    before this row was added did not record it)."""
+    cpu = r.get("cpu_seconds")
+    if not cpu:
+        return []
+    spent = ", ".join(f"{name} {seconds:.0f}" for name, seconds in cpu.items())
+    return [
+        [
+            f"CPU seconds from the first create until settled ({r['settle_seconds']:.0f} s)",
+            spent,
+            "",
+            "",
+        ]
+    ]

@@ -26,6 +26,7 @@ from tests.bench.operator_process import (
     diff,
     kopf_events,
     percentile,
+    platform_cpu,
 )
 
 GROUP, VERSION = "mlops.maestro.dev", "v1alpha1"
@@ -120,10 +121,16 @@ def measure(
         operator.start()
         try:
             time.sleep(2)  # the watches' initial (empty) lists
+            cpu_before, operator_before = platform_cpu(cfg), operator.cpu_seconds()
+            started = time.monotonic()
             sent, reached = create_at_rate(api, namespace, plural, bodies, rate)
             eventually(lambda: children_done(watch), timeout=900, interval=2,
                        what=f"children of {count} {plural}")  # fmt: skip
             eventually(settled, timeout=900, interval=5, what=f"{count} {plural} settled")
+            # Who used the 2 cores from the first create until all settled.
+            cpu = diff(platform_cpu(cfg), cpu_before)
+            cpu["operator"] = operator.cpu_seconds() - operator_before
+            settle_seconds = time.monotonic() - started
             operator.quiet(10)
             first, took, kinds = latencies(sent, watch, count)
             phases = Counter(statuses(cfg, namespace, plural, ".status.phase"))
@@ -138,6 +145,8 @@ def measure(
                 "max": max(took),
                 "children": {k: v / count for k, v in sorted(kinds.items())},
                 "writes_to_settle": sum(operator.writes().values()),
+                "settle_seconds": settle_seconds,
+                "cpu_seconds": dict(sorted(cpu.items(), key=lambda kv: -kv[1])),
                 "rss_mb": operator.rss_mb(),
             }
             # Idle: nothing changes; the watches reconnect (every 60 s) meanwhile.
