@@ -52,11 +52,11 @@ from maestro.operators.trainingrun.decide import (
     job_state,
     model_trial,
     no_trial_completed,
-    queued_in_order,
     registration_failed,
     running,
     starting,
     succeeded,
+    to_wake,
     tracking_unavailable,
     trial_status,
     trials_status,
@@ -151,7 +151,7 @@ class Controller:
     def wake_queued(self, namespace: str) -> None:
         """A slot may have freed: re-check the namespace's waiting runs, oldest first."""
         runs = [run_facts(obj) for obj in self.kube.list_runs(namespace)]
-        for name in queued_in_order(runs):
+        for name in to_wake(runs, self.config.max_concurrent_runs):
             self.requeue(namespace, name, 0)
 
     # --- reconcile ---------------------------------------------------------------------

@@ -23,9 +23,9 @@ from maestro.operators.trainingrun.decide import (
     model_trial,
     no_trial_completed,
     pod_failures,
-    queued_in_order,
     running,
     succeeded,
+    to_wake,
 )
 
 pytestmark = pytest.mark.unit
@@ -155,9 +155,23 @@ def test_namespace_queue_with_limit_two(
         assert (verdict.reason, verdict.phase, verdict.ready) == (Reason.QUEUED, "Queued", None)
 
 
-def test_queued_runs_wake_in_arrival_order() -> None:
+def test_queued_runs_wake_in_arrival_order_as_many_as_slots_are_free() -> None:
     runs = [run("late", 5, "Queued"), run("a", 1, "Running", True), run("early", 2, "Queued")]
-    assert queued_in_order(runs) == ["early", "late"]
+    assert to_wake(runs, limit=4) == ["early", "late"]
+    assert to_wake(runs, limit=2) == ["early"]
+    assert to_wake(runs, limit=1) == []
+
+
+def test_runs_not_yet_looked_at_and_finished_ones_are_not_woken() -> None:
+    # Unreconciled runs come with their own event; a completion must not wake them all
+    # (1,000 runs: about 70,000 reconciles a minute).
+    runs = [
+        run("new", 3),
+        run("pending", 4, "Pending"),
+        run("done", 1, "Succeeded", True),
+        run("queued", 5, "Queued"),
+    ]
+    assert to_wake(runs, limit=4) == ["queued"]
 
 
 def condition(type_: str, reason: str = "", message: str = "") -> dict[str, Any]:
