@@ -34,6 +34,15 @@ RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A WatchedKind of its own (for kinds no renderer already describes)."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+
 class WatchedKind(Protocol):
     """A kind of object, hashable (e.g. a frozen dataclass), with its REST plural."""
 
@@ -88,12 +97,14 @@ Group = tuple[str, str]  # namespace, label value
 class _Objects:
     """One kind's objects, by key and by group (what a reconcile asks for)."""
 
-    label: str
+    label: str | None
     by_key: dict[ObjKey, Obj] = field(default_factory=dict)
     by_group: dict[Group, dict[ObjKey, Obj]] = field(default_factory=dict)
 
     def group(self, obj: Mapping[str, Any]) -> Group:
         meta = obj.get("metadata") or {}
+        if self.label is None:
+            return str(meta.get("namespace") or ""), ""
         return str(meta.get("namespace") or ""), str((meta.get("labels") or {}).get(self.label))
 
     def set(self, key: ObjKey, obj: Obj) -> None:
@@ -114,11 +125,11 @@ class _Objects:
 
 @dataclass
 class Store:
-    """The objects of each kind that carry `label`, indexed by namespace and label value.
-    Thread-safe; every read returns copies of the lists (the objects are shared: callers
-    must not change them)."""
+    """The objects of each kind that carry `label` (all of them: None), indexed by
+    namespace and label value. Thread-safe; every read returns copies of the lists (the
+    objects are shared: callers must not change them)."""
 
-    label: str
+    label: str | None
     _kinds: dict[WatchedKind, _Objects] = field(default_factory=dict)
     _synced: set[WatchedKind] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -225,7 +236,7 @@ class ObjectCache:
         self,
         kube: Kube,
         kinds: Sequence[WatchedKind],
-        label: str,
+        label: str | None,
         *,
         namespaces: Sequence[str] = (),
         on_change: OnChange | None = None,
@@ -240,12 +251,14 @@ class ObjectCache:
 
     # --- reads and write-through (the controller's side) ---------------------------------
 
-    def owned(self, kind: WatchedKind, namespace: str, value: str) -> list[Obj]:
-        """The store's objects when the kind is synced, else a LIST (at start-up)."""
+    def owned(self, kind: WatchedKind, namespace: str, value: str = "") -> list[Obj]:
+        """The store's objects when the kind is synced, else a LIST (at start-up). Without
+        a label: every object of the kind in the namespace (value "")."""
         found = self.store.owned(kind, namespace, value)
         if found is not None:
             return found
-        selector = f"{self.store.label}={value}"
+        label = self.store.label
+        selector = f"{label}={value}" if label is not None else None
         return [
             _trimmed(item, kind)
             for item in self.kube.list(kind.api_version, kind.plural, namespace, selector)
@@ -309,12 +322,16 @@ class ObjectCache:
                 self._stopped.wait(delay)
                 delay = min(RETRY_MAX_SECONDS, delay * 2)
 
+    def _selector(self) -> list[tuple[str, str]]:
+        label = self.store.label
+        return [("labelSelector", label)] if label is not None else []
+
     def _path(self, kind: WatchedKind) -> str:
         base = "/api/v1" if kind.api_version == "v1" else f"/apis/{kind.api_version}"
         return f"{base}/{kind.plural}"
 
     def _relist(self, kind: WatchedKind) -> str:
-        found = self.kube.get_path(self._path(kind), [("labelSelector", self.store.label)])
+        found = self.kube.get_path(self._path(kind), self._selector())
         found = found or {}
         items = [i for i in found.get("items") or [] if self._served(i)]
         changed, gone = self.store.replace(kind, items)
@@ -327,7 +344,7 @@ class ObjectCache:
     def _watch(self, kind: WatchedKind, version: str) -> str:
         query = [
             ("watch", "true"),
-            ("labelSelector", self.store.label),
+            *self._selector(),
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", version),
             ("timeoutSeconds", str(WATCH_SECONDS)),

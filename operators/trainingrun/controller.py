@@ -32,7 +32,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from maestro.monitoring.tracing import current_traceparent
-from maestro.operators.api.trainingrun import TrainingRun, TrainingRunSpec, TrainingRunStatus
+from maestro.operators.api.trainingrun import (
+    TrainingPhase,
+    TrainingRun,
+    TrainingRunSpec,
+    TrainingRunStatus,
+)
 from maestro.operators.core.events import one_line
 from maestro.operators.core.kube import Obj
 from maestro.operators.core.runtime import Runtime
@@ -63,6 +68,7 @@ from maestro.operators.trainingrun.decide import (
 )
 from maestro.operators.trainingrun.gather import Kube, run_facts
 from maestro.operators.trainingrun.metrics import TrainingMetrics
+from maestro.operators.trainingrun.namespace_runs import NamespaceRuns
 from maestro.operators.trainingrun.render import (
     RunIds,
     TrainerSettings,
@@ -93,11 +99,14 @@ class Controller:
     _tracking: Tracking | None = None
     # Runs admitted and being started, whose status does not show it yet.
     _starting: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # What the namespace queue counts (its watch is started with the operator).
+    runs: NamespaceRuns = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = TrainerSettings.from_config(self.config)
         self.queue = self.runtime.queue(TrainingRun.INFO.kind, self.reconcile)
         self.metrics = TrainingMetrics(self.runtime.metrics)
+        self.runs = NamespaceRuns(lambda namespace: self.kube.list_runs(namespace))
 
     # --- clients -----------------------------------------------------------------------
 
@@ -146,12 +155,13 @@ class Controller:
                 self.tracking.end_run(run_id, "KILLED")
             except Exception as err:
                 log.warning("[%s/%s] MLflow run %s not closed: %s", namespace, name, run_id, err)
+        # Its slot is free now, whether or not the store has seen it go.
+        self.runs.wrote(dict(body), TrainingPhase.FAILED.value, bool(run_id))
         self.wake_queued(namespace)
 
     def wake_queued(self, namespace: str) -> None:
         """A slot may have freed: re-check the namespace's waiting runs, oldest first."""
-        runs = [run_facts(obj) for obj in self.kube.list_runs(namespace)]
-        for name in to_wake(runs, self.config.max_concurrent_runs):
+        for name in to_wake(self.runs.of(namespace), self.config.max_concurrent_runs):
             self.requeue(namespace, name, 0)
 
     # --- reconcile ---------------------------------------------------------------------
@@ -261,7 +271,7 @@ class _Step:
             return False
         c = self.c
         with c.queue.lock(self.namespace):
-            runs = [run_facts(obj) for obj in c.kube.list_runs(self.namespace)]
+            runs = c.runs.of(self.namespace)
             queued = admit(
                 run_facts(self.obj),
                 runs,
@@ -295,6 +305,7 @@ class _Step:
             if spec.tuning is not None:
                 extra["trials"] = trials_status(StudyFacts(), spec.tuning.trials)
             self.write(starting(), extra)
+            c.runs.wrote(self.obj, TrainingPhase.RUNNING.value, True)
         finally:
             with c.queue.lock(self.namespace):
                 c._starting[self.namespace].discard(self.name)
@@ -398,6 +409,7 @@ class _Step:
             verdict,
             {**extra, "completionTime": _iso(max(start, now) if start else now)},
         )
+        c.runs.wrote(self.obj, str(verdict.phase), True)
         c.wake_queued(self.namespace)
 
 

@@ -112,6 +112,7 @@ class RunFacts:
     created: str  # metadata.creationTimestamp (RFC 3339 sorts as text)
     phase: str | None
     started: bool  # it has an MLflow run, i.e. it holds a slot until it ends
+    uid: str = ""
 
 
 def _waiting(run: RunFacts) -> bool:

@@ -10,10 +10,13 @@ from maestro.operators.api.common import API_VERSION, GROUP
 from maestro.operators.api.trainingrun import TrainingRun
 from maestro.operators.core import kube as core_kube
 from maestro.operators.core.kube import Obj
+from maestro.operators.core.object_cache import Kind
 from maestro.operators.trainingrun.decide import RunFacts
 from maestro.operators.trainingrun.render import JobKind
 
 PLURAL = TrainingRun.INFO.plural
+# The queue's view of the namespaces' runs comes from a watch of this kind.
+RUN_KIND = Kind(API_VERSION, TrainingRun.INFO.kind, PLURAL)
 
 
 class Kube(core_kube.Kube):
@@ -39,6 +42,7 @@ def run_facts(obj: Mapping[str, Any]) -> RunFacts:
         created=str(meta.get("creationTimestamp") or ""),
         phase=status.get("phase"),
         started=bool(status.get("mlflowRunId")),
+        uid=str(meta.get("uid") or ""),
     )
 
 

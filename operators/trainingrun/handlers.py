@@ -16,10 +16,11 @@ import kopf
 
 from maestro.operators.api.common import GROUP, VERSION
 from maestro.operators.api.trainingrun import TrainingRun
+from maestro.operators.core.object_cache import ObjectCache
 from maestro.operators.core.registry import import_mlflow
 from maestro.operators.core.runtime import Runtime
 from maestro.operators.trainingrun.controller import Controller
-from maestro.operators.trainingrun.gather import controlling_run
+from maestro.operators.trainingrun.gather import RUN_KIND, controlling_run
 from maestro.operators.trainingrun.render import JOB_KINDS, LABEL_TRAININGRUN
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,19 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     @kopf.on.startup(id="trainingrun-startup", registry=registry)
     async def trainingrun_startup(**_: Any) -> None:
         controller.queue.loop = asyncio.get_running_loop()
+
+    @kopf.on.startup(id="trainingrun-runs", registry=registry)
+    def runs_started(**_: Any) -> None:
+        # The namespace queue counts runs from this watch (see trainingrun.written).
+        controller.runs.cache = ObjectCache(
+            controller.kube, [RUN_KIND], None, namespaces=runtime.config.namespaces
+        )
+        controller.runs.cache.start()
+
+    @kopf.on.cleanup(id="trainingrun-runs-stop", registry=registry)
+    def runs_stopped(**_: Any) -> None:
+        if controller.runs.cache is not None:
+            controller.runs.cache.stop()
 
     def warm_up() -> None:
         """Importing MLflow and Optuna takes seconds and about 130 MB: done at the first

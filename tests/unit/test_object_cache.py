@@ -127,3 +127,10 @@ def test_the_namespaces_served_follow_kopfs_globs(
     patterns: tuple[str, ...], namespace: str, served: bool
 ) -> None:
     assert serves(namespace, patterns) is served
+
+
+def test_without_a_label_every_object_of_the_namespace_is_one_group() -> None:
+    store = Store(None)
+    store.replace(SERVICE, [obj("a", "m", "1"), obj("b", "other", "2"), obj("c", "m", "3", "x")])
+    assert names(store.owned(SERVICE, "ns", "")) == ["a", "b"]
+    assert names(store.owned(SERVICE, "x", "")) == ["c"]
