@@ -1,17 +1,19 @@
 """ModelDeployment controller: gather, decide (modeldeployment.decide), apply
 (modeldeployment.render under one field manager), report (status + Events).
 
-Level-triggered from `@kopf.on.event` of the ModelDeployment and of the Deployments it
-owns (their readiness moves rollouts along), plus in-memory timers for what is
-time-based: the next canary analysis or step, a blue/green scale-down, a progress deadline,
-and the registry poll that notices an alias (models:/name@alias) moving to another version. No Kopf
-timers, so no finalizers: owner references make deletion cascade.
+Level-triggered from `@kopf.on.event` of the ModelDeployment, from the watch of what it
+owns (its Deployments' readiness moves rollouts along; an owned object someone deleted
+is applied again), plus in-memory timers for what is time-based: the next canary
+analysis or step, a blue/green scale-down, a progress deadline, and the registry poll
+that notices an alias (models:/name@alias) moving to another version. No Kopf timers, so
+no finalizers: owner references make deletion cascade.
 
-One reconcile reads the ModelDeployment, resolves spec.model.uri in the registry, lists
-its owned objects, asks Prometheus for the canary's or shadow's figures when the decision
-needs them, then applies what changed (an object carrying the hash of what would be
-applied is left alone), deletes what the plan no longer has and writes status only when
-it differs. Everything as it should be: nothing is written.
+One reconcile reads the ModelDeployment, resolves spec.model.uri in the registry, reads
+its owned objects from the watch-fed store (operators.core.object_cache), asks Prometheus
+for the canary's or shadow's figures when the decision needs them, then applies what
+changed (an object carrying the hash of what would be applied is left alone), deletes
+what the plan no longer has and writes status only when it differs. Everything as it
+should be: nothing is written.
 """
 
 from __future__ import annotations
