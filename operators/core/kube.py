@@ -99,9 +99,12 @@ class Kube:
             raise
 
     @staticmethod
-    def path(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+    def path(
+        api_version: str, plural: str, namespace: str | None = None, name: str | None = None
+    ) -> str:
+        """The REST path of a kind (cluster-wide without `namespace`), or of one object."""
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        path = f"{base}/namespaces/{namespace}/{plural}"
+        path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
         return f"{path}/{name}" if name else path
 
     def get_path(self, path: str, query: list[tuple[str, str]] | None = None) -> Obj | None:

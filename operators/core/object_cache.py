@@ -19,12 +19,12 @@ import fnmatch
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from maestro.operators.core.kube import Kube, Obj
+from maestro.operators.core.objects import Kind
 
 log = logging.getLogger(__name__)
 
@@ -34,33 +34,9 @@ RETRY_MIN_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class Kind:
-    """A WatchedKind of its own (for kinds no renderer already describes)."""
-
-    api_version: str
-    kind: str
-    plural: str
-
-
-class WatchedKind(Protocol):
-    """A kind of object, hashable (e.g. a frozen dataclass), with its REST plural."""
-
-    @property
-    def api_version(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def plural(self) -> str: ...
-
-    def __hash__(self) -> int: ...
-
-
 # What the store keeps of an object: everything but managedFields (the largest part of
 # most objects, and nothing a controller decides on).
-def _trimmed(obj: Mapping[str, Any], kind: WatchedKind) -> Obj:
+def _trimmed(obj: Mapping[str, Any], kind: Kind) -> Obj:
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return {**obj, "apiVersion": kind.api_version, "kind": kind.kind, "metadata": meta}
 
@@ -130,19 +106,19 @@ class Store:
     objects are shared: callers must not change them)."""
 
     label: str | None
-    _kinds: dict[WatchedKind, _Objects] = field(default_factory=dict)
-    _synced: set[WatchedKind] = field(default_factory=set)
+    _kinds: dict[Kind, _Objects] = field(default_factory=dict)
+    _synced: set[Kind] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
-    def synced(self, kind: WatchedKind) -> bool:
+    def synced(self, kind: Kind) -> bool:
         with self._guard:
             return kind in self._synced
 
-    def _of(self, kind: WatchedKind) -> _Objects:
+    def _of(self, kind: Kind) -> _Objects:
         """Under the guard."""
         return self._kinds.setdefault(kind, _Objects(self.label))
 
-    def owned(self, kind: WatchedKind, namespace: str, value: str) -> list[Obj] | None:
+    def owned(self, kind: Kind, namespace: str, value: str) -> list[Obj] | None:
         """The objects of `kind` in `namespace` whose label is `value`; None until the
         kind's first list is in (the caller asks the API server instead)."""
         with self._guard:
@@ -151,7 +127,7 @@ class Store:
             return list(self._of(kind).by_group.get((namespace, value), {}).values())
 
     def replace(
-        self, kind: WatchedKind, items: Iterable[Mapping[str, Any]]
+        self, kind: Kind, items: Iterable[Mapping[str, Any]]
     ) -> tuple[list[Obj], list[Obj]]:
         """A fresh list of the kind becomes the store's. Returned: what changed and what
         is gone since the store last had the kind (while nobody watched); nothing for the
@@ -173,18 +149,19 @@ class Store:
         ]
         return changed, [obj for key, obj in kept.items() if key not in fresh.by_key]
 
-    def put(self, kind: WatchedKind, obj: Mapping[str, Any]) -> bool:
-        """An added or changed object (from a watch or a write's answer); False when the
-        store already holds a newer version."""
+    def put(self, kind: Kind, obj: Mapping[str, Any]) -> Obj | None:
+        """An added or changed object (from a watch or a write's answer), as stored; None
+        when the store already holds a newer version."""
         key = _key(obj)
+        kept = _trimmed(obj, kind)
         with self._guard:
             objects = self._of(kind)
             if not _newer(obj, objects.by_key.get(key)):
-                return False
-            objects.set(key, _trimmed(obj, kind))
-            return True
+                return None
+            objects.set(key, kept)
+            return kept
 
-    def remove(self, kind: WatchedKind, namespace: str, name: str) -> None:
+    def remove(self, kind: Kind, namespace: str, name: str) -> None:
         with self._guard:
             self._of(kind).drop((namespace, name))
 
@@ -235,7 +212,7 @@ class ObjectCache:
     def __init__(
         self,
         kube: Kube,
-        kinds: Sequence[WatchedKind],
+        kinds: Sequence[Kind],
         label: str | None,
         *,
         namespaces: Sequence[str] = (),
@@ -251,7 +228,7 @@ class ObjectCache:
 
     # --- reads and write-through (the controller's side) ---------------------------------
 
-    def owned(self, kind: WatchedKind, namespace: str, value: str = "") -> list[Obj]:
+    def owned(self, kind: Kind, namespace: str, value: str = "") -> list[Obj]:
         """The store's objects when the kind is synced, else a LIST (at start-up). Without
         a label: every object of the kind in the namespace (value "")."""
         found = self.store.owned(kind, namespace, value)
@@ -275,7 +252,7 @@ class ObjectCache:
             if kind.api_version == api_version and kind.kind == kind_name:
                 self.store.remove(kind, namespace, name)
 
-    def _kind_of(self, obj: Mapping[str, Any]) -> WatchedKind | None:
+    def _kind_of(self, obj: Mapping[str, Any]) -> Kind | None:
         return next(
             (
                 k
@@ -302,7 +279,7 @@ class ObjectCache:
         does not wait for them)."""
         self._stopped.set()
 
-    def _reflect(self, kind: WatchedKind) -> None:
+    def _reflect(self, kind: Kind) -> None:
         delay = RETRY_MIN_SECONDS
         warned = False
         while not self._stopped.is_set():
@@ -326,11 +303,10 @@ class ObjectCache:
         label = self.store.label
         return [("labelSelector", label)] if label is not None else []
 
-    def _path(self, kind: WatchedKind) -> str:
-        base = "/api/v1" if kind.api_version == "v1" else f"/apis/{kind.api_version}"
-        return f"{base}/{kind.plural}"
+    def _path(self, kind: Kind) -> str:
+        return self.kube.path(kind.api_version, kind.plural)
 
-    def _relist(self, kind: WatchedKind) -> str:
+    def _relist(self, kind: Kind) -> str:
         found = self.kube.get_path(self._path(kind), self._selector())
         found = found or {}
         items = [i for i in found.get("items") or [] if self._served(i)]
@@ -341,7 +317,7 @@ class ObjectCache:
             self._tell("DELETED", obj)
         return str((found.get("metadata") or {}).get("resourceVersion") or "")
 
-    def _watch(self, kind: WatchedKind, version: str) -> str:
+    def _watch(self, kind: Kind, version: str) -> str:
         query = [
             ("watch", "true"),
             *self._selector(),
@@ -361,8 +337,8 @@ class ObjectCache:
                     meta = obj["metadata"]
                     self.store.remove(kind, meta.get("namespace", ""), meta["name"])
                     self._tell(event, _trimmed(obj, kind))
-                elif self.store.put(kind, obj):
-                    self._tell(event, _trimmed(obj, kind))
+                elif (kept := self.store.put(kind, obj)) is not None:
+                    self._tell(event, kept)
         finally:
             response.release_conn()
         return version
@@ -378,13 +354,3 @@ class ObjectCache:
             self.on_change(event, obj)
         except Exception:
             log.exception("handling a %s of %s failed", event, obj.get("kind"))
-
-
-def wait_synced(cache: ObjectCache, timeout: float) -> bool:
-    """Whether every kind synced within `timeout` seconds (tests, start-up logs)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(cache.store.synced(k) for k in cache.kinds):
-            return True
-        time.sleep(0.05)
-    return False

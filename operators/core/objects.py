@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from maestro.operators.api.common import API_VERSION, GROUP
@@ -15,6 +16,15 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "maestro-operator"}
 # The project image's fixed numeric user (the Dockerfile's), so runAsNonRoot is verifiable
 # without an /etc/passwd lookup.
 IMAGE_UID = 10001
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of object, with its REST plural (what a controller owns, lists or watches)."""
+
+    api_version: str
+    kind: str
+    plural: str
 
 
 def digest(text: str) -> str:

@@ -12,8 +12,9 @@ owns, re-reads the run and moves it one step along
   *before* the job is applied, so a crash in between never makes a second parent run;
 - running: the job's active pods and the study's trial counts (refreshed every
   `progress_interval` seconds while tuning);
-- finish: the job's Complete/Succeeded or Failed condition; metrics, best trial or Pareto
-  front, the model registered with its alias; queued runs of the namespace are re-checked.
+- finish (trainingrun.outcome): the job's Complete/Succeeded or Failed condition; metrics,
+  best trial or Pareto front, the model registered with its alias; queued runs of the
+  namespace are re-checked.
 
 A run that finds everything as reported writes nothing. Status is written through the API
 (not Kopf's patch) so that each step is stored before the next one starts. Errors of
@@ -55,20 +56,16 @@ from maestro.operators.trainingrun.decide import (
     check_spec,
     job_failed,
     job_state,
-    model_trial,
-    no_trial_completed,
-    registration_failed,
     running,
     starting,
-    succeeded,
     to_wake,
     tracking_unavailable,
-    trial_status,
     trials_status,
 )
 from maestro.operators.trainingrun.gather import Kube, run_facts
 from maestro.operators.trainingrun.metrics import TrainingMetrics
 from maestro.operators.trainingrun.namespace_runs import NamespaceRuns
+from maestro.operators.trainingrun.outcome import outcome, study_fields
 from maestro.operators.trainingrun.render import (
     RunIds,
     TrainerSettings,
@@ -343,60 +340,13 @@ class _Step:
         if spec.tuning is None:
             return {}
         facts = self.c.tracking.study_facts(study_name(self.uid))
-        fields: dict[str, Any] = {"trials": trials_status(facts, spec.tuning.trials)}
-        if facts.best is not None:
-            fields["bestTrial"] = trial_status(facts.best)
-        if facts.pareto:
-            fields["paretoFront"] = [trial_status(t) for t in facts.pareto[:32]]
-        return fields
+        return study_fields(facts, spec.tuning.trials)
 
     def finish(self, spec: TrainingRunSpec, ref: Mapping[str, Any]) -> None:
-        c = self.c
-        status = self.status
-        assert status.mlflow_run_id is not None
-        extra: dict[str, Any] = {"jobRef": dict(ref)}
-        model_run: str | None = status.mlflow_run_id
-        what = ""
-        if spec.tuning is not None:
-            facts = c.tracking.study_facts(study_name(self.uid))
-            extra.update(self.study_fields(spec))
-            if facts.completed == 0:
-                self.complete(no_trial_completed(facts, spec.tuning.trials), extra)
-                return
-            trial = model_trial(facts, spec.tuning.objectives)
-            model_run = trial.run_id if trial is not None else None
-            what = f"best trial {trial.number}" if trial is not None else ""
-        extra["metrics"] = c.tracking.run_metrics(model_run) if model_run else {}
-        if spec.register_as is None:
-            self.complete(succeeded(f"{what} logged to MLflow" if what else None), extra)
-            return
-        from maestro.operators.core.registry import ModelNotFound
-
-        if model_run is None:
-            self.complete(
-                registration_failed(f"{what or 'the best trial'} recorded no MLflow run id"),
-                extra,
-            )
-            return
-        try:
-            version, model_uri = c.tracking.register(
-                model_run,
-                spec.register_as.name,
-                spec.register_as.alias,
-                {
-                    contract.TAG_TRAININGRUN: f"{self.namespace}/{self.name}",
-                    contract.TAG_TRAININGRUN_UID: self.uid,
-                },
-            )
-        except ModelNotFound as err:
-            self.complete(registration_failed(str(err)), extra)
-            return
-        extra.update(modelVersion=version, modelUri=model_uri)
-        registered = (
-            f"registered {spec.register_as.name} version {version}"
-            f" as @{spec.register_as.alias}" + (f" from {what}" if what else "")
-        )
-        self.complete(succeeded(registered), extra)
+        run_id = self.status.mlflow_run_id
+        assert run_id is not None
+        run = (self.namespace, self.name, self.uid)
+        self.complete(*outcome(self.c.tracking, spec, run_id, run, ref))
 
     def complete(self, verdict: Verdict, extra: Mapping[str, Any]) -> None:
         c = self.c

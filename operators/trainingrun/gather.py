@@ -10,7 +10,7 @@ from maestro.operators.api.common import API_VERSION, GROUP
 from maestro.operators.api.trainingrun import TrainingRun
 from maestro.operators.core import kube as core_kube
 from maestro.operators.core.kube import Obj
-from maestro.operators.core.object_cache import Kind
+from maestro.operators.core.objects import Kind
 from maestro.operators.trainingrun.decide import RunFacts
 from maestro.operators.trainingrun.render import JobKind
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from maestro.operators.core.kube import Obj
 from maestro.operators.core.object_cache import ObjectCache
@@ -88,9 +88,5 @@ class NamespaceRuns:
 
     def wrote(self, obj: Obj, phase: str, started: bool) -> None:
         """A run's progress this operator has just written."""
-        meta = obj["metadata"]
-        facts = RunFacts(
-            meta["name"], str(meta.get("creationTimestamp") or ""), phase, started,
-            str(meta.get("uid") or ""),
-        )  # fmt: skip
-        self.written.wrote(str(meta.get("namespace") or ""), facts)
+        facts = replace(run_facts(obj), phase=phase, started=started)
+        self.written.wrote(str(obj["metadata"].get("namespace") or ""), facts)

@@ -13,7 +13,7 @@ from maestro.operators.api.modeldeployment import (
     ModelDeploymentSpec,
 )
 from maestro.operators.core import objects
-from maestro.operators.core.objects import IMAGE_UID, MANAGED_BY, digest, label_value
+from maestro.operators.core.objects import IMAGE_UID, MANAGED_BY, Kind, digest, label_value
 from maestro.operators.core.settings import OperatorConfig
 from maestro.operators.modeldeployment.decide import Revision
 
@@ -56,13 +56,8 @@ ISTIOD_XDS_PORT = 15012
 _MAX_BASE = 47
 
 
-@dataclass(frozen=True)
-class OwnedKind:
-    """A kind of object the renderer produces, with its REST plural."""
-
-    api_version: str
-    kind: str
-    plural: str
+# A kind of object the renderer produces, with its REST plural.
+OwnedKind = Kind
 
 
 # In apply order: the routing objects last, once the subsets they name have endpoints.
