@@ -49,11 +49,6 @@ $(BIN)/actionlint: tools/actionlint/go.mod tools/build-actionlint.sh
 
 actionlint: $(BIN)/actionlint ## build actionlint (the GitHub Actions workflow linter) from its Go module
 
-# The load generator of bench-serving's gRPC rows (wrk speaks no HTTP/2).
-$(BIN)/ghz: tools/ghz/go.mod tools/ghz/go.sum tools/build-ghz.sh
-	BIN=$(abspath $(BIN)) tools/build-ghz.sh
-	touch $@
-
 $(BIN)/vault: tools/vault/go.mod tools/vault/go.sum $(wildcard tools/vault/sdk-compat/*) tools/build-vault.sh
 	BIN=$(abspath $(BIN)) tools/build-vault.sh
 	touch $@
@@ -181,7 +176,7 @@ bench-operator: install binaries upstream-crds services ## operator at 1,000 Mod
 bench-autoscaling: install binaries upstream-crds services ## ModelDeployment HPA on CPU and on requests/s under load: time to new replicas, back down, failed requests -> docs/benchmarks.md
 	$(PY) -m tests.bench.autoscaling
 
-bench-serving: install $(BIN)/ghz ## maestro serve vs mlflow models serve and MLServer (wrk; ghz for gRPC) -> docs/benchmarks.md
+bench-serving: install ## maestro serve vs mlflow models serve, MLServer and no-op ceilings (wrk; h2load for gRPC) -> docs/benchmarks.md
 	UV=$(UV) PYTHON=$(PYTHON) PROJECT_PY=$(PY) tools/bench-serving-peers.sh
 	$(PY) -m tests.bench.serving
 

@@ -89,7 +89,8 @@ def column_rows(shapes: list[Any]) -> int | None:
 
 
 def distinct_names(names: list[Any]) -> bool:
-    """Every name a non-empty string, none twice."""
-    if not all(type(name) is str for name in names) or "" in names:
+    """Every name a non-empty string, none twice (False for no names)."""
+    # set(map(type, ...)) rather than all(... for ...): no generator frame per name.
+    if set(map(type, names)) != {str} or "" in names:
         return False
     return len(set(names)) == len(names)

@@ -20,14 +20,18 @@ read -r mlflow_version sklearn_version < <("$PROJECT_PY" -c \
 PINS=(mlserver==$MLSERVER_VERSION mlserver-mlflow==$MLSERVER_VERSION
       mlflow==$mlflow_version scikit-learn==$sklearn_version)
 
-if ! command -v wrk >/dev/null; then
+# wrk drives the HTTP rows, h2load (nghttp2-client) the gRPC ones: both from Debian.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "error: wrk missing; install it with: sudo apt-get install -y wrk" >&2
+    echo "error: ${missing[*]} missing; install with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
-  echo "installing wrk from Debian's packages"
+  echo "installing ${missing[*]} from Debian's packages"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 [ -x "$UV" ] || { echo "error: $UV missing; run make install first" >&2; exit 1; }

@@ -1,13 +1,13 @@
 """`make bench-serving`: `maestro serve` against the model servers people use instead.
 
-One run, side by side, on one machine, with one load generator (wrk, from Debian's packages)
-and one worker process per server, all loading the SAME MLflow model directory (a
-StandardScaler + LogisticRegression pipeline on scikit-learn's breast-cancer data, saved under
-.maestro/bench/):
+One run, side by side, on one machine, with C load generators from Debian's packages (wrk
+for HTTP/1.1, h2load for gRPC) and one worker process per server, all loading the SAME
+MLflow model directory (a StandardScaler + LogisticRegression pipeline on scikit-learn's
+breast-cancer data, saved under .maestro/bench/):
 
 - **maestro serve**: MLflow scoring protocol (`/invocations`, dataframe_split) and Open
   Inference Protocol v2 (`/v2/models/<name>/infer`, JSON; and its gRPC ModelInfer with
-  raw_input_contents, driven by ghz, built from its Go module by tools/build-ghz.sh);
+  raw_input_contents, driven by h2load, wrk's HTTP/2 counterpart: tests.bench.h2load);
 - **mlflow models serve** (`--env-manager local --workers 1`, the project's .venv):
   `/invocations`, dataframe_split;
 - **MLServer** with `mlserver_mlflow.MLflowRuntime` (`parallel_workers: 0`, its own venv made
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.ghz import GHZ, run_ghz
+from tests.bench.h2load import CALL_PATH, grpc_frame, run_h2load
 from tests.bench.report import table, write_section
 from tests.bench.serving_cases import (
     CEILING_CELLS,
@@ -93,16 +93,40 @@ class Result:
 def load(
     server: Server, protocol: str, cell: Cell, data: Data, args: argparse.Namespace
 ) -> dict[str, float]:
-    """A warm-up run, then the measured one: wrk for HTTP, ghz for gRPC."""
+    """A warm-up run, then the measured one: wrk for HTTP, h2load for gRPC."""
     if protocol != "grpc":
         return http_load(server, protocol, cell, data, args)
-    message_file = WORK / "bodies" / f"grpc-{cell.rows}.bin"
-    if not message_file.exists():
-        message_file.parent.mkdir(parents=True, exist_ok=True)
-        message_file.write_bytes(grpc_message(data, cell.rows))
-    target = f"127.0.0.1:{server.grpc_port}"
-    run_ghz(target, message_file, cell.clients, args.warmup)
-    return run_ghz(target, message_file, cell.clients, args.duration)
+    frame_file = WORK / "bodies" / f"grpc-{cell.rows}.frame"
+    if not frame_file.exists():
+        frame_file.parent.mkdir(parents=True, exist_ok=True)
+        frame_file.write_bytes(grpc_frame(grpc_message(data, cell.rows)))
+    url = f"http://127.0.0.1:{server.grpc_port}{CALL_PATH}"
+    before = grpc_outcomes(server)
+    raw = run_h2load(url, frame_file, cell.clients, args.duration, args.warmup)
+    after = grpc_outcomes(server)
+    # gRPC errors are HTTP 200s to h2load: the server's counter says which calls failed
+    # (warm-up included). A call the client abandoned when its run ended (499) is not one.
+    failed = sum(n - before.get(code, 0) for code, n in after.items() if code not in OK_CODES)
+    raw["errors_status"] += failed
+    return raw
+
+
+OK_CODES = ("200", "499")
+
+
+def grpc_outcomes(server: Server) -> dict[str, float]:
+    """maestro serve's gRPC calls so far by outcome (the HTTP status of the same outcome);
+    empty for a server without that counter (the no-op ceiling answers a fixed message)."""
+    if server.key != "maestro":
+        return {}
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=30).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("maestro_requests_total{") and 'protocol="grpc"' in line:
+            labels, value = line.rsplit(" ", 1)
+            code = labels.split('code="', 1)[1].split('"', 1)[0]
+            counts[code] = counts.get(code, 0.0) + float(value)
+    return counts
 
 
 def http_load(
@@ -328,10 +352,13 @@ def render(
         "signature); the binary rows send those inputs as raw bytes after a JSON header "
         "(the binary tensor extension, as Triton's HTTP client does by default) and ask for "
         "binary outputs; Maestro's gRPC rows send the same inputs as one ModelInferRequest "
-        "with raw_input_contents, from ghz (one connection per client, one call in flight "
-        "each, as wrk). The two ceilings are no-op endpoints that read the body and answer "
-        "a fixed document (tests/bench/serving_ceiling.py): a FastAPI route, and a bare ASGI "
-        "callable (Maestro's prediction routes are plain ASGI in front of FastAPI). Every "
+        "with raw_input_contents, from h2load (nghttp2's HTTP/2 load generator, a C program "
+        "like wrk: one connection per client, one call in flight each; gRPC outcomes from "
+        "the server's request counter, as h2load sees HTTP statuses only). The three "
+        "ceilings are no-op endpoints that read the request and answer a fixed document "
+        "(tests/bench/serving_ceiling.py): a FastAPI route, a bare ASGI callable (Maestro's "
+        "prediction routes are plain ASGI in front of FastAPI) and grpcio's asyncio server "
+        "(Maestro's gRPC service runs on it). Every "
         "model server's answers were checked against the native pipeline's predictions "
         "before it was measured. req/s counts 2xx answers only; errors are non-2xx answers "
         "plus socket errors and timeouts (30 s)."
@@ -408,15 +435,15 @@ def versions(venv_bin: Path) -> dict[str, str]:
         "scikit-learn": sklearn.__version__,
         "MLServer": mlserver,
         "wrk": wrk[1] if len(wrk) > 1 else "missing",
-        "ghz": out([str(GHZ), "--version"]) or "missing",
+        "h2load": (out(["h2load", "--version"]).split() or ["", "missing"])[-1],
     }
 
 
 def preflight(chosen: Sequence[Server], venv_bin: Path) -> None:
     if shutil.which("wrk") is None:
         raise BenchError(f"wrk is missing: run {PEERS_SCRIPT} (or make bench-serving)")
-    if not GHZ.exists() and any(s.key == "maestro" for s in chosen):
-        raise BenchError("ghz is missing: run tools/build-ghz.sh (or make bench-serving)")
+    if shutil.which("h2load") is None:
+        raise BenchError(f"h2load is missing: run {PEERS_SCRIPT} (or make bench-serving)")
     if not (MLSERVER_VENV / "bin" / "mlserver").exists() and any(
         s.key == "mlserver" for s in chosen
     ):

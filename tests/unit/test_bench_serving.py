@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.bench.ghz import parse_ghz
+from tests.bench.h2load import grpc_frame, parse_log
 from tests.bench.serving import Result, goals, render
 from tests.bench.serving_cases import (
     CELLS,
@@ -166,29 +166,24 @@ def test_render_prints_ratios_and_goals_only_with_a_maestro_row() -> None:
     )
 
 
-GHZ_REPORT: dict[str, Any] = {
-    "count": 40013,
-    "total": 8_000_123_000,
-    "rps": 5001.6,
-    "latencyDistribution": [
-        {"percentage": 50, "latency": 4_900_000},
-        {"percentage": 99, "latency": 9_800_000},
-    ],
-    "statusCodeDistribution": {"OK": 40000, "ResourceExhausted": 13},
-    "errorDistribution": {"rpc error: code = ResourceExhausted": 13},
-}
+def test_parse_h2load_log_gives_wrks_figures() -> None:
+    # h2load's log: start (µs), HTTP status, duration (µs); -1 is a stream reset.
+    lines = [f"{1000 + i}\t200\t{100 + i}\n" for i in range(98)]
+    lines += ["2000\t503\t5000\n", "2001\t-1\t9000\n", "a partial line\n"]
+    got = parse_log(lines, seconds=8)
+    assert got["requests"] == 100 and got["errors_status"] == 2
+    assert got["duration_us"] == 8_000_000
+    assert got["p50_us"] == 150  # the 51st of 100 sorted durations: 100..197, then 5000, 9000
+    assert got["p99_us"] == 9000
 
 
-def test_parse_ghz_gives_wrks_figures() -> None:
-    got = parse_ghz(GHZ_REPORT)
-    assert got["requests"] == 40013 and got["errors_status"] == 13
-    assert got["duration_us"] == 8_000_123
-    assert (got["p50_us"], got["p99_us"]) == (4900, 9800)
+def test_parse_h2load_log_without_requests_fails() -> None:
+    with pytest.raises(BenchError, match="no finished request"):
+        parse_log([], seconds=8)
 
 
-def test_parse_ghz_without_percentiles_fails_showing_the_report() -> None:
-    with pytest.raises(BenchError, match="no p50/p99"):
-        parse_ghz({"count": 0, "total": 0, "latencyDistribution": None})
+def test_grpc_frame_is_the_length_prefixed_message() -> None:
+    assert grpc_frame(b"abc") == b"\x00\x00\x00\x00\x03abc"
 
 
 def test_grpc_message_has_one_fp64_raw_input_per_column() -> None:
