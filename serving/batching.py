@@ -49,6 +49,7 @@ class Batcher(Generic[T, R]):
         self._cond = threading.Condition()
         self._stopping = False
         self._last_batch = 0
+        self._wanted = 1  # queued requests that make submit wake the thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name=f"infer-{name}", daemon=True)
 
@@ -70,7 +71,10 @@ class Batcher(Generic[T, R]):
             if len(self._queue) >= self._max_queue:
                 raise QueueFull(f"{len(self._queue)} requests already queued")
             self._queue.append((item, future))
-            self._cond.notify()
+            # Wake the thread only when it can act: while it waits out a batch window, a
+            # wake-up per request would take the GIL from the event loop for nothing.
+            if len(self._queue) >= self._wanted:
+                self._cond.notify()
         return future
 
     def stop(self, timeout: float | None = None) -> None:
@@ -93,9 +97,12 @@ class Batcher(Generic[T, R]):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    if not self._queue:
+                    # Woken when the batch can be filled (or at the deadline), not per request.
+                    self._wanted = self._max_batch - len(batch)
+                    if len(self._queue) < self._wanted:
                         self._cond.wait(remaining)
                     batch.extend(self._pop(self._max_batch - len(batch)))
+                self._wanted = 1
             return batch
 
     def _pop(self, count: int) -> list[tuple[T, asyncio.Future[R]]]:

@@ -57,6 +57,27 @@ async def test_concurrent_requests_merge_into_batches_in_fifo_order() -> None:
     await asyncio.to_thread(b.stop)
 
 
+async def test_a_batch_window_ends_as_soon_as_the_batch_is_full() -> None:
+    # During a window the thread is woken only when the batch can be filled, not per
+    # request: a full batch must still end the window at once, long before its 30 s.
+    handler = HeldHandler()
+    b: Batcher[int, int] = Batcher(
+        handler, name="window", max_batch_size=4, max_wait=30.0, max_queue=100
+    )
+    b.start(asyncio.get_running_loop())
+    first = b.submit(0)
+    await asyncio.to_thread(handler.started.wait, 10)
+    pair = [b.submit(1), b.submit(2)]  # queued behind the held batch: the next one, of 2
+    handler.release.set()
+    assert await asyncio.wait_for(asyncio.gather(first, *pair), 10) == [0, 10, 20]
+    lone = b.submit(3)  # after a batch of 2, this one opens a window
+    await asyncio.sleep(0.2)
+    rest = [b.submit(i) for i in (4, 5, 6)]
+    assert await asyncio.wait_for(asyncio.gather(lone, *rest), 10) == [30, 40, 50, 60]
+    assert handler.batches[-1] == [3, 4, 5, 6]
+    await asyncio.to_thread(b.stop)
+
+
 async def test_a_full_queue_refuses_and_a_failure_stays_with_its_request() -> None:
     handler = HeldHandler()
     b = batcher(handler, max_queue=2)
