@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.bench.h2load import grpc_frame, parse_log
-from tests.bench.serving import Result, goals, render
+from tests.bench.serving import Result, endpoint_goal, goals, render
 from tests.bench.serving_cases import (
     CELLS,
     FLOOR_CELL,
@@ -152,7 +153,7 @@ def test_goals_not_met(run: list[Result], failed: list[int]) -> None:
 
 
 def test_render_prints_ratios_and_goals_only_with_a_maestro_row() -> None:
-    args = argparse.Namespace(threads=1, warmup=2, duration=8)
+    args = argparse.Namespace(threads=1, warmup=2, duration=8, rounds=3)
     versions = {"mlflow": "3", "wrk": "4.1.0"}
     ready = {"floor": 1.0}
     with_maestro = render(full_run(1500, 20, 0.9), LABELS, ready, DATA, args, versions)
@@ -164,6 +165,60 @@ def test_render_prints_ratios_and_goals_only_with_a_maestro_row() -> None:
     assert (
         f"| {GOAL_CELL.label} | MLServer (`/v2/models/breast-cancer/infer`) | 100 |" in peers_only
     )
+
+
+def with_rounds(
+    run: list[Result], rounds: list[tuple[float, float]], errors: int = 0
+) -> list[Result]:
+    """`run` plus interleaved rounds of Maestro's v2 and /invocations at the goal cell."""
+    out = list(run)
+    for number, (v2, invocations) in enumerate(rounds, start=1):
+        for protocol, rps in (("v2", v2), ("invocations", invocations)):
+            measured = result("maestro", protocol, GOAL_CELL, rps, 5.0, 9.0, errors)
+            out.append(dataclasses.replace(measured, round=number))
+    return out
+
+
+def test_an_endpoint_goal_is_judged_on_the_median_of_the_rounds() -> None:
+    # The tables' run says 0.7x (700 vs 1000); the rounds 0.9x, 0.85x and 0.5x.
+    run = [
+        result("maestro", "v2", GOAL_CELL, 700, 5.0, 9.0),
+        result("maestro", "invocations", GOAL_CELL, 1000, 5.0, 9.0),
+    ]
+    goal = endpoint_goal(
+        "v2 vs inv",
+        with_rounds(run, [(900, 1000), (850, 1000), (400, 800)]),
+        "v2",
+        "invocations",
+        0.8,
+    )
+    assert goal.met
+    assert goal.figures.startswith("0.85x, the median of 3 interleaved rounds")
+    assert "0.70x in the table's run" in goal.figures
+    below = endpoint_goal(
+        "v2 vs inv", with_rounds(run, [(700, 1000)] * 3), "v2", "invocations", 0.8
+    )
+    assert not below.met
+
+
+def test_an_endpoint_goal_with_errors_in_a_round_is_not_met() -> None:
+    run = [
+        result("maestro", "v2", GOAL_CELL, 900, 5.0, 9.0),
+        result("maestro", "invocations", GOAL_CELL, 1000, 5.0, 9.0),
+    ]
+    goal = endpoint_goal(
+        "v2 vs inv", with_rounds(run, [(900, 1000)] * 3, errors=2), "v2", "invocations", 0.8
+    )
+    assert not goal.met and "6 errors" in goal.figures
+
+
+def test_without_rounds_an_endpoint_goal_uses_the_tables_run() -> None:
+    run = [
+        result("maestro", "v2", GOAL_CELL, 900, 5.0, 9.0),
+        result("maestro", "invocations", GOAL_CELL, 1000, 5.0, 9.0),
+    ]
+    goal = endpoint_goal("v2 vs inv", run, "v2", "invocations", 0.8)
+    assert goal.met and goal.figures.startswith("0.90x (900 vs 1000 req/s)")
 
 
 def test_parse_h2load_log_gives_wrks_figures() -> None:
