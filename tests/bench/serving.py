@@ -37,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
+from maestro.monitoring import metric_names
 from tests.bench.h2load import CALL_PATH, grpc_frame, run_h2load
 from tests.bench.report import table, write_section
 from tests.bench.serving_cases import (
@@ -123,11 +125,13 @@ def grpc_outcomes(server: Server) -> dict[str, float]:
         return {}
     text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=30).text
     counts: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("maestro_requests_total{") and 'protocol="grpc"' in line:
-            labels, value = line.rsplit(" ", 1)
-            code = labels.split('code="', 1)[1].split('"', 1)[0]
-            counts[code] = counts.get(code, 0.0) + float(value)
+    for family in text_string_to_metric_families(text):
+        if family.name != metric_names.REQUESTS:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("protocol") == "grpc":
+                code = sample.labels["code"]
+                counts[code] = counts.get(code, 0.0) + sample.value
     return counts
 
 
@@ -211,16 +215,16 @@ class Goal:
     figures: str
 
 
-def find(results: Sequence[Result], server: str, protocol: str, cell: Cell) -> Result:
+def find(
+    results: Sequence[Result], server: str, protocol: str, cell: Cell, number: int = 0
+) -> Result:
+    """A result of the tables' run, or of interleaved round `number`."""
+    wanted = (server, protocol, cell, number)
     for result in results:
-        if (result.server, result.protocol, result.cell, result.round) == (
-            server,
-            protocol,
-            cell,
-            0,
-        ):
+        if (result.server, result.protocol, result.cell, result.round) == wanted:
             return result
-    raise BenchError(f"no result for {server} {protocol} {cell.label}")
+    where = f" in round {number}" if number else ""
+    raise BenchError(f"no result for {server} {protocol} {cell.label}{where}")
 
 
 # Each peer is compared with Maestro speaking the same protocol.
@@ -257,7 +261,13 @@ def endpoint_goal(
     rounds = sorted({r.round for r in results if r.round > 0})
     if not rounds:
         return share_goal(text, a, b, share, more)
-    pairs = [(round_of(results, ours, n), round_of(results, theirs, n)) for n in rounds]
+    pairs = [
+        (
+            find(results, "maestro", ours, GOAL_CELL, n),
+            find(results, "maestro", theirs, GOAL_CELL, n),
+        )
+        for n in rounds
+    ]
     ratios = sorted(x.rps / y.rps for x, y in pairs)
     middle = ratios[len(ratios) // 2]
     errors = sum(x.errors for x, _ in pairs) + a.errors
@@ -270,13 +280,6 @@ def endpoint_goal(
         + (f"; {errors} errors" if errors else "")
         + more,
     )
-
-
-def round_of(results: Sequence[Result], protocol: str, number: int) -> Result:
-    for result in results:
-        if (result.server, result.protocol, result.round) == ("maestro", protocol, number):
-            return result
-    raise BenchError(f"no result for maestro {protocol} in round {number}")
 
 
 def goals(results: Sequence[Result], labels: dict[str, str]) -> list[Goal]:
